@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { GridxError, messageOf } from '../errors.js';
+import { type Config, type Overrides, SETTINGS, type Setting, type SettingName } from './schema.js';
+
+export interface LoadConfigOptions {
+  /** YAML config file; absent means defaults + env + flags. */
+  file?: string;
+  /** The environment to read GRIDX_* from; pass process.env from the entry point. */
+  env?: Record<string, string | undefined>;
+  /** Command-line flags, already mapped to setting names. */
+  flags?: Overrides;
+}
+
+/** Resolves defaults → file → env → flags into one frozen Config. */
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
+  const file = options.file === undefined ? {} : readYaml(options.file);
+  const env = options.env ?? {};
+  const flags = options.flags ?? {};
+
+  const values = {} as { [K in SettingName]: unknown };
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    values[name] = resolve(name, SETTINGS[name] as Setting<unknown>, file, env, flags, options.file);
+  }
+  const v = values as { [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['default']> };
+  const allowedNetworks = v.allowedNetworks.includes('none') ? v.allowedNetworks : ['none', ...v.allowedNetworks];
+  const config: Config = {
+    host: v.host,
+    apiPort: v.apiPort,
+    dataDir: path.resolve(v.dataDir.replace(/^~(?=$|\/)/, os.homedir())),
+    slots: v.slots,
+    bodyLimitBytes: v.bodyLimitBytes,
+    maxAttempts: v.maxAttempts,
+    dockerSocket: v.dockerSocket,
+    sandbox: {
+      memoryBytes: v.memoryBytes,
+      cpus: v.cpus,
+      timeoutMs: v.timeoutMs,
+      pidsLimit: v.pidsLimit,
+      tmpfsBytes: v.tmpfsBytes,
+      outputLimitBytes: v.outputLimitBytes,
+      user: v.user,
+      allowedNetworks,
+      allowedVolumes: v.allowedVolumes,
+      writableVolumes: v.writableVolumes,
+      pullTimeoutMs: v.pullTimeoutMs,
+      allowImages: v.allowImages,
+      denyImages: v.denyImages,
+      ...(v.maxGpus === undefined ? {} : { maxGpus: v.maxGpus }),
+    },
+  };
+  return deepFreeze(config);
+}
+
+function resolve(
+  name: SettingName,
+  setting: Setting<unknown>,
+  file: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  flags: Overrides,
+  fileName: string | undefined,
+): unknown {
+  const sources: Array<{ raw: unknown; where: string }> = [];
+  for (const key of [setting.key, ...(setting.aliases ?? [])]) {
+    const raw = lookup(file, key);
+    if (raw !== undefined) sources.push({ raw, where: `${key} in ${fileName}` });
+  }
+  if (env[setting.env] !== undefined) sources.push({ raw: env[setting.env], where: `env ${setting.env}` });
+  if (flags[name] !== undefined) sources.push({ raw: flags[name], where: `flag for ${setting.key}` });
+
+  const last = sources.at(-1);
+  if (last === undefined) return setting.default();
+  const value = setting.parse(last.raw);
+  if (value === undefined) {
+    throw new GridxError(
+      'CONFIG_INVALID',
+      `${last.where}: expected ${setting.expect}, got ${JSON.stringify(last.raw)}`,
+    );
+  }
+  return value;
+}
+
+/** Reads `a.b.c` from nested YAML maps, or from a flat key written literally. */
+function lookup(tree: Record<string, unknown>, dotted: string): unknown {
+  if (dotted in tree) return tree[dotted];
+  let node: unknown = tree;
+  for (const part of dotted.split('.')) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GridxError('CONFIG_INVALID', `cannot read config file ${file}: ${messageOf(err)}`, { cause: err });
+  }
+  let parsed: unknown;
+  try {
+    parsed = YAML.parse(text);
+  } catch (err) {
+    throw new GridxError('CONFIG_INVALID', `config file ${file} is not valid YAML: ${messageOf(err)}`, {
+      cause: err,
+    });
+  }
+  if (parsed == null) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new GridxError('CONFIG_INVALID', `config file ${file} must hold a YAML mapping at the top level`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,295 @@
+/**
+ * The one typed configuration schema. Every setting has a YAML key, an environment
+ * variable and a documented default; `loadConfig` resolves defaults → file → env →
+ * flags into a frozen `Config`. Parity's `runner.docker.*` keys are accepted as they are.
+ */
+
+import os from 'node:os';
+import path from 'node:path';
+import { parseCpus, parseDuration, parseSize } from '../domain/units.js';
+
+export interface SandboxPolicy {
+  /** Per-job memory cap and default; swap is held equal (no extra swap). */
+  memoryBytes: number;
+  /** Per-job CPU cap and default, in cores. */
+  cpus: number;
+  /** Per-job time cap and default. */
+  timeoutMs: number;
+  pidsLimit: number;
+  /** Size of the writable tmpfs at /tmp. */
+  tmpfsBytes: number;
+  /** Cap on captured stdout and on stderr, each. */
+  outputLimitBytes: number;
+  /** uid:gid the job runs as. */
+  user: string;
+  /** Docker network modes a job may ask for; "none" is always allowed. */
+  allowedNetworks: string[];
+  /** Host path prefixes a job may mount; empty means no volumes. */
+  allowedVolumes: string[];
+  /** Whether allowed volumes may be mounted read-write. */
+  writableVolumes: boolean;
+  pullTimeoutMs: number;
+  /** Image allow list (prefix match); empty means any image. */
+  allowImages: string[];
+  /** Image deny list (prefix match), checked after the allow list. */
+  denyImages: string[];
+  /** GPUs a job may ask for; defaults to the GPUs the node detects. */
+  maxGpus?: number;
+}
+
+export interface Config {
+  host: string;
+  apiPort: number;
+  dataDir: string;
+  /** Jobs that run at once. */
+  slots: number;
+  /** Largest request body accepted, in bytes. */
+  bodyLimitBytes: number;
+  /** How many executions a job gets before a node restart counts as its failure. */
+  maxAttempts: number;
+  /** Docker Engine socket; DOCKER_HOST-style tcp URLs are not supported yet. */
+  dockerSocket: string;
+  sandbox: SandboxPolicy;
+}
+
+type Parser<T> = (raw: unknown) => T | undefined;
+
+export interface Setting<T> {
+  /** Dotted YAML key; `aliases` are other keys read for the same setting. */
+  key: string;
+  aliases?: string[];
+  env: string;
+  /** How the value is written, for error messages. */
+  expect: string;
+  parse: Parser<T>;
+  default: () => T;
+  doc: string;
+}
+
+const str: Parser<string> = (raw) =>
+  typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : typeof raw === 'number' ? String(raw) : undefined;
+
+const int =
+  (min: number, max: number): Parser<number> =>
+  (raw) => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+    return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
+  };
+
+const size =
+  (min: number): Parser<number> =>
+  (raw) => {
+    if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
+    const bytes = parseSize(raw);
+    return bytes !== undefined && bytes >= min ? bytes : undefined;
+  };
+
+const duration: Parser<number> = (raw) => {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
+  const ms = parseDuration(raw);
+  return ms !== undefined && ms > 0 ? ms : undefined;
+};
+
+const cpus: Parser<number> = (raw) =>
+  typeof raw === 'string' || typeof raw === 'number' ? parseCpus(raw) : undefined;
+
+const bool: Parser<boolean> = (raw) => {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  return undefined;
+};
+
+/** A YAML list or a comma-separated string. */
+const list: Parser<string[]> = (raw) => {
+  if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? (raw as string[]) : undefined;
+  if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return undefined;
+};
+
+const userSpec: Parser<string> = (raw) => {
+  const value = typeof raw === 'number' ? String(raw) : raw;
+  return typeof value === 'string' && /^\d+(:\d+)?$/.test(value) ? value : undefined;
+};
+
+export const SETTINGS = {
+  host: {
+    key: 'node.host',
+    env: 'GRIDX_HOST',
+    expect: 'an IP address or host name',
+    parse: str,
+    default: () => '127.0.0.1',
+    doc: 'Address the API listens on. Loopback by default: only this machine can submit.',
+  },
+  apiPort: {
+    key: 'node.api_port',
+    env: 'GRIDX_API_PORT',
+    expect: 'a port number 0-65535',
+    parse: int(0, 65535),
+    default: () => 8000,
+    doc: 'Port of the HTTP API (0 picks a free one).',
+  },
+  dataDir: {
+    key: 'node.data_dir',
+    env: 'GRIDX_DATA_DIR',
+    expect: 'a directory path',
+    parse: str,
+    default: () => path.join(os.homedir(), '.gridx'),
+    doc: 'Where the job store and the node identity live.',
+  },
+  slots: {
+    key: 'node.slots',
+    env: 'GRIDX_SLOTS',
+    expect: 'a whole number 1-1024',
+    parse: int(1, 1024),
+    default: () => os.availableParallelism(),
+    doc: 'Jobs that run at once; further jobs wait in order.',
+  },
+  bodyLimitBytes: {
+    key: 'api.body_limit',
+    env: 'GRIDX_BODY_LIMIT',
+    expect: 'a size such as "1m"',
+    parse: size(1024),
+    default: () => 1024 * 1024,
+    doc: 'Largest request body; larger ones get 413.',
+  },
+  maxAttempts: {
+    key: 'scheduler.max_attempts',
+    env: 'GRIDX_MAX_ATTEMPTS',
+    expect: 'a whole number 1-100',
+    parse: int(1, 100),
+    default: () => 3,
+    doc: 'Executions a job gets when the node stops under it before it fails as node_restarted.',
+  },
+  dockerSocket: {
+    key: 'runner.docker.socket',
+    env: 'GRIDX_DOCKER_SOCKET',
+    expect: 'a unix socket path',
+    parse: str,
+    default: () => '/var/run/docker.sock',
+    doc: 'The Docker Engine API socket.',
+  },
+  memoryBytes: {
+    key: 'runner.docker.memory_limit',
+    env: 'GRIDX_MEMORY_LIMIT',
+    expect: 'a size of at least 6m, such as "512m"',
+    parse: size(6 * 1024 * 1024),
+    default: () => 512 * 1024 * 1024,
+    doc: 'Memory cap and default per job; swap is held equal to it.',
+  },
+  cpus: {
+    key: 'runner.docker.cpu_limit',
+    env: 'GRIDX_CPU_LIMIT',
+    expect: 'a positive number of cores, such as 1.0',
+    parse: cpus,
+    default: () => 1.0,
+    doc: 'CPU cap and default per job, in cores.',
+  },
+  timeoutMs: {
+    key: 'runner.docker.timeout',
+    env: 'GRIDX_TIMEOUT',
+    expect: 'a duration such as "5m" or a number of seconds',
+    parse: duration,
+    default: () => 5 * 60_000,
+    doc: 'Time cap and default per job; then SIGKILL and status timed_out.',
+  },
+  pidsLimit: {
+    key: 'runner.docker.pids_limit',
+    env: 'GRIDX_PIDS_LIMIT',
+    expect: 'a whole number 8-65536',
+    parse: int(8, 65536),
+    default: () => 256,
+    doc: 'Processes and threads per job.',
+  },
+  tmpfsBytes: {
+    key: 'runner.docker.tmpfs_size',
+    env: 'GRIDX_TMPFS_SIZE',
+    expect: 'a size such as "64m"',
+    parse: size(1024 * 1024),
+    default: () => 64 * 1024 * 1024,
+    doc: 'Size of the writable tmpfs at /tmp; the root filesystem is read-only.',
+  },
+  outputLimitBytes: {
+    key: 'runner.docker.output_limit',
+    env: 'GRIDX_OUTPUT_LIMIT',
+    expect: 'a size such as "1m"',
+    parse: size(1024),
+    default: () => 1024 * 1024,
+    doc: 'Captured stdout and stderr are each capped at this; the rest is dropped and flagged.',
+  },
+  user: {
+    key: 'runner.docker.user',
+    env: 'GRIDX_USER',
+    expect: 'a numeric uid or uid:gid, never 0',
+    parse: (raw: unknown) => {
+      const value = userSpec(raw);
+      return value === undefined || value.split(':')[0] === '0' ? undefined : value;
+    },
+    default: () => '65534:65534',
+    doc: 'Non-root user the job runs as.',
+  },
+  allowedNetworks: {
+    key: 'runner.docker.networks',
+    env: 'GRIDX_ALLOW_NETWORKS',
+    expect: 'a list of Docker network modes',
+    parse: list,
+    default: () => ['none'],
+    doc: 'Network modes a job may ask for; "none" is the default and always allowed.',
+  },
+  allowedVolumes: {
+    key: 'runner.docker.volumes',
+    env: 'GRIDX_ALLOW_VOLUMES',
+    expect: 'a list of absolute host paths',
+    parse: (raw: unknown) => {
+      const value = list(raw);
+      return value?.every((p) => path.isAbsolute(p)) ? value.map((p) => path.resolve(p)) : undefined;
+    },
+    default: () => [],
+    doc: 'Host paths (and what is under them) a job may mount. Empty: no volumes.',
+  },
+  writableVolumes: {
+    key: 'runner.docker.writable_volumes',
+    env: 'GRIDX_WRITABLE_VOLUMES',
+    expect: 'true or false',
+    parse: bool,
+    default: () => false,
+    doc: 'Whether allowed volumes may be mounted read-write; read-only otherwise.',
+  },
+  pullTimeoutMs: {
+    key: 'runner.docker.pull_timeout',
+    env: 'GRIDX_PULL_TIMEOUT',
+    expect: 'a duration such as "2m"',
+    parse: duration,
+    default: () => 2 * 60_000,
+    doc: 'How long an image pull may take before the job fails.',
+  },
+  allowImages: {
+    key: 'runner.docker.images.allow',
+    env: 'GRIDX_ALLOW_IMAGES',
+    expect: 'a list of image name prefixes',
+    parse: list,
+    default: () => [],
+    doc: 'Only images starting with one of these may run. Empty: any image.',
+  },
+  denyImages: {
+    key: 'runner.docker.images.deny',
+    env: 'GRIDX_DENY_IMAGES',
+    expect: 'a list of image name prefixes',
+    parse: list,
+    default: () => [],
+    doc: 'Images starting with one of these are refused.',
+  },
+  maxGpus: {
+    key: 'runner.docker.gpus',
+    env: 'GRIDX_GPUS',
+    expect: 'a whole number 0-64',
+    parse: int(0, 64),
+    default: () => undefined,
+    doc: 'GPUs a job may ask for. Default: the GPUs the node detects.',
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** Values given on the command line, by setting name. */
+export type Overrides = { [K in SettingName]?: unknown };

@@ -1,0 +1,278 @@
+/**
+ * Turns a submitted job body into the canonical JobSpec, checking every field against
+ * the node's policy. Pure: the same input and policy always give the same spec or the
+ * same error, whose message names the field and the fix.
+ */
+
+import path from 'node:path';
+import { GridxError, invalid } from '../errors.js';
+import type { JobSpec, VolumeMount } from './job.js';
+import { splitShellWords } from './shellwords.js';
+import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from './units.js';
+
+/** What a node allows a job; the node's config provides it. */
+export interface SpecPolicy {
+  memoryBytes: number;
+  cpus: number;
+  timeoutMs: number;
+  /** GPUs a job may ask for. */
+  maxGpus: number;
+  allowedNetworks: readonly string[];
+  allowedVolumes: readonly string[];
+  writableVolumes: boolean;
+  allowImages: readonly string[];
+  denyImages: readonly string[];
+}
+
+/** The Grid-X dialect's body, as received (unchecked). */
+export interface JobRequest {
+  image?: unknown;
+  command?: unknown;
+  env?: unknown;
+  workdir?: unknown;
+  resources?: unknown;
+  timeout?: unknown;
+  network?: unknown;
+  volumes?: unknown;
+}
+
+const MAX_IMAGE_LENGTH = 512;
+const MAX_ARGS = 4096;
+const MAX_ENV = 1024;
+// Docker's own grammar for references, loosely: lowercase path components, optional
+// registry host:port, tag and digest.
+const IMAGE_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function normalizeSpec(body: unknown, policy: SpecPolicy): JobSpec {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid('body', 'must be a JSON object such as {"image": "alpine:latest", "command": "echo hi"}');
+  }
+  const req = body as JobRequest;
+  const image = normalizeImage(req.image, policy);
+  const command = normalizeCommand(req.command);
+  const env = normalizeEnv(req.env);
+  const spec: JobSpec = {
+    image,
+    command,
+    env,
+    resources: normalizeResources(req.resources, policy),
+    timeoutMs: normalizeTimeout(req.timeout, policy),
+    network: normalizeNetwork(req.network, policy),
+    volumes: normalizeVolumes(req.volumes, policy),
+  };
+  if (req.workdir !== undefined && req.workdir !== null) {
+    if (typeof req.workdir !== 'string' || !req.workdir.startsWith('/') || req.workdir.includes('\0')) {
+      throw invalid('workdir', 'must be an absolute path inside the container, such as "/app"');
+    }
+    spec.workdir = req.workdir;
+  }
+  return spec;
+}
+
+function normalizeImage(raw: unknown, policy: SpecPolicy): string {
+  if (raw === undefined || raw === null) throw invalid('image', 'is required, e.g. "alpine:latest"');
+  if (typeof raw !== 'string') throw invalid('image', `must be a string such as "alpine:latest", got ${typeOf(raw)}`);
+  const image = raw.trim();
+  if (image === '') throw invalid('image', 'must not be empty; give an image such as "alpine:latest"');
+  if (image.length > MAX_IMAGE_LENGTH || !IMAGE_RE.test(image)) {
+    throw invalid('image', `"${clip(image)}" is not a valid image reference; use a name like "alpine:latest"`);
+  }
+  if (policy.allowImages.length > 0 && !policy.allowImages.some((p) => image.startsWith(p))) {
+    throw new GridxError(
+      'LIMIT_EXCEEDED',
+      `image: "${image}" is not allowed on this node; allowed: ${policy.allowImages.join(', ')}`,
+    );
+  }
+  if (policy.denyImages.some((p) => image.startsWith(p))) {
+    throw new GridxError('LIMIT_EXCEEDED', `image: "${image}" is denied by this node's policy`);
+  }
+  return image;
+}
+
+function normalizeCommand(raw: unknown): string[] {
+  if (raw === undefined || raw === null) {
+    throw invalid('command', 'is required: a string such as "echo hi" or an array such as ["echo", "hi"]');
+  }
+  let argv: string[];
+  if (typeof raw === 'string') {
+    try {
+      argv = splitShellWords(raw);
+    } catch (err) {
+      throw invalid('command', `cannot be split into words: ${(err as Error).message}`);
+    }
+  } else if (Array.isArray(raw)) {
+    raw.forEach((arg, i) => {
+      if (typeof arg !== 'string') throw invalid(`command[${i}]`, `must be a string, got ${typeOf(arg)}`);
+    });
+    argv = raw as string[];
+  } else {
+    throw invalid('command', `must be a string or an array of strings, got ${typeOf(raw)}`);
+  }
+  if (argv.length === 0 || argv[0] === '') throw invalid('command', 'must not be empty; give the program to run');
+  if (argv.length > MAX_ARGS) throw invalid('command', `has ${argv.length} arguments; at most ${MAX_ARGS}`);
+  if (argv.some((a) => a.includes('\0'))) throw invalid('command', 'must not contain NUL characters');
+  return argv;
+}
+
+function normalizeEnv(raw: unknown): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  const env: Record<string, string> = {};
+  const add = (field: string, name: string, value: unknown) => {
+    if (!ENV_NAME_RE.test(name)) throw invalid(field, `"${clip(name)}" is not a valid variable name`);
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw invalid(`${field}`, `value must be a string, got ${typeOf(value)}`);
+    }
+    const text = String(value);
+    if (text.includes('\0')) throw invalid(field, 'must not contain NUL characters');
+    env[name] = text;
+  };
+  if (Array.isArray(raw)) {
+    raw.forEach((entry, i) => {
+      if (typeof entry !== 'string' || !entry.includes('=')) {
+        throw invalid(`env[${i}]`, 'must be a string "NAME=value"');
+      }
+      const eq = entry.indexOf('=');
+      add(`env[${i}]`, entry.slice(0, eq), entry.slice(eq + 1));
+    });
+  } else if (typeof raw === 'object') {
+    for (const [name, value] of Object.entries(raw as Record<string, unknown>)) add(`env.${name}`, name, value);
+  } else {
+    throw invalid('env', 'must be an object {"NAME": "value"} or an array ["NAME=value"]');
+  }
+  if (Object.keys(env).length > MAX_ENV) throw invalid('env', `has more than ${MAX_ENV} variables`);
+  return env;
+}
+
+function normalizeResources(raw: unknown, policy: SpecPolicy): JobSpec['resources'] {
+  if (raw === undefined || raw === null) {
+    return { cpus: policy.cpus, memoryBytes: policy.memoryBytes, gpus: 0 };
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw invalid('resources', 'must be an object such as {"cpus": 1, "memory": "512m"}');
+  }
+  const r = raw as Record<string, unknown>;
+
+  let cpus = policy.cpus;
+  if (r.cpus !== undefined && r.cpus !== null) {
+    const parsed = typeof r.cpus === 'number' || typeof r.cpus === 'string' ? parseCpus(r.cpus) : undefined;
+    if (parsed === undefined || parsed < 0.01) {
+      throw invalid('resources.cpus', `must be a number of cores of at least 0.01, such as 0.5, got ${show(r.cpus)}`);
+    }
+    if (parsed > policy.cpus) {
+      throw new GridxError(
+        'LIMIT_EXCEEDED',
+        `resources.cpus: ${parsed} is more than this node allows per job (${policy.cpus}); ask for at most ${policy.cpus}`,
+      );
+    }
+    cpus = parsed;
+  }
+
+  let memoryBytes = policy.memoryBytes;
+  if (r.memory !== undefined && r.memory !== null) {
+    const parsed = typeof r.memory === 'number' || typeof r.memory === 'string' ? parseSize(r.memory) : undefined;
+    const min = 6 * 1024 * 1024;
+    if (parsed === undefined || parsed < min) {
+      throw invalid('resources.memory', `must be a size of at least 6m, such as "256m", got ${show(r.memory)}`);
+    }
+    if (parsed > policy.memoryBytes) {
+      throw new GridxError(
+        'LIMIT_EXCEEDED',
+        `resources.memory: ${formatSize(parsed)} is more than this node allows per job (${formatSize(policy.memoryBytes)}); ask for at most ${formatSize(policy.memoryBytes)}`,
+      );
+    }
+    memoryBytes = parsed;
+  }
+
+  let gpus = 0;
+  if (r.gpus !== undefined && r.gpus !== null) {
+    if (typeof r.gpus !== 'number' || !Number.isInteger(r.gpus) || r.gpus < 0) {
+      throw invalid('resources.gpus', `must be a whole number of GPUs, such as 1, got ${show(r.gpus)}`);
+    }
+    if (r.gpus > policy.maxGpus) {
+      throw new GridxError(
+        'LIMIT_EXCEEDED',
+        `resources.gpus: ${r.gpus} is more than this node offers (${policy.maxGpus}); ask for at most ${policy.maxGpus}`,
+      );
+    }
+    gpus = r.gpus;
+  }
+  const known = new Set(['cpus', 'memory', 'gpus']);
+  for (const key of Object.keys(r)) {
+    if (!known.has(key)) throw invalid(`resources.${key}`, 'is not a known resource; use cpus, memory or gpus');
+  }
+  return { cpus, memoryBytes, gpus };
+}
+
+function normalizeTimeout(raw: unknown, policy: SpecPolicy): number {
+  if (raw === undefined || raw === null) return policy.timeoutMs;
+  const ms = typeof raw === 'number' || typeof raw === 'string' ? parseDuration(raw) : undefined;
+  if (ms === undefined || ms < 100) {
+    throw invalid('timeout', `must be a duration of at least 100ms, such as "30s", "5m" or 300 (seconds), got ${show(raw)}`);
+  }
+  if (ms > policy.timeoutMs) {
+    throw new GridxError(
+      'LIMIT_EXCEEDED',
+      `timeout: ${formatDuration(ms)} is more than this node allows per job (${formatDuration(policy.timeoutMs)}); ask for at most ${formatDuration(policy.timeoutMs)}`,
+    );
+  }
+  return ms;
+}
+
+function normalizeNetwork(raw: unknown, policy: SpecPolicy): string {
+  if (raw === undefined || raw === null) return 'none';
+  if (typeof raw !== 'string' || raw.trim() === '') throw invalid('network', 'must be a network mode such as "none"');
+  if (!policy.allowedNetworks.includes(raw)) {
+    throw new GridxError(
+      'LIMIT_EXCEEDED',
+      `network: "${clip(raw)}" is not allowed on this node; allowed: ${policy.allowedNetworks.join(', ')}`,
+    );
+  }
+  return raw;
+}
+
+function normalizeVolumes(raw: unknown, policy: SpecPolicy): VolumeMount[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    throw invalid('volumes', 'must be an array of "host:container[:ro|rw]" strings');
+  }
+  return raw.map((entry, i): VolumeMount => {
+    const field = `volumes[${i}]`;
+    if (typeof entry !== 'string') throw invalid(field, 'must be a string "host:container[:ro|rw]"');
+    const [hostPath, containerPath, mode = 'ro', ...rest] = entry.split(':');
+    if (!hostPath || !containerPath || rest.length > 0 || (mode !== 'ro' && mode !== 'rw')) {
+      throw invalid(field, `"${clip(entry)}" must be "host:container[:ro|rw]"`);
+    }
+    if (!path.isAbsolute(hostPath) || !path.isAbsolute(containerPath)) {
+      throw invalid(field, 'both paths must be absolute');
+    }
+    const resolved = path.resolve(hostPath);
+    const allowed = policy.allowedVolumes.some((root) => resolved === root || resolved.startsWith(root + path.sep));
+    if (!allowed) {
+      throw new GridxError(
+        'LIMIT_EXCEEDED',
+        policy.allowedVolumes.length === 0
+          ? `${field}: this node allows no volumes`
+          : `${field}: ${resolved} is not under a path this node allows (${policy.allowedVolumes.join(', ')})`,
+      );
+    }
+    if (mode === 'rw' && !policy.writableVolumes) {
+      throw new GridxError('LIMIT_EXCEEDED', `${field}: this node mounts volumes read-only; drop ":rw"`);
+    }
+    return { hostPath: resolved, containerPath: path.posix.normalize(containerPath), readOnly: mode !== 'rw' };
+  });
+}
+
+function typeOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+function show(value: unknown): string {
+  return clip(JSON.stringify(value) ?? String(value));
+}
+
+function clip(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -1,0 +1,255 @@
+/**
+ * Runs executions in hardened Docker containers through the Engine API. One Run per
+ * execution id holds its container, captured output, timer and result.
+ */
+
+import { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { ExecutionResult } from '../../domain/job.js';
+import { GridxError, isGridxError, messageOf } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor.js';
+import { CappedOutput } from '../output.js';
+import { isNoSuchImage, pullImage } from './images.js';
+import { LABELS, containerName, containerOptions, type SandboxSettings } from './sandbox.js';
+
+export interface DockerExecutorOptions extends SandboxSettings {
+  docker: Docker;
+  nodeId: string;
+  outputLimitBytes: number;
+  pullTimeoutMs: number;
+  log: Logger;
+}
+
+/** How long to wait for the attach stream to drain after the container exits. */
+const DRAIN_TIMEOUT_MS = 2000;
+
+class Run {
+  container?: Docker.Container;
+  readonly stdout: CappedOutput;
+  readonly stderr: CappedOutput;
+  cancelled = false;
+  timedOut = false;
+  startedAt = new Date();
+  timer?: NodeJS.Timeout;
+  readonly result: Promise<ExecutionResult>;
+  settle!: (result: Promise<ExecutionResult>) => void;
+
+  constructor(
+    readonly request: ExecutionRequest,
+    outputLimit: number,
+  ) {
+    this.stdout = new CappedOutput(outputLimit);
+    this.stderr = new CappedOutput(outputLimit);
+    this.result = new Promise<ExecutionResult>((resolve) => {
+      this.settle = resolve;
+    });
+    // wait() may never be called if start fails; don't let that surface as unhandled.
+    this.result.catch(() => {});
+  }
+
+  snapshot(): OutputSnapshot {
+    return {
+      stdout: this.stdout.text(),
+      stderr: this.stderr.text(),
+      stdoutTruncated: this.stdout.truncated,
+      stderrTruncated: this.stderr.truncated,
+    };
+  }
+
+  resultWith(exitCode: number | undefined, oomKilled: boolean): ExecutionResult {
+    const finishedAt = new Date();
+    return {
+      ...(exitCode === undefined ? {} : { exitCode }),
+      oomKilled,
+      timedOut: this.timedOut,
+      cancelled: this.cancelled && !this.timedOut,
+      ...this.snapshot(),
+      startedAt: this.startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - this.startedAt.getTime(),
+    };
+  }
+}
+
+export class DockerExecutor implements Executor {
+  private readonly runs = new Map<string, Run>();
+  private readonly removals = new Set<Promise<void>>();
+  private readonly docker: Docker;
+  private readonly log: Logger;
+
+  constructor(private readonly options: DockerExecutorOptions) {
+    this.docker = options.docker;
+    this.log = options.log;
+  }
+
+  async start(request: ExecutionRequest, options: StartOptions = {}): Promise<void> {
+    if (this.runs.has(request.executionId)) return;
+    // Registered before the first await, so cancel() always finds it.
+    const run = new Run(request, this.options.outputLimitBytes);
+    this.runs.set(request.executionId, run);
+    try {
+      await this.launch(run, options);
+    } catch (err) {
+      if (run.container) this.remove(run.container);
+      if (run.cancelled) {
+        // Cancelled while being set up: not an error; wait() reports it as cancelled.
+        run.settle(Promise.resolve(run.resultWith(undefined, false)));
+        return;
+      }
+      this.runs.delete(request.executionId);
+      throw isGridxError(err)
+        ? err
+        : new GridxError('DOCKER_UNAVAILABLE', `Docker could not start the job: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  private async launch(run: Run, options: StartOptions): Promise<void> {
+    const { request } = run;
+    const create = containerOptions(request, this.options, this.options.nodeId);
+    const container = await this.create(create, request.spec.image);
+    run.container = container;
+    if (run.cancelled) throw new Error('cancelled before start');
+
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const sink = (output: CappedOutput, name: 'stdout' | 'stderr') =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          const kept = output.push(chunk);
+          if (kept && options.onOutput) options.onOutput(name, kept);
+          done();
+        },
+      });
+    this.docker.modem.demuxStream(stream, sink(run.stdout, 'stdout'), sink(run.stderr, 'stderr'));
+    const drained = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    });
+
+    // Wait is requested before start so a fast exit cannot be missed.
+    const exited = container.wait({ condition: 'next-exit' });
+    await container.start();
+    run.startedAt = new Date();
+    if (run.cancelled) await this.kill(container);
+    run.timer = setTimeout(() => {
+      run.timedOut = true;
+      void this.kill(container);
+    }, request.spec.timeoutMs);
+
+    run.settle(this.finish(run, container, exited, drained));
+  }
+
+  private async finish(
+    run: Run,
+    container: Docker.Container,
+    exited: Promise<{ StatusCode: number }>,
+    drained: Promise<void>,
+  ): Promise<ExecutionResult> {
+    try {
+      const { StatusCode } = await exited;
+      clearTimeout(run.timer);
+      await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_TIMEOUT_MS))]);
+      let oomKilled = false;
+      try {
+        oomKilled = (await container.inspect()).State.OOMKilled;
+      } catch (err) {
+        this.log.warn(`inspect of ${containerName(run.request.executionId)} failed: ${messageOf(err)}`);
+      }
+      return run.resultWith(StatusCode, oomKilled);
+    } finally {
+      clearTimeout(run.timer);
+      this.remove(container);
+    }
+  }
+
+  private async create(create: Docker.ContainerCreateOptions, image: string): Promise<Docker.Container> {
+    try {
+      return await this.docker.createContainer(create);
+    } catch (err) {
+      if (isNoSuchImage(err)) {
+        this.log.info(`pulling image ${image}`);
+        await pullImage(this.docker, image, {
+          timeoutMs: this.options.pullTimeoutMs,
+          onProgress: (line) => this.log.debug(`pull ${image}: ${line}`),
+        });
+        return await this.docker.createContainer(create);
+      }
+      if ((err as { statusCode?: number }).statusCode === 409) {
+        // A container with this execution's name exists: left by a crash. Replace it.
+        await this.docker.getContainer(create.name!).remove({ force: true });
+        return await this.docker.createContainer(create);
+      }
+      throw err;
+    }
+  }
+
+  wait(executionId: string): Promise<ExecutionResult> {
+    const run = this.runs.get(executionId);
+    if (!run) {
+      return Promise.reject(new GridxError('NOT_FOUND', `execution ${executionId} is not running on this node`));
+    }
+    // The run is forgotten once its result has been handed out.
+    return run.result.finally(() => {
+      if (this.runs.get(executionId) === run) this.runs.delete(executionId);
+    });
+  }
+
+  async cancel(executionId: string): Promise<void> {
+    const run = this.runs.get(executionId);
+    if (!run || run.cancelled) return;
+    run.cancelled = true;
+    if (run.container) await this.kill(run.container);
+  }
+
+  logs(executionId: string): OutputSnapshot | undefined {
+    return this.runs.get(executionId)?.snapshot();
+  }
+
+  async reapOrphans(): Promise<number> {
+    const leftovers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.node}=${this.options.nodeId}`] },
+    });
+    const ours = leftovers.filter((c) => !this.runs.has(c.Labels[LABELS.execution] ?? ''));
+    await Promise.all(
+      ours.map((c) =>
+        this.docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch((err: unknown) => this.log.warn(`could not remove orphan ${c.Id.slice(0, 12)}: ${messageOf(err)}`)),
+      ),
+    );
+    if (ours.length > 0) this.log.info(`removed ${ours.length} container(s) left by an earlier run of this node`);
+    return ours.length;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.runs.keys()].map((id) => this.cancel(id)));
+    await Promise.allSettled([...this.runs.values()].map((r) => r.result));
+    await Promise.allSettled([...this.removals]);
+  }
+
+  private async kill(container: Docker.Container): Promise<void> {
+    try {
+      await container.kill({ signal: 'SIGKILL' });
+    } catch (err) {
+      // 404 or 409 "not running": it already ended, which is what we wanted.
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status !== 404 && status !== 409) this.log.warn(`kill failed: ${messageOf(err)}`);
+    }
+  }
+
+  /** Removal happens after the result is read and off the job's critical path. */
+  private remove(container: Docker.Container): void {
+    const removal = container
+      .remove({ force: true, v: true })
+      .catch((err: unknown) => {
+        if ((err as { statusCode?: number }).statusCode !== 404) {
+          this.log.warn(`could not remove container ${container.id.slice(0, 12)}: ${messageOf(err)}`);
+        }
+      })
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+}

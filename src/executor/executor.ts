@@ -1,0 +1,48 @@
+/**
+ * The Executor contract: start / wait / cancel / logs, keyed by execution id. The Docker
+ * executor is the real one; the no-op executor serves tests and benchmarks of everything
+ * around it. Nodes, servers and runners all run work through this contract.
+ */
+
+import type { ExecutionResult, JobSpec } from '../domain/job.js';
+
+export interface ExecutionRequest {
+  /** Unique per attempt; also the lease token of the attempt. */
+  executionId: string;
+  jobId: string;
+  spec: JobSpec;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+export interface StartOptions {
+  /** Called with each piece of output as the job writes it, after the cap is applied. */
+  onOutput?: (stream: OutputStream, data: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface OutputSnapshot {
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+export interface Executor {
+  /**
+   * Creates and starts the execution; resolves once it runs. Idempotent: starting an id
+   * that is already known is a no-op. Rejects with IMAGE_NOT_FOUND when the image is
+   * missing and cannot be pulled, DOCKER_UNAVAILABLE when the engine fails.
+   */
+  start(request: ExecutionRequest, options?: StartOptions): Promise<void>;
+  /** Resolves when the execution has ended and its resources are released or scheduled for release. */
+  wait(executionId: string): Promise<ExecutionResult>;
+  /** Stops the execution; its result then says `cancelled`. Unknown ids are a no-op. */
+  cancel(executionId: string): Promise<void>;
+  /** Output captured so far, while the execution is known to this executor. */
+  logs(executionId: string): OutputSnapshot | undefined;
+  /** Removes what earlier runs of this node left behind; returns how many were removed. */
+  reapOrphans(): Promise<number>;
+  /** Cancels everything still running and releases resources. */
+  stop(): Promise<void>;
+}
