@@ -1,0 +1,103 @@
+/** The fastify app: one error shape, clear 4xx messages, and the routes of every dialect. */
+
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { JobEventMap, TypedEmitter } from '../domain/events.js';
+import type { SpecPolicy } from '../domain/spec.js';
+import { formatSize } from '../domain/units.js';
+import { GridxError, isGridxError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ResourceMonitor } from '../monitor/monitor.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { JobStore } from '../store/store.js';
+import { gridxRoutes } from './routes/gridx.js';
+
+/** What the routes need; wired in src/node/. */
+export interface ApiDeps {
+  store: JobStore;
+  scheduler: Scheduler;
+  events: TypedEmitter<JobEventMap>;
+  monitor: ResourceMonitor;
+  /** Per-job limits, for validation and for /status. */
+  policy: () => SpecPolicy;
+  node: { id: string; version: string };
+  bodyLimitBytes: number;
+  /** Aborts when the node begins to shut down: waits and follows end then. */
+  shutdown: AbortSignal;
+  log: Logger;
+}
+
+export interface ErrorBody {
+  error: string;
+  code: string;
+}
+
+export function buildApp(deps: ApiDeps): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimitBytes,
+    // Slow or stuck clients cannot hold the node: headers and bodies must arrive in time.
+    connectionTimeout: 0,
+    requestTimeout: 60_000,
+    ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
+  });
+
+  // curl -d without -H sends form or text content types; read those as JSON too.
+  app.addContentTypeParser(
+    ['application/x-www-form-urlencoded', 'text/plain'],
+    { parseAs: 'string' },
+    (_req, body, done) => {
+      try {
+        done(null, body === '' ? undefined : JSON.parse(body as string));
+      } catch (err) {
+        done(new GridxError('INVALID_INPUT', `body is not valid JSON (${(err as Error).message}); send a JSON object`), undefined);
+      }
+    },
+  );
+
+  app.setErrorHandler((err: FastifyError | GridxError, request, reply) => {
+    const { status, body } = errorResponse(err, deps.bodyLimitBytes);
+    if (status >= 500) deps.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
+    void reply.code(status).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs`,
+      code: 'NOT_FOUND',
+    } satisfies ErrorBody);
+  });
+
+  app.register(gridxRoutes(deps));
+  return app;
+}
+
+function errorResponse(err: FastifyError | GridxError, bodyLimit: number): { status: number; body: ErrorBody } {
+  if (isGridxError(err)) return { status: err.httpStatus, body: { error: err.message, code: err.code } };
+  const fe = err as FastifyError & { validationContext?: string };
+  if (fe.validation) {
+    const first = fe.validation[0];
+    const field = `${fe.validationContext ?? 'request'}${first?.instancePath?.replace(/\//g, '.') ?? ''}`;
+    const what = first?.params && 'missingProperty' in first.params ? `.${String(first.params.missingProperty)}` : '';
+    return { status: 400, body: { error: `${field}${what}: ${first?.message ?? 'is invalid'}`, code: 'INVALID_INPUT' } };
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: { error: `request body is larger than this node accepts (${formatSize(bodyLimit)}); send less`, code: 'BODY_TOO_LARGE' },
+      };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, body: { error: `body is not valid JSON (${fe.message}); send a JSON object`, code: 'INVALID_INPUT' } };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, body: { error: 'body is empty; send a JSON object such as {"image": "alpine:latest", "command": "echo hi"}', code: 'INVALID_INPUT' } };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, body: { error: `${fe.message}; send Content-Type: application/json`, code: 'UNSUPPORTED_MEDIA_TYPE' } };
+  }
+  if (err instanceof SyntaxError || fe.statusCode === 400) {
+    return { status: 400, body: { error: `body is not valid JSON (${fe.message}); send a JSON object`, code: 'INVALID_INPUT' } };
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { error: fe.message, code: 'INVALID_INPUT' } };
+  }
+  return { status: 500, body: { error: 'internal error; the node logged the details', code: 'INTERNAL' } };
+}

@@ -1,0 +1,76 @@
+/** gridx status and gridx jobs: read-only views of a node. */
+
+import { parseArgs } from 'node:util';
+import { GridxClient } from '../sdk/client.js';
+import { clip, gib, table } from './output.js';
+
+const nodeOption = { node: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+
+function clientFor(url: string | undefined, env: NodeJS.ProcessEnv): GridxClient {
+  return new GridxClient(url ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000');
+}
+
+export const STATUS_USAGE = 'usage: gridx status [--node URL] [--json]';
+
+export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: nodeOption, strict: true });
+  if (values.help) return void console.log(STATUS_USAGE), 0;
+  const client = clientFor(values.node, env);
+  const s = await client.status();
+  if (values.json) {
+    console.log(JSON.stringify(s, null, 2));
+    return 0;
+  }
+  const r = s.resources;
+  console.log(
+    table([
+      ['node', `${s.nodeId} (gridx ${s.version}) at ${client.baseUrl}`],
+      ['status', s.status],
+      ['slots', `${s.slots.used}/${s.slots.total} used`],
+      ['queue', `${s.queue.pending} pending, ${s.queue.running} running`],
+      ['cpu', `${r.cpus} cores, ${r.cpuLoadPercent}% busy`],
+      ['memory', `${gib(r.memoryFreeBytes)} free of ${gib(r.memoryTotalBytes)}`],
+      ['gpus', r.gpus.length === 0 ? 'none' : r.gpus.map((g) => g.name).join(', ')],
+      ['per job', `${s.limits.cpus} cpus, ${s.limits.memory} memory, ${s.limits.timeout} time, network ${s.limits.networks.join('/')}`],
+    ]),
+  );
+  return 0;
+}
+
+export const JOBS_USAGE = 'usage: gridx jobs [--node URL] [--status STATUS] [--limit N] [--json]';
+
+export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...nodeOption, status: { type: 'string' }, limit: { type: 'string' } },
+    strict: true,
+  });
+  if (values.help) return void console.log(JOBS_USAGE), 0;
+  const page = await clientFor(values.node, env).list({
+    ...(values.status ? { status: values.status } : {}),
+    ...(values.limit ? { limit: Number(values.limit) } : {}),
+  });
+  if (values.json) {
+    console.log(JSON.stringify(page, null, 2));
+    return 0;
+  }
+  if (page.jobs.length === 0) {
+    console.log('no jobs');
+    return 0;
+  }
+  console.log(
+    table([
+      ['ID', 'STATUS', 'EXIT', 'DURATION', 'CREATED', 'IMAGE', 'COMMAND'],
+      ...page.jobs.map((j) => [
+        j.id,
+        j.status,
+        j.exitCode === undefined ? '-' : String(j.exitCode),
+        j.durationMs === undefined ? '-' : `${j.durationMs}ms`,
+        j.createdAt.replace('T', ' ').slice(0, 19),
+        j.image,
+        clip(j.command.join(' '), 50),
+      ]),
+    ]),
+  );
+  return 0;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import '../polyfills.js';
+import { VERSION } from '../version.js';
+import { demoCommand } from './demo-command.js';
+import { jobsCommand, statusCommand } from './info-commands.js';
+import { nodeCommand } from './node-command.js';
+import { CliExit, errorLine } from './output.js';
+import { runCommand } from './run-command.js';
+
+const USAGE = `gridx ${VERSION}: a decentralized mesh for trading compute
+
+usage: gridx <command> [options]
+
+commands:
+  node      run a node: the API and jobs in the Docker sandbox
+  run       submit a job, stream its output, exit with its exit code
+  status    show a node's status
+  jobs      list a node's jobs
+  demo      start a local node and run real jobs through it
+
+gridx <command> --help shows a command's options.`;
+
+const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
+  node: nodeCommand,
+  run: runCommand,
+  status: statusCommand,
+  jobs: jobsCommand,
+  demo: demoCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    console.log(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === 'version' || name === '--version') {
+    console.log(VERSION);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`gridx: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  return command(rest, process.env);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliExit) {
+      if (err.message) console.error(err.message);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    console.error(errorLine(err));
+    if (process.env.GRIDX_DEBUG) console.error(err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,116 @@
+import { parseArgs } from 'node:util';
+import { GridxClient, type JobRequestBody, type JobView, type LogEvent } from '../sdk/client.js';
+import { usageError } from './output.js';
+
+export const RUN_USAGE = `usage: gridx run [--node URL] [options] IMAGE -- CMD [ARGS...]
+       gridx run [--node URL] [options] IMAGE "CMD STRING"
+
+Submits a job, prints its stdout and stderr live, and exits with the job's exit code
+(124 timed out, 125 could not run, 130 cancelled).
+
+options:
+  --node URL        node to submit to (default $GRIDX_NODE or http://127.0.0.1:8000)
+  --env K=V         set a variable (repeatable)
+  --workdir DIR     working directory inside the container
+  --cpus N          CPU cores, e.g. 0.5
+  --memory SIZE     memory limit, e.g. 256m
+  --timeout DUR     time limit, e.g. 30s or 5m
+  --detach, -d      print the job id and exit without waiting`;
+
+export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    options: {
+      node: { type: 'string' },
+      env: { type: 'string', multiple: true },
+      workdir: { type: 'string' },
+      cpus: { type: 'string' },
+      memory: { type: 'string' },
+      timeout: { type: 'string' },
+      detach: { type: 'boolean', short: 'd' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+    tokens: true,
+    strict: true,
+  });
+  if (values.help) {
+    console.log(RUN_USAGE);
+    return 0;
+  }
+  const terminator = tokens.find((t) => t.kind === 'option-terminator');
+  const before = terminator
+    ? tokens.filter((t) => t.kind === 'positional' && t.index < terminator.index).map((t) => (t as { value: string }).value)
+    : positionals;
+  const after = terminator
+    ? tokens.filter((t) => t.kind === 'positional' && t.index > terminator.index).map((t) => (t as { value: string }).value)
+    : [];
+  const [image, ...rest] = before;
+  if (!image) throw usageError('gridx run: missing IMAGE', RUN_USAGE);
+  let command: string | string[];
+  if (after.length > 0) {
+    if (rest.length > 0) throw usageError(`gridx run: unexpected "${rest[0]}" before --`, RUN_USAGE);
+    command = after;
+  } else if (rest.length === 1) {
+    command = rest[0]!;
+  } else if (rest.length === 0) {
+    throw usageError('gridx run: missing the command', RUN_USAGE);
+  } else {
+    throw usageError('gridx run: put the command after -- or quote it as one string', RUN_USAGE);
+  }
+
+  const body: JobRequestBody = { image, command };
+  if (values.env) body.env = values.env;
+  if (values.workdir) body.workdir = values.workdir;
+  if (values.timeout) body.timeout = values.timeout;
+  if (values.cpus || values.memory) {
+    body.resources = {
+      ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
+      ...(values.memory ? { memory: values.memory } : {}),
+    };
+  }
+
+  const client = new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000');
+  const submitted = await client.submit(body, { wait: false });
+  if (values.detach) {
+    console.log(submitted.id);
+    return 0;
+  }
+
+  let cancelled = false;
+  const onSigint = () => {
+    if (cancelled) process.exit(130);
+    cancelled = true;
+    process.stderr.write(`\ngridx: cancelling job ${submitted.id} (Ctrl-C again to leave it running)\n`);
+    client.cancel(submitted.id).catch(() => {});
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const job = await client.follow(submitted.id, (event: LogEvent) => {
+      if ('stream' in event) (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data);
+    });
+    return exitCodeOf(job);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The CLI's exit code for a finished job; prints why on stderr when it did not complete. */
+export function exitCodeOf(job: JobView): number {
+  if (job.stdoutTruncated || job.stderrTruncated) {
+    process.stderr.write(`gridx: output of job ${job.id} was truncated at the node's output limit\n`);
+  }
+  switch (job.status) {
+    case 'completed':
+      return 0;
+    case 'timed_out':
+      process.stderr.write(`gridx: job ${job.id} timed out: ${job.message ?? ''}\n`);
+      return 124;
+    case 'cancelled':
+      process.stderr.write(`gridx: job ${job.id} was cancelled\n`);
+      return 130;
+    default:
+      if (job.reason !== 'exit_code') process.stderr.write(`gridx: job ${job.id} failed: ${job.message ?? job.reason}\n`);
+      return job.exitCode ?? 125;
+  }
+}

@@ -1,0 +1,137 @@
+/** A typed client of the Grid-X node API, used by the CLI, tests and benchmarks. */
+
+import type { JobView } from '../api/views.js';
+import type { Job } from '../domain/job.js';
+import { GridxError, messageOf } from '../errors.js';
+
+export type { JobView };
+
+export interface JobRequestBody {
+  image: string;
+  command: string | string[];
+  env?: Record<string, string> | string[];
+  workdir?: string;
+  resources?: { cpus?: number; memory?: string | number; gpus?: number };
+  timeout?: string | number;
+  network?: string;
+  title?: string;
+}
+
+export interface NodeStatus {
+  status: 'idle' | 'busy';
+  nodeId: string;
+  version: string;
+  slots: { total: number; used: number; free: number };
+  queue: { pending: number; running: number };
+  resources: {
+    cpus: number;
+    cpuLoadPercent: number;
+    memoryTotalBytes: number;
+    memoryFreeBytes: number;
+    gpus: Array<{ name: string }>;
+  };
+  limits: { cpus: number; memory: string; timeout: string; gpus: number; networks: string[] };
+}
+
+/** One line of a followed log: output, a status change, the end, or an error. */
+export type LogEvent =
+  | { stream: 'stdout' | 'stderr'; data: string }
+  | { event: 'status'; status: Job['status'] }
+  | ({ event: 'end' } & JobView)
+  | { event: 'error'; error: string };
+
+export class GridxClient {
+  readonly baseUrl: string;
+
+  constructor(baseUrl: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  status(options: { signal?: AbortSignal } = {}): Promise<NodeStatus> {
+    return this.request('GET', '/status', undefined, options.signal);
+  }
+
+  /** Submits a job; with `wait` (the default) the answer comes when the job ends. */
+  submit(body: JobRequestBody, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<JobView> {
+    const wait = options.wait ?? true;
+    return this.request('POST', `/job${wait ? '' : '?wait=false'}`, body, options.signal);
+  }
+
+  get(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
+    return this.request('GET', `/jobs/${encodeURIComponent(id)}`, undefined, options.signal);
+  }
+
+  list(
+    query: { status?: string; limit?: number; cursor?: string } = {},
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+    const qs = params.size ? `?${params}` : '';
+    return this.request('GET', `/jobs${qs}`, undefined, options.signal);
+  }
+
+  cancel(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
+    return this.request('DELETE', `/jobs/${encodeURIComponent(id)}`, undefined, options.signal);
+  }
+
+  /** Streams a job's output live; resolves with the final job when it ends. */
+  async follow(id: string, onEvent: (event: LogEvent) => void, options: { signal?: AbortSignal } = {}): Promise<JobView> {
+    const res = await this.fetch('GET', `/jobs/${encodeURIComponent(id)}/logs?follow=true`, undefined, options.signal);
+    if (!res.ok || !res.body) throw await errorFrom(res);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let end: JobView | undefined;
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (!line.trim()) continue;
+        const event = JSON.parse(line) as LogEvent;
+        onEvent(event);
+        if ('event' in event && event.event === 'end') end = event;
+        if ('event' in event && event.event === 'error') throw new GridxError('REMOTE_ERROR', event.error);
+      }
+    }
+    if (!end) throw new GridxError('REMOTE_ERROR', `the log stream of job ${id} ended before the job did`);
+    return end;
+  }
+
+  private async request<T>(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.fetch(method, pathname, body, signal);
+    if (!res.ok) throw await errorFrom(res);
+    return (await res.json()) as T;
+  }
+
+  private async fetch(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    try {
+      return await fetch(`${this.baseUrl}${pathname}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      const cause = (err as { cause?: { code?: string } }).cause;
+      throw new GridxError(
+        'UNAVAILABLE',
+        `cannot reach a Grid-X node at ${this.baseUrl} (${cause?.code ?? messageOf(err)}); is \`gridx node\` running there?`,
+        { cause: err },
+      );
+    }
+  }
+}
+
+async function errorFrom(res: Response): Promise<GridxError> {
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { error?: string };
+    if (body.error) message = body.error;
+  } catch {
+    // not JSON: keep the status line
+  }
+  const code = res.status === 404 ? 'NOT_FOUND' : res.status === 400 ? 'INVALID_INPUT' : 'REMOTE_ERROR';
+  return new GridxError(code, message);
+}

@@ -1,0 +1,41 @@
+/** SQLite schema, one entry per version; never edit an entry once released, add one. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,      -- queue order
+    id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,                         -- JobSpec as JSON
+    title TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    execution_id TEXT,                          -- lease token of the current execution
+    exit_code INTEGER,
+    reason TEXT,
+    message TEXT,
+    stdout TEXT NOT NULL DEFAULT '',
+    stderr TEXT NOT NULL DEFAULT '',
+    stdout_truncated INTEGER NOT NULL DEFAULT 0,
+    stderr_truncated INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER,
+    executed_by TEXT
+  );
+  CREATE INDEX jobs_status_seq ON jobs (status, seq);
+
+  CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    attempt INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    message TEXT
+  );
+  CREATE INDEX executions_job ON executions (job_id, attempt);
+  `,
+];

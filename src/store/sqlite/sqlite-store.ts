@@ -1,0 +1,276 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
+import { invalid } from '../../errors.js';
+import type {
+  ExecutionRecord,
+  Expectation,
+  JobPage,
+  JobPatch,
+  JobStore,
+  ListOptions,
+  NewJob,
+} from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+
+const MAX_PAGE = 500;
+const DEFAULT_PAGE = 50;
+
+/** Column list for listings: everything but the captured output. */
+const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
+  execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
+  duration_ms, executed_by`;
+
+interface JobRow {
+  id: string;
+  seq: number;
+  status: JobStatus;
+  spec: string;
+  title: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  attempts: number;
+  execution_id: string | null;
+  exit_code: number | null;
+  reason: Job['reason'] | null;
+  message: string | null;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: number;
+  stderr_truncated: number;
+  duration_ms: number | null;
+  executed_by: string | null;
+}
+
+/** The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. */
+export class SqliteStore implements JobStore {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // In WAL mode NORMAL survives any process crash; only an OS crash can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const done = new Set(
+      this.db.prepare('SELECT version FROM schema_migrations').all().map((r) => (r as { version: number }).version),
+    );
+    for (const [index, sql] of MIGRATIONS.entries()) {
+      const version = index + 1;
+      if (done.has(version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, now());
+      })();
+    }
+  }
+
+  async insert(job: NewJob): Promise<Job> {
+    const at = now();
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
+           stdout_truncated, stderr_truncated)
+         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0)`,
+      )
+      .run(job.id, JSON.stringify(job.spec), job.title ?? null, at, at);
+    return (await this.get(job.id))!;
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (options.status) {
+      where.push('status = ?');
+      params.push(options.status);
+    }
+    if (options.cursor !== undefined) {
+      const before = Number(options.cursor);
+      if (!Number.isSafeInteger(before)) throw invalid('cursor', 'is not a cursor this node handed out');
+      where.push('seq < ?');
+      params.push(before);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT ${SUMMARY_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY seq DESC LIMIT ?`,
+      )
+      .all(...params, limit + 1) as JobRow[];
+    const page = rows.slice(0, limit);
+    return {
+      jobs: page.map(toJob),
+      ...(rows.length > limit ? { nextCursor: String(page.at(-1)!.seq) } : {}),
+    };
+  }
+
+  async withStatus(statuses: readonly JobStatus[]): Promise<Job[]> {
+    if (statuses.length === 0) return [];
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq ASC`)
+      .all(...statuses) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  async countByStatus(): Promise<Record<JobStatus, number>> {
+    const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as Array<{
+      status: JobStatus;
+      n: number;
+    }>;
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
+  }
+
+  private readonly claimTx = (nodeId: string, executionId: string): string | undefined => {
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare("SELECT id, attempts FROM jobs WHERE status = 'pending' ORDER BY seq ASC LIMIT 1")
+        .get() as { id: string; attempts: number } | undefined;
+      if (!row) return undefined;
+      const at = now();
+      this.db
+        .prepare(
+          `UPDATE jobs SET status = 'scheduled', execution_id = ?, attempts = attempts + 1, executed_by = ?,
+             updated_at = ? WHERE id = ? AND status = 'pending'`,
+        )
+        .run(executionId, nodeId, at, row.id);
+      this.db
+        .prepare(
+          `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
+        )
+        .run(executionId, row.id, row.attempts + 1, nodeId, at);
+      return row.id;
+    }).immediate();
+  };
+
+  async claimNext(nodeId: string, executionId: string): Promise<Job | undefined> {
+    const id = this.claimTx(nodeId, executionId);
+    return id === undefined ? undefined : this.get(id);
+  }
+
+  async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
+    const changed = this.db.transaction(() => {
+      const sets = ['status = ?', 'updated_at = ?'];
+      const params: unknown[] = [patch.status, now()];
+      const set = (column: string, value: unknown) => {
+        if (value === undefined) return;
+        sets.push(`${column} = ?`);
+        params.push(typeof value === 'boolean' ? Number(value) : value);
+      };
+      set('execution_id', patch.executionId);
+      set('started_at', patch.startedAt);
+      set('finished_at', patch.finishedAt);
+      set('exit_code', patch.exitCode);
+      set('reason', patch.reason);
+      set('message', patch.message);
+      set('stdout', patch.stdout);
+      set('stderr', patch.stderr);
+      set('stdout_truncated', patch.stdoutTruncated);
+      set('stderr_truncated', patch.stderrTruncated);
+      set('duration_ms', patch.durationMs);
+
+      let where = `id = ? AND status IN (${expect.status.map(() => '?').join(',')})`;
+      params.push(id, ...expect.status);
+      if (expect.executionId !== undefined) {
+        where += ' AND execution_id = ?';
+        params.push(expect.executionId);
+      }
+      const result = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
+      if (result.changes === 0) return false;
+
+      // The attempt ends when the job leaves scheduled/running under its lease.
+      if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
+        this.db
+          .prepare(
+            `UPDATE executions SET status = ?, finished_at = ?, exit_code = ?, message = ?
+             WHERE id = ? AND status = 'running'`,
+          )
+          .run(
+            isTerminal(patch.status) ? patch.status : 'interrupted',
+            now(),
+            patch.exitCode ?? null,
+            patch.message ?? null,
+            expect.executionId,
+          );
+      }
+      return true;
+    }).immediate();
+    return changed ? this.get(id) : undefined;
+  }
+
+  async executions(jobId: string): Promise<ExecutionRecord[]> {
+    const rows = this.db
+      .prepare('SELECT * FROM executions WHERE job_id = ? ORDER BY attempt ASC')
+      .all(jobId) as Array<{
+      id: string;
+      job_id: string;
+      attempt: number;
+      node_id: string;
+      status: ExecutionRecord['status'];
+      started_at: string;
+      finished_at: string | null;
+      exit_code: number | null;
+      message: string | null;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      jobId: r.job_id,
+      attempt: r.attempt,
+      nodeId: r.node_id,
+      status: r.status,
+      startedAt: r.started_at,
+      ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+      ...(r.exit_code === null ? {} : { exitCode: r.exit_code }),
+      ...(r.message === null ? {} : { message: r.message }),
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function toJob(row: JobRow): Job {
+  const job: Job = {
+    id: row.id,
+    status: row.status,
+    spec: JSON.parse(row.spec) as Job['spec'],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    attempts: row.attempts,
+    stdout: row.stdout,
+    stderr: row.stderr,
+    stdoutTruncated: row.stdout_truncated === 1,
+    stderrTruncated: row.stderr_truncated === 1,
+  };
+  if (row.title !== null) job.title = row.title;
+  if (row.started_at !== null) job.startedAt = row.started_at;
+  if (row.finished_at !== null) job.finishedAt = row.finished_at;
+  if (row.execution_id !== null) job.executionId = row.execution_id;
+  if (row.exit_code !== null) job.exitCode = row.exit_code;
+  if (row.reason !== null) job.reason = row.reason;
+  if (row.message !== null) job.message = row.message;
+  if (row.duration_ms !== null) job.durationMs = row.duration_ms;
+  if (row.executed_by !== null) job.executedBy = row.executed_by;
+  return job;
+}

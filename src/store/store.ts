@@ -1,0 +1,83 @@
+/**
+ * The job store contract. SQLite (embedded) implements it now; PostgreSQL implements the
+ * same contract for servers at scale, and one shared test suite runs against both.
+ * Every change of status is a conditional write on the expected status (and, while a job
+ * holds an execution, its lease token); a lost race returns undefined and changes nothing.
+ */
+
+import type { FailureReason, Job, JobSpec, JobStatus } from '../domain/job.js';
+
+export interface NewJob {
+  id: string;
+  spec: JobSpec;
+  title?: string;
+}
+
+/** Fields a transition may set. `undefined` leaves a field alone; `null` clears it. */
+export interface JobPatch {
+  status: JobStatus;
+  executionId?: string | null;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  reason?: FailureReason | null;
+  message?: string | null;
+  stdout?: string;
+  stderr?: string;
+  stdoutTruncated?: boolean;
+  stderrTruncated?: boolean;
+  durationMs?: number;
+}
+
+export interface Expectation {
+  /** The statuses the job must be in for the write to happen. */
+  status: readonly JobStatus[];
+  /** When set, the job's current lease token must equal it. */
+  executionId?: string;
+}
+
+/** One attempt at a job, as recorded. */
+export interface ExecutionRecord {
+  id: string;
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+  /** 'running' while live; then the job status it ended in, or 'interrupted'. */
+  status: JobStatus | 'interrupted';
+  startedAt: string;
+  finishedAt?: string;
+  exitCode?: number;
+  message?: string;
+}
+
+export interface ListOptions {
+  status?: JobStatus;
+  /** Page size; the store caps it. */
+  limit?: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  /** Newest first; stdout/stderr are left empty in listings. */
+  jobs: Job[];
+  nextCursor?: string;
+}
+
+export interface JobStore {
+  insert(job: NewJob): Promise<Job>;
+  get(id: string): Promise<Job | undefined>;
+  list(options?: ListOptions): Promise<JobPage>;
+  /** Jobs in any of `statuses`, oldest first. */
+  withStatus(statuses: readonly JobStatus[]): Promise<Job[]>;
+  countByStatus(): Promise<Record<JobStatus, number>>;
+  /**
+   * Atomically takes the oldest pending job: pending → scheduled with a fresh lease
+   * token `executionId`, attempts + 1, and an execution record for `nodeId`.
+   */
+  claimNext(nodeId: string, executionId: string): Promise<Job | undefined>;
+  /** Conditional write; undefined when the expectation no longer holds. */
+  transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
+  executions(jobId: string): Promise<ExecutionRecord[]>;
+  close(): Promise<void>;
+}
