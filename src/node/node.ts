@@ -115,6 +115,12 @@ export class GridxNode {
     });
   }
 
+  /** The fastify instance, for `inject()` in route tests. */
+  get http(): FastifyInstance {
+    if (!this.app) throw new GridxError('UNAVAILABLE', 'the node is not started');
+    return this.app;
+  }
+
   /** Idempotent; running jobs are stopped and requeued, so none is lost. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {

@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../src/config/load.js';
+import type { Overrides } from '../../src/config/schema.js';
+import type { Executor } from '../../src/executor/executor.js';
+import { createLogger, silentLogger } from '../../src/logger.js';
+import { GridxNode } from '../../src/node/node.js';
+import { GridxClient } from '../../src/sdk/client.js';
+
+export interface TestNode {
+  node: GridxNode;
+  client: GridxClient;
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export function tempDir(prefix = 'gridx-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A real node on loopback with a fresh data dir; Docker unless an executor is given. */
+export async function startTestNode(
+  options: { flags?: Overrides; env?: Record<string, string>; executor?: Executor; dataDir?: string } = {},
+): Promise<TestNode> {
+  const dataDir = options.dataDir ?? tempDir();
+  const config = loadConfig({
+    env: options.env ?? {},
+    flags: { slots: 2, ...options.flags, dataDir, apiPort: 0, host: '127.0.0.1' },
+  });
+  const node = new GridxNode({
+    config,
+    log: process.env.GRIDX_TEST_LOG ? createLogger('debug') : silentLogger,
+    detectGpus: false,
+    ...(options.executor ? { executor: options.executor } : {}),
+  });
+  const url = await node.start();
+  return { node, client: new GridxClient(url), url, dataDir, stop: () => node.stop() };
+}

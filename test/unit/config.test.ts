@@ -1,0 +1,84 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { GridxError } from '../../src/errors.js';
+
+function tempFile(content: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-config-'));
+  const file = path.join(dir, 'gridx.yaml');
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig();
+    expect(config.apiPort).toBe(8000);
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.dataDir).toBe(path.join(os.homedir(), '.gridx'));
+    expect(config.slots).toBe(os.availableParallelism());
+    expect(config.sandbox).toMatchObject({
+      memoryBytes: 512 * 1024 ** 2,
+      cpus: 1,
+      timeoutMs: 300_000,
+      pidsLimit: 256,
+      user: '65534:65534',
+      allowedNetworks: ['none'],
+    });
+    expect(Object.isFrozen(config.sandbox)).toBe(true);
+  });
+
+  it("reads Parity's runner.docker keys from YAML, then env, then flags", () => {
+    const file = tempFile(`
+node:
+  api_port: 9000
+  slots: 3
+runner:
+  docker:
+    memory_limit: 256m
+    cpu_limit: 0.5
+    timeout: 60
+`);
+    const fromFile = loadConfig({ file });
+    expect(fromFile.apiPort).toBe(9000);
+    expect(fromFile.sandbox.memoryBytes).toBe(256 * 1024 ** 2);
+    expect(fromFile.sandbox.cpus).toBe(0.5);
+    expect(fromFile.sandbox.timeoutMs).toBe(60_000);
+
+    const withEnv = loadConfig({ file, env: { GRIDX_API_PORT: '9100', GRIDX_MEMORY_LIMIT: '128m' } });
+    expect(withEnv.apiPort).toBe(9100);
+    expect(withEnv.sandbox.memoryBytes).toBe(128 * 1024 ** 2);
+
+    const withFlags = loadConfig({ file, env: { GRIDX_API_PORT: '9100' }, flags: { apiPort: '9200' } });
+    expect(withFlags.apiPort).toBe(9200);
+    expect(withFlags.slots).toBe(3);
+  });
+
+  it('accepts flat dotted keys too', () => {
+    const config = loadConfig({ file: tempFile('runner.docker.pids_limit: 64\n') });
+    expect(config.sandbox.pidsLimit).toBe(64);
+  });
+
+  it.each([
+    [{ env: { GRIDX_API_PORT: 'eighty' } }, 'env GRIDX_API_PORT: expected a port number'],
+    [{ env: { GRIDX_SLOTS: '0' } }, 'env GRIDX_SLOTS: expected a whole number 1-1024'],
+    [{ env: { GRIDX_USER: '0:0' } }, 'env GRIDX_USER: expected a numeric uid or uid:gid, never 0'],
+    [{ flags: { timeoutMs: 'later' } }, 'flag for runner.docker.timeout'],
+    [{ file: tempFile('runner: {docker: {memory_limit: lots}}') }, 'runner.docker.memory_limit in'],
+    [{ file: tempFile('- a list') }, 'must hold a YAML mapping'],
+    [{ file: tempFile('node: [unclosed') }, 'is not valid YAML'],
+    [{ file: '/nonexistent/gridx.yaml' }, 'cannot read config file'],
+  ])('refuses %j with a clear message', (options, message) => {
+    let caught: unknown;
+    try {
+      loadConfig(options);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(GridxError);
+    expect((caught as GridxError).code).toBe('CONFIG_INVALID');
+    expect((caught as GridxError).message).toContain(message);
+  });
+});
