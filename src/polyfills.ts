@@ -2,7 +2,7 @@
  * Loaded once, first, by the entry points. Node 20 lacks Promise.withResolvers, which
  * libp2p uses; Node 22 has it and this is then a no-op.
  */
-const P = Promise as unknown as { withResolvers?: <T>() => unknown };
+const P = Promise as unknown as { withResolvers?: () => unknown };
 if (typeof P.withResolvers !== 'function') {
   P.withResolvers = function withResolvers<T>() {
     let resolve!: (value: T | PromiseLike<T>) => void;

@@ -16,7 +16,7 @@ const idParams = {
 } as const;
 
 export function gridxRoutes(deps: ApiDeps) {
-  const { store, scheduler, events } = deps;
+  const { store, scheduler } = deps;
 
   const mustGet = async (id: string): Promise<Job> => {
     const job = await store.get(id);

@@ -1,0 +1,150 @@
+/** The gridx CLI and node as separate processes, as a person runs them. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { GridxClient } from '../../src/sdk/client.js';
+import { containersOf, eventually } from '../helpers/docker.js';
+import { tempDir } from '../helpers/node.js';
+import { freePort, runCli, spawnNode, type NodeProcess } from '../helpers/process.js';
+
+const image = LOCAL_IMAGE;
+
+describe('gridx CLI against a gridx node process', () => {
+  let node: NodeProcess;
+  beforeAll(async () => {
+    node = await spawnNode(tempDir(), ['--slots', '2']);
+  });
+  afterAll(async () => {
+    node.child.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+  });
+
+  it('prints where it listens', () => {
+    expect(node.output()).toMatch(/Grid-X node node-[0-9a-f]+ listening on http:\/\/127\.0\.0\.1:\d+/);
+  });
+
+  it('gridx run IMAGE -- CMD: stdout and stderr to their streams, exit with the job code', async () => {
+    const r = await runCli(['run', '--node', node.url, image, '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    expect(r).toEqual({ code: 7, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  it('gridx run IMAGE "cmd string" splits like a shell, runs no shell on the host', async () => {
+    const r = await runCli(['run', '--node', node.url, image, 'echo "two words" $HOME']);
+    expect(r).toMatchObject({ code: 0, stdout: 'two words $HOME\n' });
+  });
+
+  it('reads the node from GRIDX_NODE, passes --env and limits', async () => {
+    const r = await runCli(['run', '--env', 'A=1', '--memory', '64m', image, '--', 'sh', '-c', 'echo $A; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'], {
+      GRIDX_NODE: node.url,
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`1\n${64 * 1024 * 1024}\n`);
+  });
+
+  it('exits 124 on timeout and says why', async () => {
+    const r = await runCli(['run', '--node', node.url, '--timeout', '1s', image, '--', 'sleep', '30']);
+    expect(r.code).toBe(124);
+    expect(r.stderr).toMatch(/timed out: killed at its time limit of 1s/);
+  });
+
+  it('bad input and a dead node are one clear line, no stack trace', async () => {
+    const bad = await runCli(['run', '--node', node.url, '--memory', '64g', image, '--', 'true']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('gridx: resources.memory: 64g is more than this node allows per job (512m); ask for at most 512m\n');
+
+    const dead = await runCli(['run', '--node', `http://127.0.0.1:${await freePort()}`, image, '--', 'true']);
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toMatch(/^gridx: cannot reach a Grid-X node at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); is `gridx node` running there\?\n$/);
+
+    const usage = await runCli(['run', '--node', node.url]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('missing IMAGE');
+
+    const unknown = await runCli(['run', '--bogus']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('gridx status and gridx jobs', async () => {
+    const status = await runCli(['status', '--node', node.url]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/status\s+idle/);
+    expect(status.stdout).toMatch(/slots\s+0\/2 used/);
+    const jobs = await runCli(['jobs', '--node', node.url]);
+    expect(jobs.code).toBe(0);
+    expect(jobs.stdout).toMatch(/^ID\s+STATUS\s+EXIT/);
+    expect(jobs.stdout).toContain('timed_out');
+  });
+});
+
+describe('node process faults', () => {
+  it('SIGKILL mid-job: after restart every queued, running and finished job is accounted for', async () => {
+    const dataDir = tempDir();
+    const first = await spawnNode(dataDir, ['--slots', '1']);
+    const client = new GridxClient(first.url);
+    const finished = await client.submit({ image, command: 'echo before' });
+    const running = await client.submit({ image, command: ['sh', '-c', 'sleep 1; echo survived'] }, { wait: false });
+    const queued = await Promise.all([1, 2].map((i) => client.submit({ image, command: `echo q${i}` }, { wait: false })));
+    await eventually(() => client.get(running.id), (j) => j.status === 'running');
+    const nodeId = (await client.status()).nodeId;
+
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(await containersOf(nodeId)).toHaveLength(1); // the killed node's container is left running
+
+    const second = await spawnNode(dataDir, ['--slots', '1']);
+    const again = new GridxClient(second.url);
+    try {
+      const ids = [running.id, ...queued.map((q) => q.id)];
+      const jobs = await Promise.all(ids.map((id) => eventually(() => again.get(id), (j) => j.finishedAt !== undefined, 20_000)));
+      expect(jobs.map((j) => [j.status, j.stdout])).toEqual([
+        ['completed', 'survived\n'],
+        ['completed', 'q1\n'],
+        ['completed', 'q2\n'],
+      ]);
+      expect(jobs[0]!.executions!.map((e) => e.status)).toEqual(['interrupted', 'completed']);
+      expect(await again.get(finished.id)).toMatchObject({ status: 'completed', stdout: 'before\n' });
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    }
+    expect(await containersOf(nodeId)).toEqual([]);
+  });
+
+  it('a node whose jobs keep dying with it fails them as node_restarted after max attempts', async () => {
+    const dataDir = tempDir();
+    let proc = await spawnNode(dataDir, ['--slots', '1']);
+    const job = await new GridxClient(proc.url).submit({ image, command: ['sleep', '30'] }, { wait: false });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const client = new GridxClient(proc.url);
+      await eventually(() => client.get(job.id), (j) => j.status === 'running' && j.attempts === attempt);
+      proc.child.kill('SIGKILL');
+      await proc.exited;
+      proc = await spawnNode(dataDir, ['--slots', '1']);
+    }
+    const client = new GridxClient(proc.url);
+    const ended = await eventually(() => client.get(job.id), (j) => j.finishedAt !== undefined);
+    expect(ended).toMatchObject({ status: 'failed', reason: 'node_restarted', attempts: 3 });
+    expect(ended.message).toContain('used all 3 attempts');
+    proc.child.kill('SIGTERM');
+    await proc.exited;
+  });
+
+  it('SIGTERM stops the running job, records it, and exits cleanly', async () => {
+    const dataDir = tempDir();
+    const proc = await spawnNode(dataDir, ['--slots', '1']);
+    const client = new GridxClient(proc.url);
+    const job = await client.submit({ image, command: ['sleep', '30'] }, { wait: false });
+    await eventually(() => client.get(job.id), (j) => j.status === 'running');
+    const nodeId = (await client.status()).nodeId;
+    const waiting = client.submit({ image, command: 'echo waited' }).catch((err: Error) => err);
+    const t0 = Date.now();
+    proc.child.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(await containersOf(nodeId)).toEqual([]);
+    const answer = await waiting;
+    expect(answer).toBeInstanceOf(Error);
+    expect((answer as Error).message).toMatch(/shutting down/);
+    expect(proc.output()).toContain('SIGTERM: stopping');
+  });
+});
