@@ -54,7 +54,7 @@ describe('sandbox (real Docker)', () => {
 
   it('runs as uid 65534, not root', async () => {
     const job = await sh('id -u; id -g; cat /etc/shadow 2>&1; echo x > /proc/sys/kernel/hostname');
-    expect(job.stdout.split('\n').slice(0, 2)).toEqual(['65534', '65534']);
+    expect(job.stdout!.split('\n').slice(0, 2)).toEqual(['65534', '65534']);
     expect(job.status).toBe('failed');
   });
 
