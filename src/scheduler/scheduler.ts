@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
+import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
 import type { Executor, OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
@@ -175,7 +175,21 @@ export class Scheduler {
     }
     await this.write(job.id, { status: ['scheduled'], executionId }, { status: 'running', startedAt: now() });
 
-    const result = await executor.wait(executionId);
+    let result: ExecutionResult;
+    try {
+      result = await executor.wait(executionId);
+    } catch (err) {
+      // The engine failed under a running job (daemon restarted, container vanished).
+      log.warn(`job ${job.id} lost its container: ${messageOf(err)}`);
+      await this.write(job.id, lease, {
+        status: 'failed',
+        reason: 'executor_error',
+        message: `the container was lost while the job ran: ${messageOf(err)}`,
+        finishedAt: now(),
+        executionId: null,
+      });
+      return;
+    }
     if (this.stopping && !this.cancelRequested.has(job.id) && !result.timedOut && result.cancelled) {
       await this.requeueOrFail(job, 'the node stopped while it ran');
       return;

@@ -58,6 +58,15 @@ describe('queue (real Docker)', () => {
     expect(most).toBe(2);
   });
 
+  it('many short jobs at once all complete: no exit is missed under load', async () => {
+    const t = await start({ flags: { slots: 4 } });
+    const jobs = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => t.client.submit({ image, command: `echo ${i}` })),
+    );
+    expect(jobs.map((j) => j.status)).toEqual(Array(60).fill('completed'));
+    expect(jobs.map((j) => j.stdout)).toEqual(jobs.map((_, i) => `${i}\n`));
+  });
+
   it('a graceful stop requeues the running job; after restart every job completes and finished ones stay', async () => {
     const dataDir = tempDir();
     const first = await startTestNode({ dataDir, flags: { slots: 1 } });

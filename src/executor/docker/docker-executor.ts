@@ -127,9 +127,10 @@ export class DockerExecutor implements Executor {
       stream.once('error', () => resolve());
     });
 
-    // Wait is requested before start so a fast exit cannot be missed.
-    const exited = container.wait({ condition: 'next-exit' });
     await container.start();
+    // Asked after start, 'not-running' cannot miss a fast exit: it answers at once for an
+    // exited container. ('next-exit' asked before start races the start request.)
+    const exited = container.wait({ condition: 'not-running' });
     run.startedAt = new Date();
     if (run.cancelled) await this.kill(container);
     run.timer = setTimeout(() => {
