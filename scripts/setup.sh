@@ -19,9 +19,11 @@ apt_install() {
 }
 
 # 1. npm packages (better-sqlite3 compiles from source the first time: about a minute).
+# `npm install`, not `npm ci`: npm 11 here writes lockfiles without the other platforms'
+# optional packages (rollup's), and `npm ci` then refuses them as out of sync.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # 2. A static busybox: the demo and tests build their image FROM scratch with it.
