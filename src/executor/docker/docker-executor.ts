@@ -23,6 +23,8 @@ export interface DockerExecutorOptions extends SandboxSettings {
 
 /** How long to wait for the attach stream to drain after the container exits. */
 const DRAIN_TIMEOUT_MS = 2000;
+/** How long an unexplained SIGKILL exit waits for the engine to record an OOM kill. */
+const OOM_SETTLE_MS = 1000;
 
 class Run {
   container?: Docker.Container;
@@ -151,16 +153,31 @@ export class DockerExecutor implements Executor {
       const { StatusCode } = await exited;
       clearTimeout(run.timer);
       await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_TIMEOUT_MS))]);
-      let oomKilled = false;
-      try {
-        oomKilled = (await container.inspect()).State.OOMKilled;
-      } catch (err) {
-        this.log.warn(`inspect of ${containerName(run.request.executionId)} failed: ${messageOf(err)}`);
-      }
+      const oomKilled = await this.oomKilled(run, container, StatusCode);
       return run.resultWith(StatusCode, oomKilled);
     } finally {
       clearTimeout(run.timer);
       this.remove(container);
+    }
+  }
+
+  /**
+   * Whether the kernel's OOM killer ended the container. The engine records the OOM event
+   * apart from the exit and can lag it, so a SIGKILL exit we did not cause (137) is
+   * checked again for a short while before it counts as a plain exit.
+   */
+  private async oomKilled(run: Run, container: Docker.Container, exitCode: number): Promise<boolean> {
+    const unexplainedKill = exitCode === 137 && !run.timedOut && !run.cancelled;
+    const deadline = Date.now() + (unexplainedKill ? OOM_SETTLE_MS : 0);
+    for (;;) {
+      try {
+        if ((await container.inspect()).State.OOMKilled) return true;
+      } catch (err) {
+        this.log.warn(`inspect of ${containerName(run.request.executionId)} failed: ${messageOf(err)}`);
+        return false;
+      }
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
 
