@@ -35,8 +35,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: deps.bodyLimitBytes,
-    // Slow or stuck clients cannot hold the node: headers and bodies must arrive in time.
-    connectionTimeout: 0,
+    // A slow or stuck client cannot hold a connection open forever: the whole request must
+    // arrive within a minute. Responses may take as long as the job (POST /job waits).
     requestTimeout: 60_000,
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
   });

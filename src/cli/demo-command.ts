@@ -70,7 +70,10 @@ export async function demoCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     options: { slots: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
-  if (values.help) return void console.log(DEMO_USAGE), 0;
+  if (values.help) {
+    console.log(DEMO_USAGE);
+    return 0;
+  }
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-demo-'));
   const config = loadConfig({ env, flags: { dataDir, apiPort: 0, slots: values.slots ?? 2 } });

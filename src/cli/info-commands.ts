@@ -14,7 +14,10 @@ export const STATUS_USAGE = 'usage: gridx status [--node URL] [--json]';
 
 export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({ args: argv, options: nodeOption, strict: true });
-  if (values.help) return void console.log(STATUS_USAGE), 0;
+  if (values.help) {
+    console.log(STATUS_USAGE);
+    return 0;
+  }
   const client = clientFor(values.node, env);
   const s = await client.status();
   if (values.json) {
@@ -45,7 +48,10 @@ export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     options: { ...nodeOption, status: { type: 'string' }, limit: { type: 'string' } },
     strict: true,
   });
-  if (values.help) return void console.log(JOBS_USAGE), 0;
+  if (values.help) {
+    console.log(JOBS_USAGE);
+    return 0;
+  }
   const page = await clientFor(values.node, env).list({
     ...(values.status ? { status: values.status } : {}),
     ...(values.limit ? { limit: Number(values.limit) } : {}),

@@ -1,6 +1,6 @@
 /** Shared CLI output helpers: one-line errors, tables, sizes. */
 
-import { GridxError, messageOf } from '../errors.js';
+import { messageOf } from '../errors.js';
 
 /** Thrown by commands to exit with a code after printing `message` (if any) as one line. */
 export class CliExit extends Error {
@@ -16,9 +16,8 @@ export function usageError(message: string, hint: string): CliExit {
   return new CliExit(2, `${message}\n${hint}`);
 }
 
+/** One line for any error: GridxErrors and parseArgs' TypeErrors both carry a readable message. */
 export function errorLine(err: unknown): string {
-  if (err instanceof GridxError) return `gridx: ${err.message}`;
-  if (err instanceof TypeError && /parseArgs|option|argument/i.test(err.message)) return `gridx: ${err.message}`;
   return `gridx: ${messageOf(err)}`;
 }
 

@@ -1,16 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { JobSpec } from '../../src/domain/job.js';
 import type { JobStore } from '../../src/store/store.js';
+import { SPEC } from './fixtures.js';
 
-export const SPEC: JobSpec = {
-  image: 'gridx/busybox:local',
-  command: ['echo', 'hi'],
-  env: {},
-  resources: { cpus: 1, memoryBytes: 64 * 1024 * 1024, gpus: 0 },
-  timeoutMs: 10_000,
-  network: 'none',
-  volumes: [],
-};
+export { SPEC };
+
 
 /** The contract every JobStore must meet; run once per implementation. */
 export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void {

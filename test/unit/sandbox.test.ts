@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { containerOptions } from '../../src/executor/docker/sandbox.js';
+import { SPEC } from '../helpers/fixtures.js';
 
-const spec = {
-  image: 'gridx/busybox:local',
-  command: ['echo', 'hi'],
-  env: { A: '1' },
-  resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, gpus: 0 },
-  timeoutMs: 1000,
-  network: 'none',
-  volumes: [],
-};
+const spec = { ...SPEC, env: { A: '1' }, resources: { cpus: 0.5, memoryBytes: 64 * 1024 * 1024, gpus: 0 } };
 
 describe('containerOptions', () => {
   const options = containerOptions(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeSpec } from '../../src/domain/spec.js';
 import { GridxError } from '../../src/errors.js';
-import { POLICY } from '../helpers/policy.js';
+import { POLICY } from '../helpers/fixtures.js';
 
 function error(body: unknown, policy = POLICY): GridxError {
   try {
