@@ -6,6 +6,7 @@ import type { SpecPolicy } from '../domain/spec.js';
 import { formatSize } from '../domain/units.js';
 import { GridxError, isGridxError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Mesh } from '../mesh/mesh.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
@@ -19,6 +20,8 @@ export interface ApiDeps {
   monitor: ResourceMonitor;
   /** Per-job limits, for validation and for /status. */
   policy: () => SpecPolicy;
+  /** The mesh, when the node is part of one. */
+  mesh: Mesh | undefined;
   node: { id: string; version: string };
   bodyLimitBytes: number;
   /** Aborts when the node begins to shut down: waits and follows end then. */
@@ -62,7 +65,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
-      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs`,
+      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });

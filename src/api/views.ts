@@ -23,6 +23,8 @@ export interface JobView {
   finishedAt?: string;
   attempts: number;
   executedBy?: string;
+  pinned: boolean;
+  origin?: string;
   resources: { cpus: number; memory: string; gpus: number };
   timeout: string;
   network: string;
@@ -49,6 +51,8 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     ...(job.finishedAt === undefined ? {} : { finishedAt: job.finishedAt }),
     attempts: job.attempts,
     ...(job.executedBy === undefined ? {} : { executedBy: job.executedBy }),
+    pinned: job.pinned,
+    ...(job.origin === undefined ? {} : { origin: job.origin }),
     resources: {
       cpus: job.spec.resources.cpus,
       memory: formatSize(job.spec.resources.memoryBytes),

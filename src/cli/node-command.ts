@@ -4,9 +4,12 @@ import type { Overrides } from '../config/schema.js';
 import { createLogger, type LogLevel } from '../logger.js';
 import { GridxNode } from '../node/node.js';
 
-export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N] [--log-level LEVEL]
+export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N]
+                  [--p2p-port N] [--bootstrap MULTIADDR]... [--no-mesh] [--log-level LEVEL]
 
-Runs a Grid-X node: the HTTP API (default http://127.0.0.1:8000) and jobs in the Docker sandbox.
+Runs a Grid-X node: the HTTP API (default http://127.0.0.1:8000), jobs in the Docker sandbox,
+and a mesh peer (libp2p on port 8468). Without --bootstrap it starts a new mesh; others join
+it with --bootstrap and one of the multiaddrs it prints.
 Settings come from defaults, then --config FILE (YAML), then GRIDX_* variables, then flags.`;
 
 export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -18,6 +21,9 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
       'data-dir': { type: 'string' },
       config: { type: 'string' },
       slots: { type: 'string' },
+      'p2p-port': { type: 'string' },
+      bootstrap: { type: 'string', multiple: true },
+      'no-mesh': { type: 'boolean' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -32,6 +38,9 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     host: values.host,
     dataDir: values['data-dir'],
     slots: values.slots,
+    p2pPort: values['p2p-port'],
+    bootstrap: values.bootstrap,
+    meshEnabled: values['no-mesh'] ? false : undefined,
   };
   const config = loadConfig({ file: values.config ?? env.GRIDX_CONFIG, env, flags });
   const level = (values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel;
@@ -40,6 +49,16 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
   const url = await node.start();
   console.log(`Grid-X node ${node.id} listening on ${url}`);
   console.log(`  slots ${config.slots}, data dir ${config.dataDir}`);
+  const mesh = node.peerMesh;
+  if (mesh) {
+    console.log(`  peer id ${mesh.peerId}`);
+    for (const addr of mesh.multiaddrs) console.log(`  p2p ${addr}`);
+    console.log(
+      config.mesh.bootstrap.length === 0
+        ? `  first node of a new mesh; join it with: gridx node --bootstrap ${mesh.multiaddrs[0] ?? '<multiaddr>'}`
+        : `  joining through ${config.mesh.bootstrap.join(', ')}`,
+    );
+  }
   console.log(`  try: curl -s ${url}/status   or   gridx run --node ${url} IMAGE -- CMD`);
 
   await new Promise<void>((resolve) => {

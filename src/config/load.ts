@@ -50,6 +50,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       denyImages: v.denyImages,
       ...(v.maxGpus === undefined ? {} : { maxGpus: v.maxGpus }),
     },
+    mesh: {
+      enabled: v.meshEnabled,
+      p2pPort: v.p2pPort,
+      ...(v.p2pHost === undefined ? {} : { p2pHost: v.p2pHost }),
+      bootstrap: v.bootstrap,
+      price: v.price,
+      offerTtlMs: v.offerTtlMs,
+      ...(v.announceApiUrl === undefined ? {} : { announceApiUrl: v.announceApiUrl }),
+    },
   };
   return deepFreeze(config);
 }

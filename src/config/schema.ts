@@ -50,6 +50,24 @@ export interface Config {
   /** Docker Engine socket; DOCKER_HOST-style tcp URLs are not supported yet. */
   dockerSocket: string;
   sandbox: SandboxPolicy;
+  mesh: MeshConfig;
+}
+
+export interface MeshConfig {
+  /** Whether the node joins a mesh at all; off, it is a lone node. */
+  enabled: boolean;
+  /** TCP port of the libp2p listener. */
+  p2pPort: number;
+  /** Address the libp2p listener binds; defaults to the API host. */
+  p2pHost?: string;
+  /** Multiaddrs of peers to join through; none means the first node of a new mesh. */
+  bootstrap: string[];
+  /** Credits asked per CPU-second, advertised in the offer. */
+  price: number;
+  /** How long a published offer stays valid. */
+  offerTtlMs: number;
+  /** API URL put in the offer when the listen address is not what peers should use. */
+  announceApiUrl?: string;
 }
 
 type Parser<T> = (raw: unknown) => T | undefined;
@@ -286,6 +304,71 @@ export const SETTINGS = {
     parse: int(0, 64),
     default: () => undefined,
     doc: 'GPUs a job may ask for. Default: the GPUs the node detects.',
+  },
+  meshEnabled: {
+    key: 'mesh.enabled',
+    env: 'GRIDX_MESH',
+    expect: 'true or false',
+    parse: bool,
+    default: () => true,
+    doc: 'Join a mesh over libp2p. Off: a lone node that runs only its own jobs.',
+  },
+  p2pPort: {
+    key: 'mesh.p2p_port',
+    env: 'GRIDX_P2P_PORT',
+    expect: 'a port number 0-65535',
+    parse: int(0, 65535),
+    default: () => 8468,
+    doc: 'TCP port of the libp2p (DHT and /gridx/*) listener (0 picks a free one).',
+  },
+  p2pHost: {
+    key: 'mesh.p2p_host',
+    env: 'GRIDX_P2P_HOST',
+    expect: 'an IP address',
+    parse: str,
+    default: () => undefined,
+    doc: 'Address the libp2p listener binds. Default: the API host.',
+  },
+  bootstrap: {
+    key: 'mesh.bootstrap',
+    env: 'GRIDX_BOOTSTRAP',
+    expect: 'a list of multiaddrs such as /ip4/127.0.0.1/tcp/8468/p2p/12D3Koo...',
+    parse: (raw: unknown) => {
+      const value = list(raw);
+      return value?.every((a) => a.startsWith('/')) ? value : undefined;
+    },
+    default: () => [],
+    doc: 'Peers to join the mesh through (repeatable). None: this node starts a new mesh.',
+  },
+  price: {
+    key: 'mesh.price',
+    env: 'GRIDX_PRICE',
+    expect: 'a number of credits, 0 or more',
+    parse: (raw: unknown) => {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      return Number.isFinite(n) && n >= 0 ? n : undefined;
+    },
+    default: () => 0,
+    doc: 'Credits asked per CPU-second, advertised in the offer.',
+  },
+  offerTtlMs: {
+    key: 'mesh.offer_ttl',
+    env: 'GRIDX_OFFER_TTL',
+    expect: 'a duration of at least 2s, such as "30s"',
+    parse: (raw: unknown) => {
+      const ms = duration(raw);
+      return ms !== undefined && ms >= 2000 ? ms : undefined;
+    },
+    default: () => 30_000,
+    doc: 'How long an offer is valid; it is re-published well before it expires.',
+  },
+  announceApiUrl: {
+    key: 'mesh.announce_api_url',
+    env: 'GRIDX_ANNOUNCE_API_URL',
+    expect: 'an http(s) URL',
+    parse: (raw: unknown) => (typeof raw === 'string' && /^https?:\/\/\S+$/.test(raw) ? raw.replace(/\/+$/, '') : undefined),
+    default: () => undefined,
+    doc: 'API URL advertised in the offer, when peers reach this node at another address (containers, NAT).',
   },
 } satisfies Record<string, Setting<unknown>>;
 

@@ -54,6 +54,8 @@ export type FailureReason =
   | 'timeout' // killed at its time limit
   | 'image_not_found' // the image is not present and could not be pulled
   | 'node_restarted' // the node stopped while the job ran, too many times
+  | 'peer_failed' // the peers it was forwarded to failed or vanished, too many times
+  | 'no_capacity' // no node in the mesh can take it
   | 'cancelled' // the user cancelled it
   | 'executor_error'; // Docker refused or failed in a way that is not the job's fault
 
@@ -110,6 +112,10 @@ export interface Job {
   durationMs?: number;
   /** Id of the node that ran (or is running) the job. */
   executedBy?: string;
+  /** Run only on the node it was sent to. */
+  pinned: boolean;
+  /** Peer that forwarded the job to this node, when it came from the mesh. */
+  origin?: string;
 }
 
 /** What one execution produced, as the executor observed it. */

@@ -43,6 +43,8 @@ export interface Executor {
   logs(executionId: string): OutputSnapshot | undefined;
   /** Removes what earlier runs of this node left behind; returns how many were removed. */
   reapOrphans(): Promise<number>;
+  /** Images present where this executor runs (name:tag), for offers; absent when not known. */
+  cachedImages?(): Promise<string[]>;
   /** Cancels everything still running and releases resources. */
   stop(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 /**
  * The one place that wires components and orders their start and stop.
- * Start: store → executor → monitor → scheduler (reap, recover) → API.
- * Stop: refuse new work → stop running jobs and requeue them → close API → close store.
+ * Start: identity → store → executor → monitor → mesh → scheduler (reap, recover) → API.
+ * Stop: refuse new work → stop running jobs and requeue them → close API → leave the mesh → close store.
  */
 
 import path from 'node:path';
@@ -9,18 +9,22 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import type { Config } from '../config/schema.js';
 import { type JobEventMap, TypedEmitter } from '../domain/events.js';
+import { type JobLimits, imageRef } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import { GridxError, messageOf } from '../errors.js';
 import { DockerExecutor } from '../executor/docker/docker-executor.js';
 import { connectDocker } from '../executor/docker/engine.js';
 import type { Executor } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
+import { type Identity, loadIdentity } from '../mesh/identity.js';
+import { serveForwardedJob } from '../mesh/job-service.js';
+import { Mesh, type OfferFields } from '../mesh/mesh.js';
+import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { JobStore } from '../store/store.js';
 import { VERSION } from '../version.js';
-import { loadNodeId } from './identity.js';
 
 export interface NodeOptions {
   config: Readonly<Config>;
@@ -31,54 +35,95 @@ export interface NodeOptions {
   detectGpus?: boolean;
 }
 
+/** Images listed in an offer at most. */
+const MAX_OFFER_IMAGES = 64;
+
 export class GridxNode {
-  readonly id: string;
   readonly events: TypedEmitter<JobEventMap>;
+  private identity?: Identity;
   private store?: JobStore;
   private scheduler?: Scheduler;
   private app?: FastifyInstance;
   private monitor?: ResourceMonitor;
+  private mesh?: Mesh;
+  private images: ReadonlySet<string> = new Set();
   private readonly shutdown = new AbortController();
   private stopping?: Promise<void>;
   /** Base URL of the API once started. */
   url?: string;
 
   constructor(private readonly options: NodeOptions) {
-    this.id = loadNodeId(options.config.dataDir);
     this.events = new TypedEmitter<JobEventMap>((event, err) =>
       options.log.error(`listener of ${event} failed: ${messageOf(err)}`),
     );
   }
 
+  /** The node's peer id (also its id when it runs without a mesh). */
+  get id(): string {
+    if (!this.identity) throw new GridxError('UNAVAILABLE', 'the node is not started');
+    return this.identity.peerId.toString();
+  }
+
+  get peerMesh(): Mesh | undefined {
+    return this.mesh;
+  }
+
   async start(): Promise<string> {
     const { config, log } = this.options;
     try {
-      this.store = new SqliteStore(path.join(config.dataDir, 'gridx.db'));
+      this.identity = await loadIdentity(config.dataDir);
+      const store = (this.store = new SqliteStore(path.join(config.dataDir, 'gridx.db')));
       const executor = this.options.executor ?? (await this.dockerExecutor());
-      this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true });
-      await this.monitor.start();
-      this.scheduler = new Scheduler({
-        store: this.store,
+      const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
+      await monitor.start();
+      await this.refreshImages(executor);
+
+      const policy = (): SpecPolicy => ({
+        ...config.sandbox,
+        maxGpus: config.sandbox.maxGpus ?? monitor.snapshot().gpus.length,
+      });
+      const limits = (): JobLimits => {
+        const p = policy();
+        return { cpus: p.cpus, memoryBytes: p.memoryBytes, timeoutMs: p.timeoutMs, gpus: p.maxGpus, networks: [...p.allowedNetworks] };
+      };
+
+      let scheduler!: Scheduler;
+      if (config.mesh.enabled) {
+        this.mesh = new Mesh({
+          identity: this.identity,
+          host: config.mesh.p2pHost ?? config.host,
+          port: config.mesh.p2pPort,
+          bootstrap: config.mesh.bootstrap,
+          offerTtlMs: config.mesh.offerTtlMs,
+          log: log.child('mesh'),
+          describe: async () => this.describe(executor, scheduler, limits()),
+          serveJob: (channel, from) =>
+            serveForwardedJob(channel, from, { scheduler, store, events: this.events, policy, log: log.child('jobs') }),
+          onOffersChanged: () => scheduler?.poke(),
+        });
+      }
+      scheduler = this.scheduler = new Scheduler({
+        store,
         executor,
         events: this.events,
         log: log.child('scheduler'),
         nodeId: this.id,
         slots: config.slots,
         maxAttempts: config.maxAttempts,
+        ...(this.mesh
+          ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes) }
+          : {}),
       });
-      await this.scheduler.start();
+      // The offer follows the node's status: a change of free slots is published at once.
+      this.events.on('job:status', () => this.mesh?.requestPublish());
 
-      const monitor = this.monitor;
-      const policy = (): SpecPolicy => ({
-        ...config.sandbox,
-        maxGpus: config.sandbox.maxGpus ?? monitor.snapshot().gpus.length,
-      });
       this.app = buildApp({
-        store: this.store,
-        scheduler: this.scheduler,
+        store,
+        scheduler,
         events: this.events,
         monitor,
         policy,
+        mesh: this.mesh,
         node: { id: this.id, version: VERSION },
         bodyLimitBytes: config.bodyLimitBytes,
         shutdown: this.shutdown.signal,
@@ -86,17 +131,47 @@ export class GridxNode {
       });
       const address = await this.app.listen({ host: config.host, port: config.apiPort });
       this.url = address.replace('[::1]', 'localhost');
+      await this.mesh?.start();
+      await scheduler.start();
       return this.url;
     } catch (err) {
       await this.stop().catch(() => {});
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         throw new GridxError(
           'CONFIG_INVALID',
-          `port ${config.apiPort} on ${config.host} is in use; pick another with --api-port`,
+          `${(err as Error).message}: the port is in use; pick another with --api-port or --p2p-port`,
           { cause: err },
         );
       }
       throw err;
+    }
+  }
+
+  private async describe(executor: Executor, scheduler: Scheduler, limits: JobLimits): Promise<OfferFields> {
+    const { config } = this.options;
+    await this.refreshImages(executor);
+    const slots = scheduler.slots;
+    const resources = this.monitor!.snapshot();
+    return {
+      apiUrl: config.mesh.announceApiUrl ?? this.url ?? '',
+      status: slots.free > 0 ? 'idle' : 'busy',
+      slots: { total: slots.total, free: slots.free },
+      cpus: resources.cpus,
+      memoryBytes: resources.memoryTotalBytes,
+      gpus: resources.gpus.length,
+      limits,
+      images: [...this.images].slice(0, MAX_OFFER_IMAGES),
+      price: config.mesh.price,
+      version: VERSION,
+    };
+  }
+
+  private async refreshImages(executor: Executor): Promise<void> {
+    if (!executor.cachedImages) return;
+    try {
+      this.images = new Set((await executor.cachedImages()).map(imageRef));
+    } catch (err) {
+      this.options.log.debug(`listing images failed: ${messageOf(err)}`);
     }
   }
 
@@ -127,6 +202,7 @@ export class GridxNode {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
       await this.scheduler?.stop();
       await this.app?.close();
+      await this.mesh?.stop();
       this.monitor?.stop();
       await this.store?.close();
     })();

@@ -1,17 +1,47 @@
 /**
- * The local scheduler: a FIFO queue in the store, a fixed number of slots, and the one
- * place that moves jobs through their statuses. Every write is conditional on the
- * expected status and the execution's lease token, so a late or duplicate result is a
- * logged no-op rather than an overwrite.
+ * The scheduler: a FIFO queue in the store, this node's slots, the mesh's peers as further
+ * targets, and the one place that moves jobs through their statuses. Every write is
+ * conditional on the expected status and the execution's lease token, so a late or
+ * duplicate result is a logged no-op rather than an overwrite.
  */
 
 import { randomUUID } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
+import { type ExecutionResult, type FailureReason, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
 import type { Executor, OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import type { Expectation, JobPatch, JobStore } from '../store/store.js';
+
+/** Where a job can run besides this node: the mesh. */
+export interface Placement {
+  /** Whether this node itself can run the job (limits, image). */
+  fitsLocally(job: Job): boolean;
+  /** Whether an idle peer would serve the job better (it has the image; this node lacks it). */
+  prefersRemote(job: Job): boolean;
+  /** An idle peer that fits, holding one of its slots, or undefined. */
+  choosePeer(job: Job, exclude: ReadonlySet<string>): RemoteTarget | undefined;
+  /** Gives back the slot choosePeer held. */
+  release(peerId: string): void;
+  /** Keeps a peer out of placement for a while after it refused or failed. */
+  suspend(peerId: string, ms: number): void;
+}
+
+export interface RemoteTarget {
+  peerId: string;
+  executor: Executor;
+}
+
+interface Target {
+  nodeId: string;
+  executor: Executor;
+  remote: boolean;
+}
+
+interface Active {
+  executionId: string;
+  target: Target;
+}
 
 export interface SchedulerDeps {
   store: JobStore;
@@ -20,13 +50,27 @@ export interface SchedulerDeps {
   log: Logger;
   nodeId: string;
   slots: number;
-  /** Executions a job gets when the node stops under it, before it fails as node_restarted. */
+  /** Executions a job gets when the node (or peer) stops under it, before it fails. */
   maxAttempts: number;
+  placement?: Placement;
 }
 
+export interface SubmitOptions {
+  title?: string;
+  pinned?: boolean;
+  origin?: string;
+}
+
+/** Pending jobs looked at per pass; the rest wait their turn. */
+const SCAN_LIMIT = 256;
+const SUSPEND_REFUSED_MS = 5_000;
+const SUSPEND_FAILED_MS = 30_000;
+
 export class Scheduler {
-  /** jobId → executionId of what runs in a slot now. */
-  private readonly active = new Map<string, string>();
+  /** jobId → what runs it now. */
+  private readonly active = new Map<string, Active>();
+  /** jobId → peers that refused or failed it; not asked again for that job. */
+  private readonly failedPeers = new Map<string, Set<string>>();
   private readonly cancelRequested = new Set<string>();
   private readonly tasks = new Set<Promise<void>>();
   private started = false;
@@ -36,8 +80,9 @@ export class Scheduler {
 
   constructor(private readonly deps: SchedulerDeps) {}
 
+  /** This node's own slots (forwarded jobs use peers' slots, not these). */
   get slots(): { total: number; used: number; free: number } {
-    const used = this.active.size;
+    const used = this.localUsed();
     return { total: this.deps.slots, used, free: Math.max(this.deps.slots - used, 0) };
   }
 
@@ -45,17 +90,29 @@ export class Scheduler {
   async start(): Promise<void> {
     await this.deps.executor.reapOrphans();
     for (const job of await this.deps.store.withStatus(['scheduled', 'running'])) {
-      await this.requeueOrFail(job, 'the node restarted while it ran');
+      if (job.origin) {
+        // The forwarding node saw its stream break and retries the job itself.
+        await this.fail(job, 'node_restarted', `the node restarted while it ran; its origin ${job.origin} places it again`);
+      } else {
+        await this.requeueOrFail(job, 'the node restarted while it ran', 'node_restarted');
+      }
     }
     this.started = true;
     this.pump();
   }
 
-  async submit(spec: JobSpec, title?: string): Promise<Job> {
-    if (this.stopping || !this.started) {
+  async submit(spec: JobSpec, options: SubmitOptions = {}): Promise<Job> {
+    if (this.stopping) {
       throw new GridxError('UNAVAILABLE', 'this node is shutting down and takes no new jobs; submit to another node');
     }
-    const job = await this.deps.store.insert({ id: randomUUID(), spec, ...(title ? { title } : {}) });
+    if (!this.started) throw new GridxError('UNAVAILABLE', 'this node is still starting; try again in a moment');
+    const job = await this.deps.store.insert({
+      id: randomUUID(),
+      spec,
+      ...(options.title ? { title: options.title } : {}),
+      ...(options.pinned ? { pinned: true } : {}),
+      ...(options.origin ? { origin: options.origin } : {}),
+    });
     this.deps.events.emit('job:status', { job });
     this.pump();
     return job;
@@ -79,15 +136,15 @@ export class Scheduler {
       return this.cancel(id); // it was claimed meanwhile: cancel the execution instead
     }
     this.cancelRequested.add(id);
-    const executionId = this.active.get(id);
-    if (executionId) await this.deps.executor.cancel(executionId);
+    const active = this.active.get(id);
+    if (active) await active.target.executor.cancel(active.executionId);
     return (await this.deps.store.get(id))!;
   }
 
-  /** Output of a job running here now. */
+  /** Output of a job running now, here or on a peer for this node. */
   liveOutput(jobId: string): OutputSnapshot | undefined {
-    const executionId = this.active.get(jobId);
-    return executionId === undefined ? undefined : this.deps.executor.logs(executionId);
+    const active = this.active.get(jobId);
+    return active === undefined ? undefined : active.target.executor.logs(active.executionId);
   }
 
   /** Resolves with the job once it is terminal; rejects if `signal` aborts first. */
@@ -109,15 +166,38 @@ export class Scheduler {
     }
   }
 
+  /** Looks at the queue again (the mesh calls this when a peer's offer changes). */
+  poke(): void {
+    if (this.started) this.pump();
+  }
+
   /** Stops taking work; running jobs are stopped and requeued for the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all([...this.active.values()].map((executionId) => this.deps.executor.cancel(executionId)));
+    await Promise.all([...this.active.values()].map((a) => a.target.executor.cancel(a.executionId)));
     await Promise.allSettled([...this.tasks]);
     await this.deps.executor.stop();
   }
 
-  /** Fills free slots from the queue, oldest first. */
+  private localUsed(): number {
+    let used = 0;
+    for (const a of this.active.values()) if (!a.target.remote) used++;
+    return used;
+  }
+
+  /** Where `job` should run now, or undefined when nowhere can take it yet. */
+  private choose(job: Job): Target | undefined {
+    const { placement } = this.deps;
+    const local: Target = { nodeId: this.deps.nodeId, executor: this.deps.executor, remote: false };
+    const localOk = this.localUsed() < this.deps.slots && (placement?.fitsLocally(job) ?? true);
+    if (job.pinned || !placement) return localOk ? local : undefined;
+    if (localOk && !placement.prefersRemote(job)) return local;
+    const peer = placement.choosePeer(job, this.failedPeers.get(job.id) ?? new Set());
+    if (peer) return { nodeId: peer.peerId, executor: peer.executor, remote: true };
+    return localOk ? local : undefined;
+  }
+
+  /** Fills free slots, here and on peers, from the queue, oldest first. */
   private pump(): void {
     if (this.pumping) {
       this.pumpAgain = true;
@@ -127,21 +207,20 @@ export class Scheduler {
     const loop = async () => {
       do {
         this.pumpAgain = false;
-        while (!this.stopping && this.active.size < this.deps.slots) {
+        if (this.stopping) break;
+        if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
+        for (const job of await this.deps.store.withStatus(['pending'], SCAN_LIMIT)) {
+          if (this.stopping) break;
+          if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
+          const target = this.choose(job);
+          if (!target) continue;
           const executionId = randomUUID();
-          const job = await this.deps.store.claimNext(this.deps.nodeId, executionId);
-          if (!job) break;
-          this.deps.events.emit('job:status', { job });
-          this.active.set(job.id, executionId);
-          const task = this.execute(job, executionId)
-            .catch((err: unknown) => this.deps.log.error(`job ${job.id}: ${messageOf(err)}`))
-            .finally(() => {
-              this.active.delete(job.id);
-              this.cancelRequested.delete(job.id);
-              this.tasks.delete(task);
-              this.pump();
-            });
-          this.tasks.add(task);
+          const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId);
+          if (!claimed) {
+            if (target.remote) this.deps.placement?.release(target.nodeId);
+            continue;
+          }
+          this.launch(claimed, executionId, target);
         }
       } while (this.pumpAgain && !this.stopping);
     };
@@ -152,8 +231,24 @@ export class Scheduler {
       });
   }
 
-  private async execute(job: Job, executionId: string): Promise<void> {
-    const { executor, events, log } = this.deps;
+  private launch(job: Job, executionId: string, target: Target): void {
+    this.deps.events.emit('job:status', { job });
+    this.active.set(job.id, { executionId, target });
+    const task = this.execute(job, executionId, target)
+      .catch((err: unknown) => this.deps.log.error(`job ${job.id}: ${messageOf(err)}`))
+      .finally(() => {
+        this.active.delete(job.id);
+        this.cancelRequested.delete(job.id);
+        if (target.remote) this.deps.placement?.release(target.nodeId);
+        this.tasks.delete(task);
+        this.pump();
+      });
+    this.tasks.add(task);
+  }
+
+  private async execute(job: Job, executionId: string, target: Target): Promise<void> {
+    const { events, log } = this.deps;
+    const { executor } = target;
     const lease: Expectation = { status: ['scheduled', 'running'], executionId };
     try {
       await executor.start(
@@ -161,16 +256,22 @@ export class Scheduler {
         { onOutput: (stream, data) => events.emit('job:output', { jobId: job.id, stream, data }) },
       );
     } catch (err) {
-      if (this.stopping) return void (await this.requeueOrFail(job, 'the node stopped while it started'));
+      if (this.stopping) return void (await this.requeueOrFail(job, 'the node stopped while it started', 'node_restarted'));
+      if (target.remote && !this.cancelRequested.has(job.id)) {
+        // The peer said no (busy, limits) or could not be reached: not the job's fault.
+        this.avoid(job.id, target.nodeId, SUSPEND_REFUSED_MS);
+        log.info(`job ${job.id}: peer ${target.nodeId} did not take it (${messageOf(err)}); placing it elsewhere`);
+        await this.write(job.id, lease, {
+          status: 'pending',
+          attempts: job.attempts - 1,
+          executionId: null,
+          message: `peer ${target.nodeId} did not take it: ${messageOf(err)}`,
+        });
+        return;
+      }
       const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
       log.warn(`job ${job.id} could not start: ${messageOf(err)}`);
-      await this.write(job.id, lease, {
-        status: 'failed',
-        reason,
-        message: messageOf(err),
-        finishedAt: now(),
-        executionId: null,
-      });
+      await this.write(job.id, lease, { status: 'failed', reason, message: messageOf(err), finishedAt: now(), executionId: null });
       return;
     }
     await this.write(job.id, { status: ['scheduled'], executionId }, { status: 'running', startedAt: now() });
@@ -179,6 +280,12 @@ export class Scheduler {
     try {
       result = await executor.wait(executionId);
     } catch (err) {
+      if (target.remote) {
+        this.avoid(job.id, target.nodeId, SUSPEND_FAILED_MS);
+        log.warn(`job ${job.id}: peer ${target.nodeId} failed under it: ${messageOf(err)}`);
+        await this.requeueOrFail(job, `peer ${target.nodeId} failed or vanished while it ran`, 'peer_failed');
+        return;
+      }
       // The engine failed under a running job (daemon restarted, container vanished).
       log.warn(`job ${job.id} lost its container: ${messageOf(err)}`);
       await this.write(job.id, lease, {
@@ -191,7 +298,7 @@ export class Scheduler {
       return;
     }
     if (this.stopping && !this.cancelRequested.has(job.id) && !result.timedOut && result.cancelled) {
-      await this.requeueOrFail(job, 'the node stopped while it ran');
+      await this.requeueOrFail(job, 'the node stopped while it ran', 'node_restarted');
       return;
     }
     const outcome = outcomeOf(result, job.spec);
@@ -212,33 +319,46 @@ export class Scheduler {
     if (!written) log.warn(`job ${job.id}: result of execution ${executionId} arrived after its lease ended; ignored`);
   }
 
-  /** A job whose execution the node lost goes back to the queue, or fails once it has used its attempts. */
-  private async requeueOrFail(job: Job, why: string): Promise<void> {
-    const expect: Expectation = { status: ['scheduled', 'running'], ...(job.executionId ? { executionId: job.executionId } : {}) };
+  private avoid(jobId: string, peerId: string, ms: number): void {
+    let peers = this.failedPeers.get(jobId);
+    if (!peers) this.failedPeers.set(jobId, (peers = new Set()));
+    peers.add(peerId);
+    this.deps.placement?.suspend(peerId, ms);
+  }
+
+  /** A job whose execution was lost goes back to the queue, or fails once it has used its attempts. */
+  private async requeueOrFail(job: Job, why: string, reason: FailureReason): Promise<void> {
     if (job.attempts >= this.deps.maxAttempts) {
-      await this.write(job.id, expect, {
-        status: 'failed',
-        reason: 'node_restarted',
-        message: `${why}, and it has used all ${this.deps.maxAttempts} attempts`,
-        finishedAt: now(),
-        executionId: null,
-      });
-      this.deps.log.warn(`job ${job.id} failed: ${why} (attempt ${job.attempts} of ${this.deps.maxAttempts})`);
-    } else {
-      await this.write(job.id, expect, {
-        status: 'pending',
-        message: `requeued: ${why} (attempt ${job.attempts} of ${this.deps.maxAttempts})`,
-        executionId: null,
-      });
-      this.deps.log.info(`job ${job.id} requeued: ${why}`);
+      await this.fail(job, reason, `${why}, and it has used all ${this.deps.maxAttempts} attempts`);
+      return;
     }
+    await this.write(job.id, this.leaseOf(job), {
+      status: 'pending',
+      message: `requeued: ${why} (attempt ${job.attempts} of ${this.deps.maxAttempts})`,
+      executionId: null,
+    });
+    this.deps.log.info(`job ${job.id} requeued: ${why}`);
+  }
+
+  private async fail(job: Job, reason: FailureReason, message: string): Promise<void> {
+    await this.write(job.id, this.leaseOf(job), { status: 'failed', reason, message, finishedAt: now(), executionId: null });
+    this.failedPeers.delete(job.id);
+    this.deps.log.warn(`job ${job.id} failed: ${message}`);
+  }
+
+  private leaseOf(job: Job): Expectation {
+    return { status: ['scheduled', 'running'], ...(job.executionId ? { executionId: job.executionId } : {}) };
   }
 
   /** A conditional write that announces the change; undefined when the race was lost. */
   private async write(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
     const job = await this.deps.store.transition(id, expect, patch);
-    if (job) this.deps.events.emit('job:status', { job });
-    else this.deps.log.debug(`job ${id}: transition to ${patch.status} skipped, it was no longer ${expect.status.join('/')}`);
+    if (job) {
+      if (isTerminal(job.status)) this.failedPeers.delete(id);
+      this.deps.events.emit('job:status', { job });
+    } else {
+      this.deps.log.debug(`job ${id}: transition to ${patch.status} skipped, it was no longer ${expect.status.join('/')}`);
+    }
     return job;
   }
 }

@@ -11,12 +11,18 @@ export interface NewJob {
   id: string;
   spec: JobSpec;
   title?: string;
+  /** Run only on this node, never forwarded. */
+  pinned?: boolean;
+  /** Peer id of the node that forwarded the job here. */
+  origin?: string;
 }
 
 /** Fields a transition may set. `undefined` leaves a field alone; `null` clears it. */
 export interface JobPatch {
   status: JobStatus;
   executionId?: string | null;
+  /** Sets the attempt count (an attempt a peer refused before it began is given back). */
+  attempts?: number;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;
@@ -68,14 +74,16 @@ export interface JobStore {
   insert(job: NewJob): Promise<Job>;
   get(id: string): Promise<Job | undefined>;
   list(options?: ListOptions): Promise<JobPage>;
-  /** Jobs in any of `statuses`, oldest first. */
-  withStatus(statuses: readonly JobStatus[]): Promise<Job[]>;
+  /** Jobs in any of `statuses`, oldest first, at most `limit` (default all). */
+  withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
   /**
    * Atomically takes the oldest pending job: pending → scheduled with a fresh lease
    * token `executionId`, attempts + 1, and an execution record for `nodeId`.
    */
   claimNext(nodeId: string, executionId: string): Promise<Job | undefined>;
+  /** Like claimNext for one given job: pending → scheduled on `nodeId`; undefined if no longer pending. */
+  claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined>;
   /** Conditional write; undefined when the expectation no longer holds. */
   transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
   executions(jobId: string): Promise<ExecutionRecord[]>;

@@ -19,7 +19,7 @@ describe('gridx CLI against a gridx node process', () => {
   });
 
   it('prints where it listens', () => {
-    expect(node.output()).toMatch(/Grid-X node node-[0-9a-f]+ listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(node.output()).toMatch(/Grid-X node 12D3KooW\w+ listening on http:\/\/127\.0\.0\.1:\d+/);
   });
 
   it('gridx run IMAGE -- CMD: stdout and stderr to their streams, exit with the job code', async () => {
@@ -49,7 +49,9 @@ describe('gridx CLI against a gridx node process', () => {
   it('bad input and a dead node are one clear line, no stack trace', async () => {
     const bad = await runCli(['run', '--node', node.url, '--memory', '64g', image, '--', 'true']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('gridx: resources.memory: 64g is more than this node allows per job (512m); ask for at most 512m\n');
+    expect(bad.stderr).toBe(
+      'gridx: resources.memory: 64g is more than this node allows per job (512m); ask for at most 512m; no peer in the mesh allows it either\n',
+    );
 
     const dead = await runCli(['run', '--node', `http://127.0.0.1:${await freePort()}`, image, '--', 'true']);
     expect(dead.code).toBe(1);

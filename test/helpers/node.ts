@@ -27,7 +27,7 @@ export async function startTestNode(
   const dataDir = options.dataDir ?? tempDir();
   const config = loadConfig({
     env: options.env ?? {},
-    flags: { slots: 2, ...options.flags, dataDir, apiPort: 0, host: '127.0.0.1' },
+    flags: { slots: 2, meshEnabled: false, p2pPort: 0, ...options.flags, dataDir, apiPort: 0, host: '127.0.0.1' },
   });
   const node = new GridxNode({
     config,

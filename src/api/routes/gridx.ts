@@ -3,9 +3,10 @@
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { type Job, JOB_STATUSES, isTerminal } from '../../domain/job.js';
-import { normalizeSpec } from '../../domain/spec.js';
+import type { Offer } from '../../domain/offer.js';
+import { type SpecPolicy, normalizeSpec } from '../../domain/spec.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
-import { GridxError } from '../../errors.js';
+import { GridxError, isGridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
 import { jobView } from '../views.js';
 
@@ -32,6 +33,10 @@ export function gridxRoutes(deps: ApiDeps) {
       return {
         status: slots.free > 0 ? 'idle' : 'busy',
         nodeId: deps.node.id,
+        peerId: deps.node.id,
+        multiaddrs: deps.mesh?.multiaddrs ?? [],
+        peers: deps.mesh?.book.size ?? 0,
+        connections: deps.mesh?.connectedPeers ?? 0,
         version: deps.node.version,
         slots,
         queue: { pending: counts.pending, running: counts.running + counts.scheduled },
@@ -50,10 +55,14 @@ export function gridxRoutes(deps: ApiDeps) {
       '/job',
       { schema: { querystring: { type: 'object', properties: { wait: { type: 'boolean', default: true } } } } },
       async (request, reply) => {
-        const spec = normalizeSpec(request.body, deps.policy());
-        const body = (request.body ?? {}) as { title?: unknown };
+        const body = (request.body ?? {}) as { title?: unknown; pin?: unknown };
+        if (body.pin !== undefined && typeof body.pin !== 'boolean') {
+          throw new GridxError('INVALID_INPUT', 'pin: must be true (run only on this node) or false');
+        }
+        const pinned = body.pin === true;
+        const spec = validateForMesh(request.body, deps, pinned);
         const title = typeof body.title === 'string' ? body.title.slice(0, 200) : undefined;
-        const job = await scheduler.submit(spec, title);
+        const job = await scheduler.submit(spec, { ...(title ? { title } : {}), pinned });
         if (request.query.wait === false) return reply.code(202).send(jobView(job));
         const gone = abortOnClose(reply);
         try {
@@ -69,6 +78,16 @@ export function gridxRoutes(deps: ApiDeps) {
         }
       },
     );
+
+    app.get('/peers', async () => {
+      const mesh = deps.mesh;
+      if (!mesh) return { peerId: deps.node.id, peers: [] };
+      const connected = new Set(mesh.libp2p.getPeers().map(String));
+      return {
+        peerId: mesh.peerId,
+        peers: mesh.book.offers().map((offer) => ({ peerId: offer.peerId, connected: connected.has(offer.peerId), offer })),
+      };
+    });
 
     app.get<{ Querystring: { status?: string; limit?: number; cursor?: string } }>(
       '/jobs',
@@ -212,4 +231,39 @@ function abortOnClose(reply: FastifyReply): { signal: AbortSignal; dispose: () =
   };
   reply.raw.once('close', onClose);
   return { signal: controller.signal, dispose: () => reply.raw.off('close', onClose) };
+}
+
+/**
+ * The spec under this node's limits; past them, unless pinned, under the limits of any
+ * peer whose offer allows it (the scheduler then forwards it there).
+ */
+function validateForMesh(body: unknown, deps: ApiDeps, pinned: boolean) {
+  const local = deps.policy();
+  try {
+    return normalizeSpec(body, local);
+  } catch (err) {
+    if (!isGridxError(err, 'LIMIT_EXCEEDED') || pinned || !deps.mesh) throw err;
+    for (const offer of deps.mesh.book.offers()) {
+      try {
+        return normalizeSpec(body, peerPolicy(offer, local));
+      } catch {
+        // this peer does not allow it either
+      }
+    }
+    throw new GridxError('LIMIT_EXCEEDED', `${err.message}; no peer in the mesh allows it either`);
+  }
+}
+
+function peerPolicy(offer: Offer, local: SpecPolicy): SpecPolicy {
+  const l = offer.limits;
+  return {
+    ...local,
+    cpus: l.cpus,
+    memoryBytes: l.memoryBytes,
+    timeoutMs: l.timeoutMs,
+    maxGpus: l.gpus,
+    allowedNetworks: l.networks,
+    // Host paths name this machine's files; a job bound for a peer cannot mount them.
+    allowedVolumes: [],
+  };
 }

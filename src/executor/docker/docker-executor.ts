@@ -242,6 +242,11 @@ export class DockerExecutor implements Executor {
     return ours.length;
   }
 
+  async cachedImages(): Promise<string[]> {
+    const images = await this.docker.listImages();
+    return images.flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+  }
+
   async stop(): Promise<void> {
     await Promise.all([...this.runs.keys()].map((id) => this.cancel(id)));
     await Promise.allSettled([...this.runs.values()].map((r) => r.result));

@@ -38,4 +38,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX executions_job ON executions (job_id, attempt);
   `,
+  `
+  -- Mesh: a pinned job runs only on the node it was sent to; origin is the peer that
+  -- forwarded it here (its copy of the job is the one that retries elsewhere).
+  ALTER TABLE jobs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE jobs ADD COLUMN origin TEXT;
+  `,
 ];

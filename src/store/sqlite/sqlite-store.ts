@@ -20,7 +20,7 @@ const DEFAULT_PAGE = 50;
 /** Column list for listings: everything but the captured output. */
 const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by`;
+  duration_ms, executed_by, pinned, origin`;
 
 interface JobRow {
   id: string;
@@ -43,6 +43,8 @@ interface JobRow {
   stderr_truncated: number;
   duration_ms: number | null;
   executed_by: string | null;
+  pinned: number;
+  origin: string | null;
 }
 
 /** The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. */
@@ -80,10 +82,10 @@ export class SqliteStore implements JobStore {
     this.db
       .prepare(
         `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
-           stdout_truncated, stderr_truncated)
-         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0)`,
+           stdout_truncated, stderr_truncated, pinned, origin)
+         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?)`,
       )
-      .run(job.id, JSON.stringify(job.spec), job.title ?? null, at, at);
+      .run(job.id, JSON.stringify(job.spec), job.title ?? null, at, at, job.pinned ? 1 : 0, job.origin ?? null);
     return (await this.get(job.id))!;
   }
 
@@ -119,11 +121,11 @@ export class SqliteStore implements JobStore {
     };
   }
 
-  async withStatus(statuses: readonly JobStatus[]): Promise<Job[]> {
+  async withStatus(statuses: readonly JobStatus[], limit = -1): Promise<Job[]> {
     if (statuses.length === 0) return [];
     const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq ASC`)
-      .all(...statuses) as JobRow[];
+      .prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq ASC LIMIT ?`)
+      .all(...statuses, limit) as JobRow[];
     return rows.map(toJob);
   }
 
@@ -137,11 +139,14 @@ export class SqliteStore implements JobStore {
     return counts;
   }
 
-  private readonly claimTx = (nodeId: string, executionId: string): string | undefined => {
+  /** Takes job `id` (or the oldest pending one) under a new lease, with its execution record. */
+  private readonly claimTx = (id: string | undefined, nodeId: string, executionId: string): string | undefined => {
     return this.db.transaction(() => {
-      const row = this.db
-        .prepare("SELECT id, attempts FROM jobs WHERE status = 'pending' ORDER BY seq ASC LIMIT 1")
-        .get() as { id: string; attempts: number } | undefined;
+      const row = (
+        id === undefined
+          ? this.db.prepare("SELECT id, attempts FROM jobs WHERE status = 'pending' ORDER BY seq ASC LIMIT 1").get()
+          : this.db.prepare("SELECT id, attempts FROM jobs WHERE id = ? AND status = 'pending'").get(id)
+      ) as { id: string; attempts: number } | undefined;
       if (!row) return undefined;
       const at = now();
       this.db
@@ -160,8 +165,12 @@ export class SqliteStore implements JobStore {
   };
 
   async claimNext(nodeId: string, executionId: string): Promise<Job | undefined> {
-    const id = this.claimTx(nodeId, executionId);
+    const id = this.claimTx(undefined, nodeId, executionId);
     return id === undefined ? undefined : this.get(id);
+  }
+
+  async claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined> {
+    return this.claimTx(id, nodeId, executionId) === undefined ? undefined : this.get(id);
   }
 
   async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
@@ -174,6 +183,7 @@ export class SqliteStore implements JobStore {
         params.push(typeof value === 'boolean' ? Number(value) : value);
       };
       set('execution_id', patch.executionId);
+      set('attempts', patch.attempts);
       set('started_at', patch.startedAt);
       set('finished_at', patch.finishedAt);
       set('exit_code', patch.exitCode);
@@ -262,6 +272,7 @@ function toJob(row: JobRow): Job {
     stderr: row.stderr,
     stdoutTruncated: row.stdout_truncated === 1,
     stderrTruncated: row.stderr_truncated === 1,
+    pinned: row.pinned === 1,
   };
   if (row.title !== null) job.title = row.title;
   if (row.started_at !== null) job.startedAt = row.started_at;
@@ -272,5 +283,6 @@ function toJob(row: JobRow): Job {
   if (row.message !== null) job.message = row.message;
   if (row.duration_ms !== null) job.durationMs = row.duration_ms;
   if (row.executed_by !== null) job.executedBy = row.executed_by;
+  if (row.origin !== null) job.origin = row.origin;
   return job;
 }

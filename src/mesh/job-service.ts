@@ -1,0 +1,143 @@
+/**
+ * The executing side of /gridx/job/1.0.0: takes a job another node forwards, checks it
+ * against this node's own policy and capacity, runs it as a pinned local job, and streams
+ * status, output and the result back. If the origin goes away first, the job is cancelled
+ * here: the origin places it again, so it must not also finish here.
+ */
+
+import type { JobEventMap, TypedEmitter } from '../domain/events.js';
+import { type ExecutionResult, type Job, type JobSpec, isTerminal } from '../domain/job.js';
+import { type SpecPolicy, normalizeSpec } from '../domain/spec.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { JobStore } from '../store/store.js';
+import type { JsonChannel } from './wire.js';
+
+export type JobMessage =
+  | { type: 'run'; jobId: string; executionId: string; spec: JobSpec }
+  | { type: 'accepted'; jobId: string }
+  | { type: 'refused'; reason: string }
+  | { type: 'status'; status: Job['status'] }
+  | { type: 'output'; stream: 'stdout' | 'stderr'; data: string }
+  | { type: 'heartbeat' }
+  | { type: 'result'; result: ExecutionResult }
+  | { type: 'cancel' };
+
+export interface JobServiceDeps {
+  scheduler: Scheduler;
+  store: JobStore;
+  events: TypedEmitter<JobEventMap>;
+  policy: () => SpecPolicy;
+  log: Logger;
+  heartbeatMs?: number;
+}
+
+/** The canonical spec back into the request shape, so one validator checks both doors. */
+export function specToRequest(spec: JobSpec): Record<string, unknown> {
+  return {
+    image: spec.image,
+    command: spec.command,
+    env: spec.env,
+    ...(spec.workdir === undefined ? {} : { workdir: spec.workdir }),
+    resources: { cpus: spec.resources.cpus, memory: spec.resources.memoryBytes, gpus: spec.resources.gpus },
+    timeout: `${spec.timeoutMs}ms`,
+    network: spec.network,
+    volumes: spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}:${v.readOnly ? 'ro' : 'rw'}`),
+  };
+}
+
+export function resultOf(job: Job): ExecutionResult {
+  return {
+    ...(job.exitCode === undefined ? {} : { exitCode: job.exitCode }),
+    oomKilled: job.reason === 'oom',
+    timedOut: job.status === 'timed_out',
+    cancelled: job.status === 'cancelled',
+    stdout: job.stdout,
+    stderr: job.stderr,
+    stdoutTruncated: job.stdoutTruncated,
+    stderrTruncated: job.stderrTruncated,
+    startedAt: job.startedAt ?? job.createdAt,
+    finishedAt: job.finishedAt ?? new Date().toISOString(),
+    durationMs: job.durationMs ?? 0,
+  };
+}
+
+export async function serveForwardedJob(channel: JsonChannel, from: string, deps: JobServiceDeps): Promise<void> {
+  const { scheduler, events, log } = deps;
+  const request = await channel.read<JobMessage>({ signal: AbortSignal.timeout(10_000) });
+  if (request?.type !== 'run' || typeof request.spec !== 'object' || request.spec === null) {
+    throw new Error(`expected a "run" message, got ${JSON.stringify((request as { type?: unknown })?.type)}`);
+  }
+  const refuse = async (reason: string) => {
+    log.info(`refused a job from ${from}: ${reason}`);
+    await channel.write({ type: 'refused', reason } satisfies JobMessage);
+    await channel.stream.close();
+  };
+  let spec: JobSpec;
+  try {
+    spec = normalizeSpec(specToRequest(request.spec), deps.policy());
+  } catch (err) {
+    return refuse(messageOf(err));
+  }
+  const counts = await deps.store.countByStatus();
+  if (scheduler.slots.free - counts.pending <= 0) return refuse('busy: no free slot');
+
+  let job: Job;
+  try {
+    job = await scheduler.submit(spec, { pinned: true, origin: from, title: `forwarded by ${from}` });
+  } catch (err) {
+    return refuse(messageOf(err));
+  }
+  log.info(`running job ${job.id} for ${from} (its job ${String(request.jobId)})`);
+
+  // Writes are chained so messages leave in the order they happened.
+  let chain = Promise.resolve();
+  let closed = false;
+  const send = (message: JobMessage) => {
+    chain = chain.then(() => (closed ? undefined : channel.write(message))).catch((err: unknown) => {
+      closed = true;
+      log.debug(`job ${job.id}: stream to ${from} failed: ${messageOf(err)}`);
+    });
+    return chain;
+  };
+
+  let resolveEnd!: (job: Job) => void;
+  const ended = new Promise<Job>((r) => (resolveEnd = r));
+  const offs = [
+    events.on('job:output', (e) => {
+      if (e.jobId === job.id) void send({ type: 'output', stream: e.stream, data: e.data });
+    }),
+    events.on('job:status', ({ job: j }) => {
+      if (j.id !== job.id) return;
+      if (isTerminal(j.status)) resolveEnd(j);
+      else void send({ type: 'status', status: j.status });
+    }),
+  ];
+  const heartbeat = setInterval(() => void send({ type: 'heartbeat' }), deps.heartbeatMs ?? 5_000);
+  try {
+    await send({ type: 'accepted', jobId: job.id });
+    // The job may have ended before we subscribed.
+    void deps.store.get(job.id).then((j) => j && isTerminal(j.status) && resolveEnd(j));
+    // Read the origin's side: a cancel, or the end of the stream.
+    const reading = (async () => {
+      for (;;) {
+        const message = await channel.read<JobMessage>();
+        if (message?.type === 'cancel') await scheduler.cancel(job.id).catch(() => {});
+      }
+    })();
+    const outcome = await Promise.race([ended.then((j) => ({ job: j })), reading.then(() => ({}), (err: unknown) => ({ err }))]);
+    if ('job' in outcome && outcome.job) {
+      await send({ type: 'result', result: resultOf(outcome.job) });
+      await chain;
+      await channel.stream.close().catch(() => {});
+    } else {
+      closed = true;
+      log.warn(`origin ${from} went away during job ${job.id}; cancelling it here`);
+      await scheduler.cancel(job.id).catch(() => {});
+    }
+  } finally {
+    clearInterval(heartbeat);
+    offs.forEach((off) => off());
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * The mesh: a libp2p node (TCP, noise, yamux, identify, ping, Kademlia DHT) that keeps
+ * this node's signed offer published and a book of its peers' offers.
+ *
+ * Offers travel three ways: on every new connection the two sides swap all the offers
+ * they know (/gridx/offer/1.0.0 "hello"), so a node that joins through one bootstrap peer
+ * learns the whole mesh in one round trip; a changed offer is pushed to connected peers,
+ * which pass on what was new to them; and every node is a DHT provider of OFFERS_KEY, so
+ * clients and partitioned nodes find providers without knowing any of them.
+ */
+
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { CID } from 'multiformats/cid';
+import { sha256 } from 'multiformats/hashes/sha2';
+import type { Offer, SignedOffer } from '../domain/offer.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Identity } from './identity.js';
+import { OfferBook, signOffer } from './offer-book.js';
+import { type JsonChannel, PROTOCOLS, ProtocolError, jsonChannel } from './wire.js';
+
+/** The DHT key every node provides: "I sell compute". */
+export async function offersKey(): Promise<CID> {
+  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode('/gridx/offers/v1')));
+}
+
+export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
+const MAX_OFFERS_PER_MESSAGE = 1000;
+const EXCHANGE_TIMEOUT_MS = 5_000;
+
+/** What the node tells the mesh about itself, apart from the fields the mesh fills in. */
+export type OfferFields = Omit<Offer, 'v' | 'peerId' | 'multiaddrs' | 'seq' | 'issuedAt' | 'expiresAt'>;
+
+export interface MeshOptions {
+  identity: Identity;
+  host: string;
+  port: number;
+  bootstrap: readonly string[];
+  offerTtlMs: number;
+  log: Logger;
+  /** This node's current offer, without the mesh's own fields. */
+  describe: () => Promise<OfferFields>;
+  /** Serves a job another node forwards here (/gridx/job/1.0.0). */
+  serveJob: (channel: JsonChannel, from: string) => Promise<void>;
+  /** Called when the book changed in a way placement may care about. */
+  onOffersChanged?: () => void;
+  /** Act as a client only: no listener, no provider record, no own offer (gridx run --mesh). */
+  client?: boolean;
+}
+
+export class Mesh {
+  readonly book: OfferBook;
+  private node?: Libp2p;
+  private seq = 0;
+  private own?: SignedOffer;
+  private timers: NodeJS.Timeout[] = [];
+  private publishTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: MeshOptions) {
+    this.book = new OfferBook(options.identity.peerId.toString());
+    this.log = options.log;
+  }
+
+  get peerId(): string {
+    return this.options.identity.peerId.toString();
+  }
+
+  get multiaddrs(): string[] {
+    return this.node?.getMultiaddrs().map(String) ?? [];
+  }
+
+  get connectedPeers(): number {
+    return this.node?.getPeers().length ?? 0;
+  }
+
+  get libp2p(): Libp2p {
+    if (!this.node) throw new Error('mesh not started');
+    return this.node;
+  }
+
+  /** This node's offer as last published. */
+  get ownOffer(): SignedOffer | undefined {
+    return this.own;
+  }
+
+  async start(): Promise<void> {
+    const { options } = this;
+    const node = await createLibp2p({
+      privateKey: options.identity.privateKey,
+      addresses: { listen: options.client ? [] : [`/ip4/${options.host}/tcp/${options.port}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionManager: {
+        maxConnections: 1000,
+        inboundConnectionThreshold: 1000,
+        maxIncomingPendingConnections: 1000,
+      },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        dht: kadDHT({
+          protocol: DHT_PROTOCOL,
+          clientMode: options.client ?? false,
+          // Loopback and private addresses are normal for a development mesh.
+          peerInfoMapper: passthroughMapper,
+          initialQuerySelfInterval: 0,
+          allowQueryWithZeroPeers: true,
+        }),
+      },
+    });
+    this.node = node;
+    if (!options.client) {
+      await node.handle(PROTOCOLS.offer, (stream, connection) => this.onOfferStream(stream, connection), {
+        maxInboundStreams: 64,
+      });
+      await node.handle(PROTOCOLS.job, (stream, connection) => this.onJobStream(stream, connection), {
+        maxInboundStreams: 256,
+      });
+    }
+    node.addEventListener('peer:identify', (event) => {
+      if (event.detail.protocols.includes(PROTOCOLS.offer)) void this.exchange(event.detail.peerId);
+    });
+    if (!options.client) {
+      await this.publish();
+      // Well before expiry, so that peers never see this node's offer lapse.
+      this.every(Math.max(options.offerTtlMs / 3, 500), () => this.publish());
+      this.every(60_000, () => this.provide());
+    }
+    this.every(15_000, () => this.discover());
+    this.bootstrapLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.publishTimer);
+    await this.node?.stop();
+  }
+
+  /** Re-publishes soon; many changes in a burst make one offer. */
+  requestPublish(): void {
+    if (this.publishTimer || this.stopped || this.options.client) return;
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = undefined;
+      void this.publish();
+    }, 50);
+  }
+
+  /** Signs the current offer and pushes it to every connected peer. */
+  async publish(): Promise<void> {
+    if (this.stopped || !this.node) return;
+    try {
+      const fields = await this.options.describe();
+      const now = Date.now();
+      this.seq = Math.max(this.seq + 1, now);
+      const offer: Offer = {
+        ...fields,
+        v: 1,
+        peerId: this.peerId,
+        multiaddrs: this.multiaddrs,
+        seq: this.seq,
+        issuedAt: now,
+        expiresAt: now + this.options.offerTtlMs,
+      };
+      this.own = await signOffer(offer, this.options.identity.privateKey);
+      await this.push([this.own]);
+    } catch (err) {
+      this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
+    }
+  }
+
+  /** Opens a /gridx/job stream to `peerId`, dialling the addresses from its offer. */
+  async openJobChannel(peerId: string, signal: AbortSignal): Promise<JsonChannel> {
+    const stream = await this.libp2p.dialProtocol(peerIdFromString(peerId), PROTOCOLS.job, { signal });
+    return jsonChannel(stream);
+  }
+
+  /** Providers of OFFERS_KEY through the DHT, and their offers (for clients). */
+  async discover(signal: AbortSignal = AbortSignal.timeout(10_000)): Promise<number> {
+    if (!this.node || this.stopped) return 0;
+    let found = 0;
+    try {
+      const key = await offersKey();
+      for await (const provider of this.node.contentRouting.findProviders(key, { signal })) {
+        if (provider.id.equals(this.options.identity.peerId)) continue;
+        found++;
+        if (this.book.get(provider.id.toString())) continue;
+        if (provider.multiaddrs.length > 0) await this.node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs });
+        await this.exchange(provider.id);
+      }
+    } catch (err) {
+      if (!signal.aborted) this.log.debug(`discovery: ${messageOf(err)}`);
+    }
+    return found;
+  }
+
+  private every(ms: number, fn: () => unknown): void {
+    const timer = setInterval(() => void fn(), ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private async provide(): Promise<void> {
+    if (!this.node || this.stopped || this.node.getPeers().length === 0) return;
+    try {
+      await this.node.contentRouting.provide(await offersKey(), { signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      this.log.debug(`providing the offers key failed: ${messageOf(err)}`);
+    }
+  }
+
+  /** Dials every bootstrap address until it answers, backing off to 30 s; says why it failed. */
+  private bootstrapLoop(): void {
+    for (const address of this.options.bootstrap) {
+      let ma: Multiaddr;
+      try {
+        ma = multiaddr(address);
+      } catch (err) {
+        this.log.error(`bootstrap address ${address} is not a multiaddr (${messageOf(err)}); ignoring it`);
+        continue;
+      }
+      const peer = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+      let delay = 500;
+      const attempt = async () => {
+        if (this.stopped || !this.node) return;
+        const connected = peer
+          ? this.node.getConnections(peerIdFromString(peer)).length > 0
+          : this.node.getPeers().length > 0;
+        if (!connected) {
+          try {
+            await this.node.dial(ma, { signal: AbortSignal.timeout(5_000) });
+            this.log.info(`joined the mesh through ${address}`);
+            delay = 500;
+            void this.provide();
+          } catch (err) {
+            this.log.warn(`bootstrap ${address} did not answer (${messageOf(err)}); retrying in ${Math.round(delay / 1000)}s`);
+            delay = Math.min(delay * 2, 30_000);
+          }
+        }
+        const timer = setTimeout(() => void attempt(), connected ? 5_000 : delay);
+        timer.unref();
+        this.timers.push(timer);
+      };
+      void attempt();
+    }
+  }
+
+  /** Sends a hello with everything we know and takes everything the peer knows. */
+  private async exchange(peer: PeerId): Promise<void> {
+    if (!this.node || this.stopped) return;
+    let stream: Stream | undefined;
+    try {
+      const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
+      stream = await this.node.dialProtocol(peer, PROTOCOLS.offer, { signal });
+      const channel = jsonChannel(stream);
+      await channel.write({ type: 'hello', offers: this.known() }, { signal });
+      const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
+      if (reply?.type !== 'offers') throw new ProtocolError(`expected "offers", got ${JSON.stringify(reply?.type)}`);
+      await this.take(reply.offers, peer.toString());
+      await stream.close();
+    } catch (err) {
+      stream?.abort(err as Error);
+      if (!this.stopped) this.log.debug(`offer exchange with ${peer} failed: ${messageOf(err)}`);
+    }
+  }
+
+  private known(): SignedOffer[] {
+    return this.own ? [this.own, ...this.book.signedOffers()] : this.book.signedOffers();
+  }
+
+  /** Pushes offers to connected peers that speak the offer protocol, except `except`. */
+  private async push(offers: SignedOffer[], except?: string): Promise<void> {
+    if (!this.node || offers.length === 0) return;
+    const peers = this.node.getPeers().filter((p) => p.toString() !== except);
+    await Promise.allSettled(
+      peers.map(async (peer) => {
+        const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
+        if (!protocols.includes(PROTOCOLS.offer)) return;
+        const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
+        const stream = await this.node!.dialProtocol(peer, PROTOCOLS.offer, { signal });
+        try {
+          await jsonChannel(stream).write({ type: 'push', offers }, { signal });
+          await stream.close({ signal });
+        } catch (err) {
+          stream.abort(err as Error);
+        }
+      }),
+    );
+  }
+
+  /** Admits offers from `from`; new ones are added to the peer store and passed on. */
+  private async take(raw: unknown, from: string): Promise<void> {
+    if (!Array.isArray(raw)) throw new ProtocolError('offers must be an array');
+    if (raw.length > MAX_OFFERS_PER_MESSAGE) throw new ProtocolError(`too many offers (${raw.length})`);
+    const fresh: SignedOffer[] = [];
+    for (const item of raw) {
+      const verdict = await this.book.consider(item);
+      if (verdict === 'accepted') {
+        const signed = item as SignedOffer;
+        fresh.push(signed);
+        const addrs = signed.offer.multiaddrs.flatMap((a) => {
+          try {
+            return [multiaddr(a)];
+          } catch {
+            return [];
+          }
+        });
+        if (addrs.length > 0) {
+          await this.node?.peerStore.merge(peerIdFromString(signed.offer.peerId), { multiaddrs: addrs }).catch(() => {});
+        }
+      } else if (verdict === 'forged' || verdict === 'malformed') {
+        const who = (item as SignedOffer)?.offer?.peerId ?? 'unknown';
+        this.log.warn(`dropped a ${verdict} offer for ${who} received from ${from}`);
+      }
+    }
+    if (fresh.length > 0) {
+      this.options.onOffersChanged?.();
+      void this.push(fresh, from);
+    }
+  }
+
+  private async onOfferStream(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    try {
+      const channel = jsonChannel(stream);
+      const message = await channel.read<{ type?: string; offers?: unknown }>({
+        signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
+      });
+      if (message?.type === 'hello') {
+        await channel.write({ type: 'offers', offers: this.known() });
+        await this.take(message.offers, from);
+      } else if (message?.type === 'push') {
+        await this.take(message.offers, from);
+      } else {
+        throw new ProtocolError(`unknown message type ${JSON.stringify(message?.type)}`);
+      }
+      await stream.close();
+    } catch (err) {
+      this.log.warn(`${PROTOCOLS.offer} from ${from}: ${messageOf(err)}; stream reset`);
+      stream.abort(err as Error);
+    }
+  }
+
+  private async onJobStream(stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString();
+    try {
+      await this.options.serveJob(jsonChannel(stream), from);
+    } catch (err) {
+      this.log.warn(`${PROTOCOLS.job} from ${from}: ${messageOf(err)}; stream reset`);
+      stream.abort(err as Error);
+    }
+  }
+}

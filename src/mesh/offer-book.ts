@@ -1,0 +1,116 @@
+/**
+ * The offers this node knows, one per peer: only signed, unexpired, newer-than-seen
+ * offers get in. Forged, replayed and expired offers are dropped with a reason.
+ */
+
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { JobSpec } from '../domain/job.js';
+import { type Offer, type SignedOffer, malformedOffer, offerBytes, rankOffers } from '../domain/offer.js';
+
+export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self';
+
+export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
+  const signature = await key.sign(offerBytes(offer));
+  return { offer, signature: Buffer.from(signature).toString('base64') };
+}
+
+/** True when `signed.signature` is the signature of the offer by the key its peer id names. */
+export async function verifyOffer(signed: SignedOffer): Promise<boolean> {
+  try {
+    const publicKey = peerIdFromString(signed.offer.peerId).publicKey;
+    if (!publicKey || typeof signed.signature !== 'string') return false;
+    return await publicKey.verify(offerBytes(signed.offer), Buffer.from(signed.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+interface Entry {
+  signed: SignedOffer;
+  /** Peer not to be chosen again before this time (it refused or failed a job). */
+  suspendedUntil: number;
+  /** Slots handed out since the offer arrived, not yet reflected in a newer offer. */
+  reserved: number;
+}
+
+export class OfferBook {
+  private readonly entries = new Map<string, Entry>();
+  /** Highest seq seen per peer, kept after expiry so an old offer cannot be replayed. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly selfId: string) {}
+
+  /** Takes an offer from the network; the verdict says whether it got in and why not. */
+  async consider(signed: unknown, now = Date.now()): Promise<OfferVerdict> {
+    const s = signed as SignedOffer;
+    if (s === null || typeof s !== 'object' || malformedOffer(s.offer) !== undefined) return 'malformed';
+    const { offer } = s;
+    if (offer.peerId === this.selfId) return 'self';
+    if (offer.expiresAt <= now) return 'expired';
+    if (offer.seq <= (this.seen.get(offer.peerId) ?? -1)) return 'replayed';
+    if (!(await verifyOffer(s))) return 'forged';
+    // Checked again: another copy may have been accepted while the signature was checked.
+    if (offer.seq <= (this.seen.get(offer.peerId) ?? -1)) return 'replayed';
+    this.seen.set(offer.peerId, offer.seq);
+    const previous = this.entries.get(offer.peerId);
+    this.entries.set(offer.peerId, { signed: s, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
+    return 'accepted';
+  }
+
+  /** Current, unexpired signed offers (what this node passes on to peers). */
+  signedOffers(now = Date.now()): SignedOffer[] {
+    this.prune(now);
+    return [...this.entries.values()].map((e) => e.signed);
+  }
+
+  offers(now = Date.now()): Offer[] {
+    return this.signedOffers(now).map((s) => s.offer);
+  }
+
+  get(peerId: string, now = Date.now()): Offer | undefined {
+    this.prune(now);
+    return this.entries.get(peerId)?.signed.offer;
+  }
+
+  get size(): number {
+    this.prune(Date.now());
+    return this.entries.size;
+  }
+
+  /** Idle peers that fit `spec`, best first, less suspended ones and those in `exclude`. */
+  candidates(spec: JobSpec, exclude: ReadonlySet<string> = new Set(), now = Date.now()): Offer[] {
+    this.prune(now);
+    const usable = [...this.entries.values()]
+      .filter((e) => e.suspendedUntil <= now && !exclude.has(e.signed.offer.peerId))
+      .map((e) => {
+        const o = e.signed.offer;
+        const free = Math.max(o.slots.free - e.reserved, 0);
+        return { ...o, slots: { ...o.slots, free }, status: free > 0 ? o.status : ('busy' as const) };
+      });
+    return rankOffers(usable, spec);
+  }
+
+  /** Counts a slot of `peerId` as taken until its next offer says otherwise. */
+  reserve(peerId: string): void {
+    const entry = this.entries.get(peerId);
+    if (entry) entry.reserved++;
+  }
+
+  release(peerId: string): void {
+    const entry = this.entries.get(peerId);
+    if (entry && entry.reserved > 0) entry.reserved--;
+  }
+
+  /** Keeps `peerId` out of placement for `ms` (it refused a job or failed under one). */
+  suspend(peerId: string, ms: number, now = Date.now()): void {
+    const entry = this.entries.get(peerId);
+    if (entry) entry.suspendedUntil = now + ms;
+  }
+
+  private prune(now: number): void {
+    for (const [id, entry] of this.entries) {
+      if (entry.signed.offer.expiresAt <= now) this.entries.delete(id);
+    }
+  }
+}

@@ -1,0 +1,51 @@
+import type { Job } from '../domain/job.js';
+import { type JobLimits, imageRef, misfit } from '../domain/offer.js';
+import type { Placement, RemoteTarget } from '../scheduler/scheduler.js';
+import type { Mesh } from './mesh.js';
+import { RemoteExecutor } from './remote-executor.js';
+
+/** The scheduler's view of the mesh: which peer takes a job this node should not run itself. */
+export class MeshPlacement implements Placement {
+  private readonly executors = new Map<string, RemoteExecutor>();
+
+  constructor(
+    private readonly mesh: Mesh,
+    private readonly localLimits: () => JobLimits,
+    private readonly localImages: () => ReadonlySet<string>,
+    private readonly outputLimitBytes: number,
+  ) {}
+
+  fitsLocally(job: Job): boolean {
+    return misfit(job.spec, this.localLimits()) === undefined;
+  }
+
+  prefersRemote(job: Job): boolean {
+    const image = imageRef(job.spec.image);
+    if (this.localImages().has(image)) return false;
+    return this.mesh.book.candidates(job.spec).some((o) => o.images.includes(image));
+  }
+
+  choosePeer(job: Job, exclude: ReadonlySet<string>): RemoteTarget | undefined {
+    const best = this.mesh.book.candidates(job.spec, exclude)[0];
+    if (!best) return undefined;
+    this.mesh.book.reserve(best.peerId);
+    return { peerId: best.peerId, executor: this.executorFor(best.peerId) };
+  }
+
+  release(peerId: string): void {
+    this.mesh.book.release(peerId);
+  }
+
+  suspend(peerId: string, ms: number): void {
+    this.mesh.book.suspend(peerId, ms);
+  }
+
+  private executorFor(peerId: string): RemoteExecutor {
+    let executor = this.executors.get(peerId);
+    if (!executor) {
+      executor = new RemoteExecutor(peerId, (id, signal) => this.mesh.openJobChannel(id, signal), this.outputLimitBytes);
+      this.executors.set(peerId, executor);
+    }
+    return executor;
+  }
+}

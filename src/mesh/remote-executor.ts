@@ -1,0 +1,115 @@
+/**
+ * The Executor contract over /gridx/job/1.0.0: runs an execution on one peer and relays
+ * its status, live output and result. A peer that refuses rejects start(); a peer that
+ * dies or goes silent mid-job rejects wait(), and the scheduler places the job again.
+ */
+
+import type { ExecutionResult } from '../domain/job.js';
+import { GridxError, messageOf } from '../errors.js';
+import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor/executor.js';
+import { CappedOutput } from '../executor/output.js';
+import type { JsonChannel } from './wire.js';
+import type { JobMessage } from './job-service.js';
+
+/** A peer that sends nothing (not even a heartbeat) for this long is taken for dead. */
+export const SILENCE_LIMIT_MS = 15_000;
+const ANSWER_TIMEOUT_MS = 10_000;
+
+interface RemoteRun {
+  channel?: JsonChannel;
+  cancelled: boolean;
+  stdout: CappedOutput;
+  stderr: CappedOutput;
+  result?: Promise<ExecutionResult>;
+}
+
+export class RemoteExecutor implements Executor {
+  private readonly runs = new Map<string, RemoteRun>();
+
+  constructor(
+    readonly peerId: string,
+    private readonly open: (peerId: string, signal: AbortSignal) => Promise<JsonChannel>,
+    private readonly outputLimitBytes: number,
+  ) {}
+
+  async start(request: ExecutionRequest, options: StartOptions = {}): Promise<void> {
+    if (this.runs.has(request.executionId)) return;
+    const run: RemoteRun = {
+      cancelled: false,
+      stdout: new CappedOutput(this.outputLimitBytes),
+      stderr: new CappedOutput(this.outputLimitBytes),
+    };
+    this.runs.set(request.executionId, run);
+    try {
+      const signal = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+      const channel = await this.open(this.peerId, signal);
+      run.channel = channel;
+      await channel.write({ type: 'run', jobId: request.jobId, executionId: request.executionId, spec: request.spec }, { signal });
+      const answer = await channel.read<JobMessage>({ signal });
+      if (answer?.type === 'refused') {
+        channel.stream.abort(new Error('refused'));
+        throw new GridxError('REMOTE_ERROR', `refused: ${answer.reason}`);
+      }
+      if (answer?.type !== 'accepted') throw new GridxError('REMOTE_ERROR', `unexpected answer ${JSON.stringify(answer?.type)}`);
+      run.result = this.follow(run, channel, options);
+      run.result.catch(() => {});
+      if (run.cancelled) await channel.write({ type: 'cancel' }).catch(() => {});
+    } catch (err) {
+      this.runs.delete(request.executionId);
+      run.channel?.stream.abort(err as Error);
+      throw err instanceof GridxError ? err : new GridxError('REMOTE_ERROR', `peer ${this.peerId}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  private async follow(run: RemoteRun, channel: JsonChannel, options: StartOptions): Promise<ExecutionResult> {
+    for (;;) {
+      let message: JobMessage;
+      try {
+        message = await channel.read<JobMessage>({ signal: AbortSignal.timeout(SILENCE_LIMIT_MS) });
+      } catch (err) {
+        channel.stream.abort(err as Error);
+        throw new GridxError('REMOTE_ERROR', `lost peer ${this.peerId} mid-job: ${messageOf(err)}`, { cause: err });
+      }
+      if (message?.type === 'output' && (message.stream === 'stdout' || message.stream === 'stderr')) {
+        const kept = (message.stream === 'stdout' ? run.stdout : run.stderr).push(Buffer.from(String(message.data)));
+        if (kept) options.onOutput?.(message.stream, kept);
+      } else if (message?.type === 'result') {
+        await channel.stream.close().catch(() => {});
+        return message.result;
+      }
+      // status and heartbeat messages only prove the peer is alive.
+    }
+  }
+
+  wait(executionId: string): Promise<ExecutionResult> {
+    const run = this.runs.get(executionId);
+    if (!run?.result) return Promise.reject(new GridxError('NOT_FOUND', `execution ${executionId} is not running`));
+    return run.result.finally(() => this.runs.delete(executionId));
+  }
+
+  async cancel(executionId: string): Promise<void> {
+    const run = this.runs.get(executionId);
+    if (!run || run.cancelled) return;
+    run.cancelled = true;
+    if (run.result) await run.channel?.write({ type: 'cancel' }).catch(() => {});
+  }
+
+  logs(executionId: string): OutputSnapshot | undefined {
+    const run = this.runs.get(executionId);
+    if (!run) return undefined;
+    return {
+      stdout: run.stdout.text(),
+      stderr: run.stderr.text(),
+      stdoutTruncated: run.stdout.truncated,
+      stderrTruncated: run.stderr.truncated,
+    };
+  }
+
+  async reapOrphans(): Promise<number> {
+    return 0;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.runs.keys()].map((id) => this.cancel(id)));
+  }
+}

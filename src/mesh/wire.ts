@@ -1,0 +1,51 @@
+/**
+ * Framing for the /gridx/* protocols: length-prefixed JSON messages with a size cap and
+ * a read timeout. Garbage, truncated or oversized input ends in a ProtocolError, which
+ * handlers log in one line before they reset the stream; nothing crashes the node.
+ */
+
+import type { Stream } from '@libp2p/interface';
+import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
+
+export const PROTOCOLS = {
+  offer: '/gridx/offer/1.0.0',
+  job: '/gridx/job/1.0.0',
+} as const;
+
+/** Largest message on any /gridx protocol. A job spec or a batch of offers fits well inside. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+export interface JsonChannel {
+  read<T = unknown>(options?: { signal?: AbortSignal }): Promise<T>;
+  write(message: unknown, options?: { signal?: AbortSignal }): Promise<void>;
+  stream: Stream;
+}
+
+export function jsonChannel(stream: Stream): JsonChannel {
+  const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
+  return {
+    stream,
+    async read<T>(options: { signal?: AbortSignal } = {}): Promise<T> {
+      let bytes;
+      try {
+        bytes = await lp.read(options);
+      } catch (err) {
+        const e = err as Error;
+        if (e.name === 'AbortError' || e.name === 'TimeoutError') throw err;
+        throw new ProtocolError(`unreadable message: ${e.message}`);
+      }
+      try {
+        return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray())) as T;
+      } catch (err) {
+        throw new ProtocolError(`message is not JSON: ${(err as Error).message}`);
+      }
+    },
+    async write(message: unknown, options: { signal?: AbortSignal } = {}): Promise<void> {
+      await lp.write(new TextEncoder().encode(JSON.stringify(message)), options);
+    },
+  };
+}
