@@ -87,7 +87,6 @@ export class GridxNode {
         return { cpus: p.cpus, memoryBytes: p.memoryBytes, timeoutMs: p.timeoutMs, gpus: p.maxGpus, networks: [...p.allowedNetworks] };
       };
 
-      let scheduler!: Scheduler;
       if (config.mesh.enabled) {
         this.mesh = new Mesh({
           identity: this.identity,
@@ -96,13 +95,13 @@ export class GridxNode {
           bootstrap: config.mesh.bootstrap,
           offerTtlMs: config.mesh.offerTtlMs,
           log: log.child('mesh'),
-          describe: async () => this.describe(executor, scheduler, limits()),
+          describe: async () => this.describe(executor, this.scheduler!, limits()),
           serveJob: (channel, from) =>
-            serveForwardedJob(channel, from, { scheduler, store, events: this.events, policy, log: log.child('jobs') }),
-          onOffersChanged: () => scheduler?.poke(),
+            serveForwardedJob(channel, from, { scheduler: this.scheduler!, store, events: this.events, policy, log: log.child('jobs') }),
+          onOffersChanged: () => this.scheduler?.poke(),
         });
       }
-      scheduler = this.scheduler = new Scheduler({
+      const scheduler = (this.scheduler = new Scheduler({
         store,
         executor,
         events: this.events,
@@ -113,7 +112,7 @@ export class GridxNode {
         ...(this.mesh
           ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes) }
           : {}),
-      });
+      }));
       // The offer follows the node's status: a change of free slots is published at once.
       this.events.on('job:status', () => this.mesh?.requestPublish());
 
