@@ -15,6 +15,8 @@ export interface JobRequestBody {
   timeout?: string | number;
   network?: string;
   title?: string;
+  /** Run only on the node it is sent to. */
+  pin?: boolean;
 }
 
 export interface NodeStatus {

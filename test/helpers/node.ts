@@ -38,3 +38,13 @@ export async function startTestNode(
   const url = await node.start();
   return { node, client: new GridxClient(url), url, dataDir, stop: () => node.stop() };
 }
+
+/** A node that joins (or, without bootstrap, starts) a mesh on loopback. */
+export async function startMeshNode(
+  options: { bootstrap?: string[]; flags?: Overrides; executor?: Executor; dataDir?: string } = {},
+): Promise<TestNode> {
+  return startTestNode({
+    ...options,
+    flags: { meshEnabled: true, p2pPort: 0, bootstrap: options.bootstrap ?? [], ...options.flags },
+  });
+}

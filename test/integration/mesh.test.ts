@@ -1,0 +1,84 @@
+/** Several nodes in one process, a real libp2p mesh on loopback, real Docker. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { eventually } from '../helpers/docker.js';
+import { startMeshNode, type TestNode } from '../helpers/node.js';
+
+const image = LOCAL_IMAGE;
+const nodes: TestNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+async function mesh(count: number, slots = 1): Promise<TestNode[]> {
+  const first = await startMeshNode({ flags: { slots } });
+  nodes.push(first);
+  const bootstrap = [first.node.peerMesh!.multiaddrs[0]!];
+  for (let i = 1; i < count; i++) nodes.push(await startMeshNode({ bootstrap, flags: { slots } }));
+  await Promise.all(
+    nodes.map((n) => eventually(() => n.client.status(), (s) => s.peers === count - 1, 10_000)),
+  );
+  return [...nodes];
+}
+
+describe('mesh (in-process nodes, real Docker)', () => {
+  it('a job sent to a busy node runs on an idle peer, with the same answer plus executedBy', async () => {
+    const [a] = await mesh(3);
+    const blocker = await a!.client.submit({ image, command: ['sleep', '5'], pin: true }, { wait: false });
+    await eventually(() => a!.client.get(blocker.id), (j) => j.status === 'running');
+    const job = await a!.client.submit({ image, command: ['sh', '-c', 'echo forwarded; echo e >&2; exit 3'] });
+    expect(job).toMatchObject({ status: 'failed', exitCode: 3, stdout: 'forwarded\n', stderr: 'e\n' });
+    expect(job.executedBy).not.toBe(a!.node.id);
+    expect(nodes.map((n) => n.node.id)).toContain(job.executedBy);
+    const remote = nodes.find((n) => n.node.id === job.executedBy)!;
+    const copy = (await remote.client.list()).jobs[0]!;
+    expect(copy).toMatchObject({ pinned: true, origin: a!.node.id, status: 'failed' });
+    await a!.client.cancel(blocker.id);
+  });
+
+  it('a pinned job waits for its own node even when peers are idle', async () => {
+    const [a] = await mesh(2);
+    const first = await a!.client.submit({ image, command: ['sleep', '1'], pin: true }, { wait: false });
+    const second = await a!.client.submit({ image, command: 'echo pinned', pin: true });
+    expect(second.executedBy).toBe(a!.node.id);
+    expect(Date.parse(second.startedAt!)).toBeGreaterThanOrEqual(Date.parse((await a!.client.get(first.id)).finishedAt!));
+  });
+
+  it('follows the live output of a forwarded job and cancels it on the peer', async () => {
+    const [a] = await mesh(2);
+    await a!.client.submit({ image, command: ['sleep', '10'], pin: true }, { wait: false });
+    const job = await a!.client.submit(
+      { image, command: ['sh', '-c', 'echo first; sleep 30'] },
+      { wait: false },
+    );
+    const seen: string[] = [];
+    const following = a!.client.follow(job.id, (e) => {
+      if ('stream' in e) seen.push(e.data);
+    });
+    await eventually(async () => seen.join(''), (s) => s === 'first\n', 10_000);
+    const running = await a!.client.get(job.id);
+    expect(running.executedBy).not.toBe(a!.node.id);
+    await a!.client.cancel(job.id);
+    const end = await following;
+    expect(end.status).toBe('cancelled');
+    const peer = nodes.find((n) => n.node.id === running.executedBy)!;
+    const copy = await eventually(async () => (await peer.client.list()).jobs[0]!, (j) => j.status === 'cancelled');
+    expect(copy.status).toBe('cancelled');
+  });
+
+  it('takes a job bigger than its own limits when a peer allows it; refuses when none does', async () => {
+    const small = await startMeshNode({ env: { GRIDX_MEMORY_LIMIT: '64m' } });
+    nodes.push(small);
+    const big = await startMeshNode({ bootstrap: [small.node.peerMesh!.multiaddrs[0]!] });
+    nodes.push(big);
+    await eventually(() => small.client.status(), (s) => s.peers === 1);
+    const job = await small.client.submit({ image, command: 'echo big', resources: { memory: '256m' } });
+    expect(job).toMatchObject({ status: 'completed', stdout: 'big\n', executedBy: big.node.id });
+    await expect(small.client.submit({ image, command: 'true', resources: { memory: '4g' } })).rejects.toThrow(
+      /no peer in the mesh allows it either/,
+    );
+    await expect(
+      small.client.submit({ image, command: 'true', resources: { memory: '256m' }, pin: true }),
+    ).rejects.toThrow(/more than this node allows per job \(64m\)/);
+  });
+});
