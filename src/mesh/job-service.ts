@@ -33,17 +33,24 @@ export interface JobServiceDeps {
   heartbeatMs?: number;
 }
 
-/** The canonical spec back into the request shape, so one validator checks both doors. */
-export function specToRequest(spec: JobSpec): Record<string, unknown> {
+/**
+ * The canonical spec back into the request shape, so one validator checks both doors.
+ * The spec comes off the network: any field may be missing or of the wrong type.
+ */
+export function specToRequest(raw: unknown): Record<string, unknown> {
+  const spec = (raw ?? {}) as Partial<JobSpec>;
+  const r = spec.resources as Partial<JobSpec['resources']> | undefined;
   return {
     image: spec.image,
     command: spec.command,
     env: spec.env,
     ...(spec.workdir === undefined ? {} : { workdir: spec.workdir }),
-    resources: { cpus: spec.resources.cpus, memory: spec.resources.memoryBytes, gpus: spec.resources.gpus },
-    timeout: `${spec.timeoutMs}ms`,
+    ...(r && typeof r === 'object' ? { resources: { cpus: r.cpus, memory: r.memoryBytes, gpus: r.gpus } } : {}),
+    ...(typeof spec.timeoutMs === 'number' ? { timeout: `${spec.timeoutMs}ms` } : {}),
     network: spec.network,
-    volumes: spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}:${v.readOnly ? 'ro' : 'rw'}`),
+    volumes: Array.isArray(spec.volumes)
+      ? spec.volumes.map((v) => `${v?.hostPath}:${v?.containerPath}:${v?.readOnly === false ? 'rw' : 'ro'}`)
+      : spec.volumes,
   };
 }
 

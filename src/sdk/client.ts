@@ -2,6 +2,7 @@
 
 import type { JobView } from '../api/views.js';
 import type { Job } from '../domain/job.js';
+import type { Offer } from '../domain/offer.js';
 import { GridxError, messageOf } from '../errors.js';
 
 export type { JobView };
@@ -22,6 +23,13 @@ export interface JobRequestBody {
 export interface NodeStatus {
   status: 'idle' | 'busy';
   nodeId: string;
+  /** The node's libp2p peer id (equal to nodeId). */
+  peerId: string;
+  multiaddrs: string[];
+  /** Peers whose offers this node holds. */
+  peers: number;
+  /** Open libp2p connections. */
+  connections: number;
   version: string;
   slots: { total: number; used: number; free: number };
   queue: { pending: number; running: number };
@@ -33,6 +41,11 @@ export interface NodeStatus {
     gpus: Array<{ name: string }>;
   };
   limits: { cpus: number; memory: string; timeout: string; gpus: number; networks: string[] };
+}
+
+export interface PeerList {
+  peerId: string;
+  peers: Array<{ peerId: string; connected: boolean; offer: Offer }>;
 }
 
 /** One line of a followed log: output, a status change, the end, or an error. */
@@ -57,6 +70,11 @@ export class GridxClient {
   submit(body: JobRequestBody, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<JobView> {
     const wait = options.wait ?? true;
     return this.request('POST', `/job${wait ? '' : '?wait=false'}`, body, options.signal);
+  }
+
+  /** The peers this node knows, each with its current offer. */
+  peers(options: { signal?: AbortSignal } = {}): Promise<PeerList> {
+    return this.request('GET', '/peers', undefined, options.signal);
   }
 
   get(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {

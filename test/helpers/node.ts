@@ -41,7 +41,7 @@ export async function startTestNode(
 
 /** A node that joins (or, without bootstrap, starts) a mesh on loopback. */
 export async function startMeshNode(
-  options: { bootstrap?: string[]; flags?: Overrides; executor?: Executor; dataDir?: string } = {},
+  options: { bootstrap?: string[]; flags?: Overrides; env?: Record<string, string>; executor?: Executor; dataDir?: string } = {},
 ): Promise<TestNode> {
   return startTestNode({
     ...options,

@@ -1,0 +1,192 @@
+/** A mesh of real node processes on loopback. */
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { signOffer } from '../../src/mesh/offer-book.js';
+import { PROTOCOLS, jsonChannel } from '../../src/mesh/wire.js';
+import { GridxClient } from '../../src/sdk/client.js';
+import { eventually } from '../helpers/docker.js';
+import { tempDir } from '../helpers/node.js';
+import { freePort, spawnNode, type NodeProcess } from '../helpers/process.js';
+
+const image = LOCAL_IMAGE;
+
+function p2pAddress(node: NodeProcess): string {
+  const match = /p2p (\/ip4\/\S+)/.exec(node.output());
+  if (!match) throw new Error(`no multiaddr in output:\n${node.output()}`);
+  return match[1]!;
+}
+
+async function stopAll(nodes: NodeProcess[]): Promise<void> {
+  for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGTERM');
+  await Promise.all(nodes.map((n) => n.exited));
+}
+
+describe('a five-node mesh of processes', () => {
+  const nodes: NodeProcess[] = [];
+  const dirs: string[] = [];
+  let formedMs = 0;
+
+  beforeAll(async () => {
+    const t0 = Date.now();
+    dirs.push(tempDir());
+    nodes.push(await spawnNode(dirs[0]!, ['--slots', '1']));
+    const bootstrap = p2pAddress(nodes[0]!);
+    const rest = await Promise.all(
+      [1, 2, 3, 4].map(async () => {
+        const dir = tempDir();
+        return { dir, node: await spawnNode(dir, ['--slots', '1', '--bootstrap', bootstrap]) };
+      }),
+    );
+    for (const r of rest) {
+      dirs.push(r.dir);
+      nodes.push(r.node);
+    }
+    await Promise.all(nodes.map((n) => eventually(() => new GridxClient(n.url).status(), (s) => s.peers === 4, 15_000)));
+    formedMs = Date.now() - t0;
+  }, 60_000);
+  afterAll(async () => {
+    await stopAll(nodes);
+  });
+
+  it('every node sees the four others, with their signed offers', async () => {
+    expect(formedMs).toBeLessThan(15_000);
+    const ids = await Promise.all(nodes.map(async (n) => (await new GridxClient(n.url).status()).peerId));
+    for (const n of nodes) {
+      const body = await new GridxClient(n.url).peers();
+      expect(body.peers.map((p) => p.peerId).sort()).toEqual(ids.filter((id) => id !== body.peerId).sort());
+      for (const p of body.peers) {
+        expect(p.offer).toMatchObject({ status: 'idle', slots: { total: 1, free: 1 }, apiUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+      }
+    }
+  });
+
+  it('a job sent to a busy node runs on an idle peer', async () => {
+    const a = new GridxClient(nodes[0]!.url);
+    const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
+    await eventually(() => a.get(blocker.id), (j) => j.status === 'running');
+    const job = await a.submit({ image, command: 'echo elsewhere' });
+    expect(job.status).toBe('completed');
+    expect(job.stdout).toBe('elsewhere\n');
+    expect(job.executedBy).not.toBe((await a.status()).peerId);
+    await a.cancel(blocker.id);
+  });
+
+  it('a peer killed mid-job: the job completes on another peer, the attempt recorded', async () => {
+    const a = new GridxClient(nodes[0]!.url);
+    const ids = await Promise.all(nodes.map(async (n) => (await new GridxClient(n.url).status()).peerId));
+    const blocker = await a.submit({ image, command: ['sleep', '60'], pin: true }, { wait: false });
+    await eventually(() => a.get(blocker.id), (j) => j.status === 'running');
+    const job = await a.submit({ image, command: ['sh', '-c', 'sleep 2; echo survived'] }, { wait: false });
+    const running = await eventually(() => a.get(job.id), (j) => j.status === 'running', 10_000);
+    const victim = ids.indexOf(running.executedBy!);
+    expect(victim).toBeGreaterThan(0);
+    nodes[victim]!.child.kill('SIGKILL');
+    await nodes[victim]!.exited;
+
+    const done = await eventually(() => a.get(job.id), (j) => j.finishedAt !== undefined, 30_000);
+    expect(done).toMatchObject({ status: 'completed', stdout: 'survived\n' });
+    expect(done.executedBy).not.toBe(running.executedBy);
+    expect(done.attempts).toBe(2);
+    expect(done.executions!.map((e) => [e.nodeId === running.executedBy, e.status])).toEqual([
+      [true, 'interrupted'],
+      [false, 'completed'],
+    ]);
+    await a.cancel(blocker.id);
+  });
+
+  it('a restarted node keeps its peer id', async () => {
+    const last = nodes.length - 1;
+    const before = (await new GridxClient(nodes[last]!.url).status()).peerId;
+    nodes[last]!.child.kill('SIGTERM');
+    await nodes[last]!.exited;
+    nodes[last] = await spawnNode(dirs[last]!, ['--slots', '1', '--bootstrap', p2pAddress(nodes[0]!)]);
+    expect((await new GridxClient(nodes[last]!.url).status()).peerId).toBe(before);
+    expect(nodes[last]!.output()).toContain(`peer id ${before}`);
+  });
+
+  describe('hostile peers', () => {
+    let attacker: Libp2p;
+    beforeAll(async () => {
+      attacker = await createLibp2p({
+        privateKey: await generateKeyPair('Ed25519'),
+        transports: [tcp()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        services: { identify: identify() },
+      });
+    });
+    afterAll(async () => {
+      await attacker.stop();
+    });
+
+    it('garbage, truncated and oversized messages on every protocol: stream reset, node fine', async () => {
+      const target = multiaddr(p2pAddress(nodes[0]!));
+      for (const protocol of [PROTOCOLS.offer, PROTOCOLS.job]) {
+        for (const bytes of [
+          Uint8Array.from([5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]), // "{{{{{" : not JSON
+          Uint8Array.from([200, 1, 0x7b]), // promises 200 bytes, sends 1, closes
+          Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]), // a 4 GiB length prefix
+          new TextEncoder().encode('not even length-prefixed at all'),
+        ]) {
+          const stream = await attacker.dialProtocol(target, protocol);
+          stream.send(bytes);
+          await stream.close().catch(() => {});
+        }
+      }
+      const status = await new GridxClient(nodes[0]!.url).status();
+      expect(status.peers).toBeGreaterThanOrEqual(3);
+      await eventually(async () => nodes[0]!.output(), (out) => /\/gridx\/(offer|job)\/1\.0\.0 from \S+: .*stream reset/.test(out));
+    });
+
+    it('a forged offer in another peer’s name is dropped, with a log line', async () => {
+      const a = new GridxClient(nodes[0]!.url);
+      const peers = await a.peers();
+      const victim = peers.peers[0]!.offer;
+      const forged = await signOffer(
+        { ...victim, apiUrl: 'http://127.0.0.66:1', seq: victim.seq + 1_000_000, slots: { total: 64, free: 64 } },
+        await generateKeyPair('Ed25519'),
+      );
+      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
+      await jsonChannel(stream).write({ type: 'push', offers: [forged] });
+      await stream.close();
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`dropped a forged offer for ${victim.peerId}`));
+      const after = await a.peers();
+      const same = after.peers.find((p) => p.offer.peerId === victim.peerId)!;
+      expect(same.offer.apiUrl).toBe(victim.apiUrl);
+      expect(same.offer.slots.total).toBe(1);
+      expect((await a.status()).status).toBeDefined();
+    });
+
+    it('a job request with a bad spec is refused, not run', async () => {
+      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.job);
+      const channel = jsonChannel(stream);
+      await channel.write({ type: 'run', jobId: 'x', executionId: 'y', spec: { image: 'Bad Image', command: [] } });
+      expect(await channel.read()).toMatchObject({ type: 'refused', reason: expect.stringContaining('image') });
+      await stream.close().catch(() => {});
+    });
+  });
+});
+
+describe('bootstrap faults', () => {
+  it('a bootstrap address that does not answer: a clear line, retries, the node still serves', async () => {
+    const deadId = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString();
+    const dead = `/ip4/127.0.0.1/tcp/${await freePort()}/p2p/${deadId}`;
+    const node = await spawnNode(tempDir(), ['--bootstrap', dead]);
+    try {
+      await eventually(async () => node.output(), (out) => (out.match(/did not answer/g) ?? []).length >= 2, 15_000);
+      expect(node.output()).toContain(`bootstrap ${dead} did not answer`);
+      expect(node.output()).toMatch(/retrying in \d+s/);
+      expect((await new GridxClient(node.url).status()).status).toBe('idle');
+    } finally {
+      await stopAll([node]);
+    }
+  });
+});

@@ -1,0 +1,104 @@
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { describe, expect, it } from 'vitest';
+import { type Offer, canonicalJson, misfit, rankOffers } from '../../src/domain/offer.js';
+import { OfferBook, signOffer, verifyOffer } from '../../src/mesh/offer-book.js';
+import { SPEC } from '../helpers/fixtures.js';
+
+async function peer() {
+  const key = await generateKeyPair('Ed25519');
+  return { key, id: peerIdFromPrivateKey(key).toString() };
+}
+
+function offer(peerId: string, overrides: Partial<Offer> = {}): Offer {
+  const now = Date.now();
+  return {
+    v: 1,
+    peerId,
+    apiUrl: 'http://127.0.0.1:8000',
+    multiaddrs: ['/ip4/127.0.0.1/tcp/8468'],
+    status: 'idle',
+    slots: { total: 2, free: 2 },
+    cpus: 2,
+    memoryBytes: 8 * 2 ** 30,
+    gpus: 0,
+    limits: { cpus: 1, memoryBytes: 512 * 2 ** 20, timeoutMs: 300_000, gpus: 0, networks: ['none'] },
+    images: [],
+    price: 0,
+    version: '0.1.0',
+    seq: now,
+    issuedAt: now,
+    expiresAt: now + 30_000,
+    ...overrides,
+  };
+}
+
+describe('offers', () => {
+  it('canonical JSON sorts keys at every level', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[2,{"e":0,"f":1}]},"b":1}');
+  });
+
+  it('a signed offer verifies; any change to it does not', async () => {
+    const p = await peer();
+    const signed = await signOffer(offer(p.id), p.key);
+    expect(await verifyOffer(signed)).toBe(true);
+    expect(await verifyOffer({ ...signed, offer: { ...signed.offer, status: 'busy' } })).toBe(false);
+    expect(await verifyOffer({ ...signed, offer: { ...signed.offer, slots: { total: 2, free: 99 } } })).toBe(false);
+  });
+
+  it('the book admits signed offers and drops forged, replayed, expired and malformed ones', async () => {
+    const me = await peer();
+    const honest = await peer();
+    const mallory = await peer();
+    const book = new OfferBook(me.id);
+
+    const first = await signOffer(offer(honest.id, { seq: 10 }), honest.key);
+    expect(await book.consider(first)).toBe('accepted');
+    // Replaying the same (or an older) offer changes nothing.
+    expect(await book.consider(first)).toBe('replayed');
+    expect(await book.consider(await signOffer(offer(honest.id, { seq: 9 }), honest.key))).toBe('replayed');
+    // Mallory signs an offer in the honest peer's name with her own key.
+    const forged = await signOffer(offer(honest.id, { seq: 11, apiUrl: 'http://127.0.0.2:1' }), mallory.key);
+    expect(await book.consider(forged)).toBe('forged');
+    expect(book.get(honest.id)?.apiUrl).toBe('http://127.0.0.1:8000');
+    expect(await book.consider(await signOffer(offer(honest.id, { seq: 12, expiresAt: Date.now() - 1 }), honest.key))).toBe('expired');
+    expect(await book.consider({ offer: { v: 2 }, signature: 'x' })).toBe('malformed');
+    expect(await book.consider('garbage')).toBe('malformed');
+    expect(await book.consider(await signOffer(offer(me.id), me.key))).toBe('self');
+    expect(book.size).toBe(1);
+  });
+
+  it('drops offers once they expire', async () => {
+    const p = await peer();
+    const book = new OfferBook('me');
+    await book.consider(await signOffer(offer(p.id, { expiresAt: Date.now() + 50 }), p.key));
+    expect(book.size).toBe(1);
+    expect(book.offers(Date.now() + 100)).toEqual([]);
+  });
+
+  it('ranks idle fitting peers: cached image first, then free slots, then price; reservations count', async () => {
+    const [a, b, c, d] = await Promise.all([peer(), peer(), peer(), peer()]);
+    const book = new OfferBook('me');
+    await book.consider(await signOffer(offer(a.id, { slots: { total: 4, free: 4 }, price: 1 }), a.key));
+    await book.consider(await signOffer(offer(b.id, { images: [SPEC.image], slots: { total: 1, free: 1 } }), b.key));
+    await book.consider(await signOffer(offer(c.id, { status: 'busy', slots: { total: 1, free: 0 } }), c.key));
+    await book.consider(
+      await signOffer(offer(d.id, { limits: { cpus: 1, memoryBytes: 2 ** 20, timeoutMs: 1, gpus: 0, networks: ['none'] } }), d.key),
+    );
+    expect(book.candidates(SPEC).map((o) => o.peerId)).toEqual([b.id, a.id]);
+    book.reserve(b.id);
+    expect(book.candidates(SPEC).map((o) => o.peerId)).toEqual([a.id]);
+    book.release(b.id);
+    book.suspend(b.id, 60_000);
+    expect(book.candidates(SPEC).map((o) => o.peerId)).toEqual([a.id]);
+    expect(book.candidates(SPEC, new Set([a.id]))).toEqual([]);
+  });
+
+  it('misfit names what does not fit', () => {
+    const limits = { cpus: 1, memoryBytes: 100, timeoutMs: 1000, gpus: 0, networks: ['none'] };
+    expect(misfit({ ...SPEC, resources: { cpus: 2, memoryBytes: 1, gpus: 0 }, timeoutMs: 1 }, limits)).toContain('cpus');
+    expect(misfit({ ...SPEC, resources: { cpus: 1, memoryBytes: 1, gpus: 1 }, timeoutMs: 1 }, limits)).toContain('gpus');
+    expect(misfit({ ...SPEC, resources: { cpus: 1, memoryBytes: 1, gpus: 0 }, timeoutMs: 1 }, limits)).toBeUndefined();
+    expect(rankOffers([], SPEC)).toEqual([]);
+  });
+});
