@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { GridxClient } from '../sdk/client.js';
+import { formatSize } from '../domain/units.js';
 import { clip, gib, table } from './output.js';
 
 const nodeOption = { node: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
@@ -28,6 +29,7 @@ export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   console.log(
     table([
       ['node', `${s.nodeId} (gridx ${s.version}) at ${client.baseUrl}`],
+      ['mesh', s.multiaddrs.length === 0 ? 'off' : `${s.peers} peers known, ${s.connections} connected; ${s.multiaddrs[0]}`],
       ['status', s.status],
       ['slots', `${s.slots.used}/${s.slots.total} used`],
       ['queue', `${s.queue.pending} pending, ${s.queue.running} running`],
@@ -75,6 +77,41 @@ export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
         j.createdAt.replace('T', ' ').slice(0, 19),
         j.image,
         clip(j.command.join(' '), 50),
+      ]),
+    ]),
+  );
+  return 0;
+}
+
+export const PEERS_USAGE = 'usage: gridx peers [--node URL] [--json]';
+
+export async function peersCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: nodeOption, strict: true });
+  if (values.help) {
+    console.log(PEERS_USAGE);
+    return 0;
+  }
+  const list = await clientFor(values.node, env).peers();
+  if (values.json) {
+    console.log(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  if (list.peers.length === 0) {
+    console.log(`node ${list.peerId} knows no peers`);
+    return 0;
+  }
+  console.log(
+    table([
+      ['PEER', 'STATUS', 'FREE', 'CPUS', 'PER JOB', 'PRICE', 'API', 'LINK'],
+      ...list.peers.map(({ peerId, offer: o, connected }) => [
+        peerId,
+        o.status,
+        `${o.slots.free}/${o.slots.total}`,
+        String(o.cpus),
+        `${o.limits.cpus} cpu, ${formatSize(o.limits.memoryBytes)}`,
+        String(o.price),
+        o.apiUrl,
+        connected ? 'direct' : 'via mesh',
       ]),
     ]),
   );

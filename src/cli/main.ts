@@ -2,7 +2,8 @@
 import '../polyfills.js';
 import { VERSION } from '../version.js';
 import { demoCommand } from './demo-command.js';
-import { jobsCommand, statusCommand } from './info-commands.js';
+import { devnetCommand } from './devnet-command.js';
+import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
 import { nodeCommand } from './node-command.js';
 import { CliExit, errorLine } from './output.js';
 import { runCommand } from './run-command.js';
@@ -16,7 +17,9 @@ commands:
   run       submit a job, stream its output, exit with its exit code
   status    show a node's status
   jobs      list a node's jobs
-  demo      start a local node and run real jobs through it
+  peers     list the mesh as a node sees it
+  devnet    start N nodes on loopback that form a mesh
+  demo      start a small local mesh and run real jobs through it
 
 gridx <command> --help shows a command's options.`;
 
@@ -25,6 +28,8 @@ const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   run: runCommand,
   status: statusCommand,
   jobs: jobsCommand,
+  peers: peersCommand,
+  devnet: devnetCommand,
   demo: demoCommand,
 };
 

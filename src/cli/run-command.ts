@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
+import { GridxError, messageOf } from '../errors.js';
 import { GridxClient, type JobRequestBody, type JobView, type LogEvent } from '../sdk/client.js';
+import { findNodes } from '../sdk/mesh-client.js';
 import { usageError } from './output.js';
 
-export const RUN_USAGE = `usage: gridx run [--node URL] [options] IMAGE -- CMD [ARGS...]
+export const RUN_USAGE = `usage: gridx run [--node URL | --mesh --bootstrap MULTIADDR] [options] IMAGE -- CMD [ARGS...]
        gridx run [--node URL] [options] IMAGE "CMD STRING"
 
 Submits a job, prints its stdout and stderr live, and exits with the job's exit code
@@ -10,6 +12,9 @@ Submits a job, prints its stdout and stderr live, and exits with the job's exit 
 
 options:
   --node URL        node to submit to (default $GRIDX_NODE or http://127.0.0.1:8000)
+  --mesh            find an idle node that fits through the mesh instead (needs --bootstrap)
+  --bootstrap MA    a peer's multiaddr to join the mesh through (repeatable; or $GRIDX_BOOTSTRAP)
+  --pin             run only on the node the job is sent to, never forwarded
   --env K=V         set a variable (repeatable)
   --workdir DIR     working directory inside the container
   --cpus N          CPU cores, e.g. 0.5
@@ -22,6 +27,9 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
     args: argv,
     options: {
       node: { type: 'string' },
+      mesh: { type: 'boolean' },
+      bootstrap: { type: 'string', multiple: true },
+      pin: { type: 'boolean' },
       env: { type: 'string', multiple: true },
       workdir: { type: 'string' },
       cpus: { type: 'string' },
@@ -70,8 +78,11 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
     };
   }
 
-  const client = new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000');
-  const submitted = await client.submit(body, { wait: false });
+  if (values.pin) body.pin = true;
+
+  const { client, submitted } = values.mesh
+    ? await submitThroughMesh(body, values.bootstrap ?? env.GRIDX_BOOTSTRAP?.split(',').filter(Boolean) ?? [])
+    : await submitTo(new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000'), body);
   if (values.detach) {
     console.log(submitted.id);
     return 0;
@@ -93,6 +104,31 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function submitTo(client: GridxClient, body: JobRequestBody): Promise<{ client: GridxClient; submitted: JobView }> {
+  return { client, submitted: await client.submit(body, { wait: false }) };
+}
+
+/** Tries the idle nodes that fit, best first, until one takes the job. */
+async function submitThroughMesh(
+  body: JobRequestBody,
+  bootstrap: string[],
+): Promise<{ client: GridxClient; submitted: JobView }> {
+  const offers = await findNodes(body, { bootstrap });
+  const refusals: string[] = [];
+  for (const offer of offers) {
+    const client = new GridxClient(offer.apiUrl);
+    try {
+      const submitted = await client.submit(body, { wait: false });
+      process.stderr.write(`gridx: job ${submitted.id} on ${offer.peerId} (${offer.apiUrl})\n`);
+      return { client, submitted };
+    } catch (err) {
+      // This node refused or is gone: the next one may take it.
+      refusals.push(`${offer.apiUrl}: ${messageOf(err)}`);
+    }
+  }
+  throw new GridxError('UNAVAILABLE', `every fitting node refused the job: ${refusals.join('; ')}`);
 }
 
 /** The CLI's exit code for a finished job; prints why on stderr when it did not complete. */

@@ -14,7 +14,7 @@ import { PROTOCOLS, jsonChannel } from '../../src/mesh/wire.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
-import { freePort, spawnNode, type NodeProcess } from '../helpers/process.js';
+import { freePort, runCli, spawnNode, type NodeProcess } from '../helpers/process.js';
 
 const image = LOCAL_IMAGE;
 
@@ -68,6 +68,22 @@ describe('a five-node mesh of processes', () => {
     }
   });
 
+  it('gridx run --mesh finds an idle node through the DHT and offers; gridx peers lists the mesh', async () => {
+    const r = await runCli(['run', '--mesh', '--bootstrap', p2pAddress(nodes[2]!), image, '--', 'sh', '-c', 'echo meshed; exit 5']);
+    expect(r.stdout).toBe('meshed\n');
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/^gridx: job \S+ on 12D3KooW\w+ \(http:\/\/127\.0\.0\.1:\d+\)\n$/);
+
+    const dead = await runCli(['run', '--mesh', '--bootstrap', `/ip4/127.0.0.1/tcp/${await freePort()}`, image, '--', 'true']);
+    expect(dead.code).toBe(1);
+    expect(dead.stderr).toMatch(/^gridx: no bootstrap peer answered/);
+
+    const peers = await runCli(['peers', '--node', nodes[0]!.url]);
+    expect(peers.code).toBe(0);
+    expect(peers.stdout.trim().split('\n')).toHaveLength(5);
+    expect(peers.stdout).toMatch(/^PEER\s+STATUS\s+FREE/);
+  });
+
   it('a job sent to a busy node runs on an idle peer', async () => {
     const a = new GridxClient(nodes[0]!.url);
     const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
@@ -103,7 +119,8 @@ describe('a five-node mesh of processes', () => {
   });
 
   it('a restarted node keeps its peer id', async () => {
-    const last = nodes.length - 1;
+    // The last node still alive (the previous test killed one).
+    const last = nodes.map((n, i) => (n.child.exitCode === null && n.child.signalCode === null ? i : -1)).filter((i) => i > 0).at(-1)!;
     const before = (await new GridxClient(nodes[last]!.url).status()).peerId;
     nodes[last]!.child.kill('SIGTERM');
     await nodes[last]!.exited;

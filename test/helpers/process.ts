@@ -34,7 +34,9 @@ export async function spawnNode(dataDir: string, extra: string[] = []): Promise<
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + 20_000;
-  while (!out.includes('listening on')) {
+  // Ready once it has said where it listens and, with a mesh, how it joined.
+  const ready = () => out.includes('listening on') && (extra.includes('--no-mesh') || /first node of a new mesh|joining through/.test(out));
+  while (!ready()) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`node did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
