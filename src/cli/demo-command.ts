@@ -1,7 +1,7 @@
 /**
- * gridx demo: the quick start's "main job". Starts a real node on loopback with the
- * embedded defaults, runs real jobs in the Docker sandbox through its API, shows what
- * each did, and stops. The image is built from local files, so no registry is needed.
+ * gridx demo: the quick start's "main job". Starts a small real mesh on loopback with the
+ * embedded defaults, runs real jobs in the Docker sandbox through one node's API (which
+ * forwards to idle peers), shows what each did and which node ran it, and stops. The image is built from local files, so no registry is needed.
  */
 
 import fs from 'node:fs';
@@ -15,7 +15,7 @@ import { GridxNode } from '../node/node.js';
 import { GridxClient, type JobRequestBody, type JobView } from '../sdk/client.js';
 import { clip, table } from './output.js';
 
-export const DEMO_USAGE = 'usage: gridx demo [--slots N] [--keep]   (--keep leaves the node running until Ctrl-C)';
+export const DEMO_USAGE = 'usage: gridx demo [--nodes N] [--slots N] [--keep]   (--keep leaves the mesh running until Ctrl-C)';
 
 interface DemoJob {
   what: string;
@@ -67,27 +67,48 @@ const JOBS: DemoJob[] = [
 export async function demoCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { slots: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      nodes: { type: 'string', default: '3' },
+      slots: { type: 'string', default: '1' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   });
   if (values.help) {
     console.log(DEMO_USAGE);
     return 0;
   }
-
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-demo-'));
-  const config = loadConfig({ env, flags: { dataDir, apiPort: 0, slots: values.slots ?? 2 } });
+  const count = Math.max(1, Math.min(Number(values.nodes) || 3, 20));
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-demo-'));
   const log = createLogger((env.GRIDX_LOG_LEVEL as 'info' | undefined) ?? 'warn');
-  const docker = await connectDocker(config.dockerSocket);
+  const configFor = (i: number, bootstrap: string[]) =>
+    loadConfig({
+      env,
+      flags: { dataDir: path.join(root, `node-${i}`), apiPort: 0, p2pPort: 0, slots: values.slots, bootstrap },
+    });
+  const docker = await connectDocker(configFor(0, []).dockerSocket);
   console.log(`preparing image ${image} from local files...`);
   await ensureLocalImage(docker);
 
-  const node = new GridxNode({ config, log });
-  const url = await node.start();
-  console.log(`Grid-X node ${node.id} on ${url} (${config.slots} slots, sandbox: no network, read-only root, uid 65534, no capabilities)\n`);
-  const client = new GridxClient(url);
+  // A small mesh on loopback: node 0 starts it, the others join through it.
+  const nodes: GridxNode[] = [];
   try {
-    console.log(`$ gridx run --node ${url} ${image} -- sh -c 'for i in 1 2 3; do echo tick $i; sleep 0.3; done'`);
+    for (let i = 0; i < count; i++) {
+      const bootstrap = i === 0 ? [] : [nodes[0]!.peerMesh!.multiaddrs[0]!];
+      const node = new GridxNode({ config: configFor(i, bootstrap), log });
+      nodes.push(node);
+      await node.start();
+    }
+    const names = new Map(nodes.map((n, i) => [n.id, `node-${i}`]));
+    const client = new GridxClient(nodes[0]!.url!);
+    const t0 = Date.now();
+    while ((await client.status()).peers < count - 1 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    console.log(`a mesh of ${count} nodes on loopback, ${values.slots} slot(s) each, formed in ${Date.now() - t0}ms:`);
+    for (const n of nodes) console.log(`  ${names.get(n.id)}  ${n.url}  ${n.id}`);
+    console.log('sandbox: no network, read-only root, uid 65534, no capabilities, memory/cpu/pids/time limits\n');
+
+    console.log(`$ gridx run --node ${nodes[0]!.url} ${image} -- sh -c 'for i in 1 2 3; do echo tick $i; sleep 0.3; done'`);
     const first = await client.submit(
       { image, command: ['sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 0.3; done'] },
       { wait: false },
@@ -96,11 +117,11 @@ export async function demoCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
       if ('stream' in e) process.stdout.write(`  ${e.data.replace(/\n(?!$)/g, '\n  ')}`);
     });
 
-    console.log(`\nsubmitting ${JOBS.length} jobs at once through POST /job (they queue for ${config.slots} slots)...`);
+    console.log(`\nsubmitting ${JOBS.length} jobs at once to node-0 through POST /job; when it is busy it forwards to idle peers...`);
     const started = Date.now();
     const results = await Promise.all(JOBS.map((j) => client.submit(j.body)));
     const elapsed = Date.now() - started;
-    const rows = [['JOB', 'STATUS', 'EXIT', 'MS', 'OK', 'OUTPUT / REASON']];
+    const rows = [['JOB', 'RAN ON', 'STATUS', 'EXIT', 'MS', 'OK', 'OUTPUT / REASON']];
     let ok = 0;
     results.forEach((job, i) => {
       const demo = JOBS[i]!;
@@ -109,24 +130,24 @@ export async function demoCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
       const shown = job.reason && job.reason !== 'exit_code' ? (job.message ?? job.reason) : (job.stdout || job.stderr || '').trim();
       rows.push([
         demo.what,
+        names.get(job.executedBy ?? '') ?? job.executedBy ?? '-',
         job.status,
         job.exitCode === undefined ? '-' : String(job.exitCode),
         String(job.durationMs ?? '-'),
         good ? 'yes' : 'NO',
-        clip(shown.replace(/\s*\n\s*/g, ' | '), 60),
+        clip(shown.replace(/\s*\n\s*/g, ' | '), 50),
       ]);
     });
     console.log(table(rows));
-    console.log(`\n${ok}/${JOBS.length} behaved as the sandbox requires; all ran in ${elapsed}ms`);
-    const status = await client.status();
-    console.log(`node status: ${status.status}, ${status.slots.used}/${status.slots.total} slots used`);
+    const spread = new Set(results.map((j) => j.executedBy)).size;
+    console.log(`\n${ok}/${JOBS.length} behaved as the sandbox requires; ${spread} node(s) ran them; all done in ${elapsed}ms`);
     if (values.keep) {
-      console.log(`\nnode still running at ${url}; Ctrl-C to stop`);
+      console.log(`\nmesh still running (node-0 at ${nodes[0]!.url}); Ctrl-C to stop`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
     return ok === JOBS.length ? 0 : 1;
   } finally {
-    await node.stop();
-    if (!values.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+    await Promise.all(nodes.map((n) => n.stop()));
+    if (!values.keep) fs.rmSync(root, { recursive: true, force: true });
   }
 }
