@@ -21,7 +21,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import type { Offer, SignedOffer } from '../domain/offer.js';
+import { type Offer, type SignedOffer, canonicalJson } from '../domain/offer.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
@@ -36,6 +36,8 @@ export async function offersKey(): Promise<CID> {
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 const MAX_OFFERS_PER_MESSAGE = 1000;
 const EXCHANGE_TIMEOUT_MS = 5_000;
+/** How long offers gather before they are pushed together. */
+const PUSH_BATCH_MS = 10;
 
 /** What the node tells the mesh about itself, apart from the fields the mesh fills in. */
 export type OfferFields = Omit<Offer, 'v' | 'peerId' | 'multiaddrs' | 'seq' | 'issuedAt' | 'expiresAt'>;
@@ -64,6 +66,9 @@ export class Mesh {
   private own?: SignedOffer;
   private timers: NodeJS.Timeout[] = [];
   private publishTimer?: NodeJS.Timeout;
+  private flushTimer?: NodeJS.Timeout;
+  /** Offers waiting to be pushed, by peer id, with the peer each came from. */
+  private readonly outbox = new Map<string, { signed: SignedOffer; from?: string }>();
   private stopped = false;
   private readonly log: Logger;
 
@@ -146,23 +151,26 @@ export class Mesh {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.publishTimer);
+    clearTimeout(this.flushTimer);
     await this.node?.stop();
   }
 
-  /** Re-publishes soon; many changes in a burst make one offer. */
+  /** Re-publishes soon if the offer changed; many changes in a burst make one offer. */
   requestPublish(): void {
     if (this.publishTimer || this.stopped || this.options.client) return;
     this.publishTimer = setTimeout(() => {
       this.publishTimer = undefined;
-      void this.publish();
+      void this.publish({ onlyIfChanged: true });
     }, 50);
   }
 
   /** Signs the current offer and pushes it to every connected peer. */
-  async publish(): Promise<void> {
+  async publish(options: { onlyIfChanged?: boolean } = {}): Promise<void> {
     if (this.stopped || !this.node) return;
     try {
       const fields = await this.options.describe();
+      const { seq: _s, issuedAt: _i, expiresAt: _e, v: _v, peerId: _p, ...last } = this.own?.offer ?? {};
+      if (options.onlyIfChanged && canonicalJson(last) === canonicalJson({ ...fields, multiaddrs: this.multiaddrs })) return;
       const now = Date.now();
       this.seq = Math.max(this.seq + 1, now);
       const offer: Offer = {
@@ -175,7 +183,7 @@ export class Mesh {
         expiresAt: now + this.options.offerTtlMs,
       };
       this.own = await signOffer(offer, this.options.identity.privateKey);
-      await this.push([this.own]);
+      this.push([this.own]);
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
     }
@@ -280,14 +288,32 @@ export class Mesh {
     return this.own ? [this.own, ...this.book.signedOffers()] : this.book.signedOffers();
   }
 
-  /** Pushes offers to connected peers that speak the offer protocol, except `except`. */
-  private async push(offers: SignedOffer[], except?: string): Promise<void> {
-    if (!this.node || offers.length === 0) return;
-    const peers = this.node.getPeers().filter((p) => p.toString() !== except);
+  /**
+   * Queues offers for the connected peers (not back to `from`, nor to the offer's own
+   * node). Offers queued within PUSH_BATCH_MS leave together, one stream per peer: a hub
+   * that hears many joins at once sends each peer one batch, not one stream per join.
+   */
+  private push(offers: SignedOffer[], from?: string): void {
+    for (const signed of offers) this.outbox.set(signed.offer.peerId, { signed, ...(from ? { from } : {}) });
+    if (this.outbox.size > 0 && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => void this.flush(), PUSH_BATCH_MS);
+    }
+  }
+
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const batch = [...this.outbox.values()];
+    this.outbox.clear();
+    if (!this.node || this.stopped || batch.length === 0) return;
     await Promise.allSettled(
-      peers.map(async (peer) => {
+      this.node.getPeers().map(async (peer) => {
+        const id = peer.toString();
+        const offers = batch.filter((b) => b.from !== id && b.signed.offer.peerId !== id).map((b) => b.signed);
+        if (offers.length === 0) return;
+        // A peer not yet identified is tried anyway: skipping it would leave it without
+        // these offers until the next republish. One known not to speak the protocol is skipped.
         const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
-        if (!protocols.includes(PROTOCOLS.offer)) return;
+        if (protocols.length > 0 && !protocols.includes(PROTOCOLS.offer)) return;
         const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
         const stream = await this.node!.dialProtocol(peer, PROTOCOLS.offer, { signal });
         try {
@@ -327,7 +353,13 @@ export class Mesh {
     }
     if (fresh.length > 0) {
       this.options.onOffersChanged?.();
-      void this.push(fresh, from);
+      // An offer that came from its own node is passed on to every other connection;
+      // one that came second-hand is not. An update then costs one message per neighbour
+      // of a neighbour rather than a flood, and a mesh joined through a common bootstrap
+      // (diameter two) hears everything. Farther peers are met by DHT discovery, whose
+      // hello swaps all offers.
+      const firstHand = fresh.filter((o) => o.offer.peerId === from);
+      this.push(firstHand, from);
     }
   }
 

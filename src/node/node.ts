@@ -37,6 +37,7 @@ export interface NodeOptions {
 
 /** Images listed in an offer at most. */
 const MAX_OFFER_IMAGES = 64;
+const IMAGE_REFRESH_MS = 10_000;
 
 export class GridxNode {
   readonly events: TypedEmitter<JobEventMap>;
@@ -47,6 +48,7 @@ export class GridxNode {
   private monitor?: ResourceMonitor;
   private mesh?: Mesh;
   private images: ReadonlySet<string> = new Set();
+  private imagesAt = 0;
   private readonly shutdown = new AbortController();
   private stopping?: Promise<void>;
   /** Base URL of the API once started. */
@@ -148,7 +150,9 @@ export class GridxNode {
 
   private async describe(executor: Executor, scheduler: Scheduler, limits: JobLimits): Promise<OfferFields> {
     const { config } = this.options;
-    await this.refreshImages(executor);
+    // The image list costs an engine call: refreshed with the periodic republish, not on
+    // every change of status.
+    if (Date.now() - this.imagesAt > IMAGE_REFRESH_MS) await this.refreshImages(executor);
     const slots = scheduler.slots;
     const resources = this.monitor!.snapshot();
     return {
@@ -169,6 +173,7 @@ export class GridxNode {
     if (!executor.cachedImages) return;
     try {
       this.images = new Set((await executor.cachedImages()).map(imageRef));
+      this.imagesAt = Date.now();
     } catch (err) {
       this.options.log.debug(`listing images failed: ${messageOf(err)}`);
     }
