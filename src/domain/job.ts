@@ -55,7 +55,6 @@ export type FailureReason =
   | 'image_not_found' // the image is not present and could not be pulled
   | 'node_restarted' // the node stopped while the job ran, too many times
   | 'peer_failed' // the peers it was forwarded to failed or vanished, too many times
-  | 'no_capacity' // no node in the mesh can take it
   | 'cancelled' // the user cancelled it
   | 'executor_error'; // Docker refused or failed in a way that is not the job's fault
 

@@ -37,7 +37,9 @@ export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 const MAX_OFFERS_PER_MESSAGE = 1000;
 const EXCHANGE_TIMEOUT_MS = 5_000;
 /** How long offers gather before they are pushed together. */
-const PUSH_BATCH_MS = 10;
+const PUSH_BATCH_MS = 5;
+/** How long status changes gather before the offer is re-signed. */
+const PUBLISH_DEBOUNCE_MS = 5;
 
 /** What the node tells the mesh about itself, apart from the fields the mesh fills in. */
 export type OfferFields = Omit<Offer, 'v' | 'peerId' | 'multiaddrs' | 'seq' | 'issuedAt' | 'expiresAt'>;
@@ -161,7 +163,7 @@ export class Mesh {
     this.publishTimer = setTimeout(() => {
       this.publishTimer = undefined;
       void this.publish({ onlyIfChanged: true });
-    }, 50);
+    }, PUBLISH_DEBOUNCE_MS);
   }
 
   /** Signs the current offer and pushes it to every connected peer. */

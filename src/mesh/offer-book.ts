@@ -30,7 +30,7 @@ interface Entry {
   signed: SignedOffer;
   /** Peer not to be chosen again before this time (it refused or failed a job). */
   suspendedUntil: number;
-  /** Slots handed out since the offer arrived, not yet reflected in a newer offer. */
+  /** Slots handed out (positive) or given back (negative) since the offer arrived. */
   reserved: number;
 }
 
@@ -85,8 +85,8 @@ export class OfferBook {
       .filter((e) => e.suspendedUntil <= now && !exclude.has(e.signed.offer.peerId))
       .map((e) => {
         const o = e.signed.offer;
-        const free = Math.max(o.slots.free - e.reserved, 0);
-        return { ...o, slots: { ...o.slots, free }, status: free > 0 ? o.status : ('busy' as const) };
+        const free = Math.min(Math.max(o.slots.free - e.reserved, 0), o.slots.total);
+        return { ...o, slots: { ...o.slots, free }, status: free > 0 ? ('idle' as const) : ('busy' as const) };
       });
     return rankOffers(usable, spec);
   }
@@ -97,9 +97,15 @@ export class OfferBook {
     if (entry) entry.reserved++;
   }
 
+  /**
+   * A slot of `peerId` came back (our job there ended, or it was never taken). It may
+   * free a slot that the peer's last offer still shows as used: the next offer corrects it.
+   */
   release(peerId: string): void {
     const entry = this.entries.get(peerId);
-    if (entry && entry.reserved > 0) entry.reserved--;
+    if (!entry) return;
+    const { total, free } = entry.signed.offer.slots;
+    entry.reserved = Math.max(entry.reserved - 1, -(total - free));
   }
 
   /** Keeps `peerId` out of placement for `ms` (it refused a job or failed under one). */
