@@ -131,9 +131,12 @@ describe('a five-node mesh of processes', () => {
 
   describe('hostile peers', () => {
     let attacker: Libp2p;
+    let attackerKey: Awaited<ReturnType<typeof generateKeyPair>>;
     beforeAll(async () => {
+      attackerKey = await generateKeyPair('Ed25519');
       attacker = await createLibp2p({
-        privateKey: await generateKeyPair('Ed25519'),
+        privateKey: attackerKey,
+        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
@@ -180,6 +183,50 @@ describe('a five-node mesh of processes', () => {
       expect(same.offer.apiUrl).toBe(victim.apiUrl);
       expect(same.offer.slots.total).toBe(1);
       expect((await a.status()).status).toBeDefined();
+    });
+
+    it('a peer that claims to be idle and refuses: the job runs elsewhere', async () => {
+      // The liar advertises many free slots and the job's image, so it ranks first.
+      let asked = 0;
+      await attacker.handle(PROTOCOLS.job, async (stream) => {
+        asked++;
+        const channel = jsonChannel(stream);
+        await channel.read();
+        await channel.write({ type: 'refused', reason: 'busy: no free slot' });
+        await stream.close();
+      });
+      const a = new GridxClient(nodes[0]!.url);
+      const template = (await a.peers()).peers[0]!.offer;
+      const now = Date.now();
+      const lie = await signOffer(
+        {
+          ...template,
+          peerId: attacker.peerId.toString(),
+          apiUrl: 'http://127.0.0.1:9',
+          multiaddrs: attacker.getMultiaddrs().map(String),
+          status: 'idle',
+          slots: { total: 64, free: 64 },
+          images: [`${image}`],
+          seq: now,
+          issuedAt: now,
+          expiresAt: now + 60_000,
+        },
+        attackerKey,
+      );
+      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
+      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
+      await stream.close();
+      await eventually(() => a.peers(), (l) => l.peers.some((p) => p.peerId === attacker.peerId.toString()));
+
+      const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
+      await eventually(() => a.get(blocker.id), (j) => j.status === 'running');
+      const job = await a.submit({ image, command: 'echo honest' });
+      expect(asked).toBeGreaterThanOrEqual(1);
+      expect(job).toMatchObject({ status: 'completed', stdout: 'honest\n' });
+      expect(job.executedBy).not.toBe(attacker.peerId.toString());
+      expect(job.attempts).toBe(1); // a refusal costs no attempt
+      await a.cancel(blocker.id);
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${attacker.peerId} did not take it`));
     });
 
     it('a job request with a bad spec is refused, not run', async () => {
