@@ -14,6 +14,7 @@
  */
 
 import '../src/polyfills.js';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,11 +31,13 @@ import { findNodes, needsOf } from '../src/sdk/mesh-client.js';
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20,50' },
+    'process-sizes': { type: 'string', default: '5,20' },
     runs: { type: 'string', default: '30' },
   },
 });
 const SIZES = values.sizes.split(',').map(Number);
 const RUNS = Number(values.runs);
+const PROCESS_SIZES = values['process-sizes'].split(',').filter(Boolean).map(Number);
 const log = createLogger('error');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-mesh-'));
 let dirs = 0;
@@ -106,6 +109,48 @@ async function formation(n: number): Promise<void> {
   }
 }
 
+/** Formation with every node its own `gridx node` process, as a real deployment runs them. */
+async function formationProcesses(n: number): Promise<void> {
+  const cli = path.resolve('dist/src/cli/main.js');
+  const children: ChildProcess[] = [];
+  const spawnNode = (i: number, bootstrap?: string) =>
+    new Promise<{ url: string; p2p: string }>((resolve, reject) => {
+      const args = [cli, 'node', '--api-port', '0', '--p2p-port', '0', '--slots', '1', '--data-dir', path.join(root, `p${dirs++}`)];
+      if (bootstrap) args.push('--bootstrap', bootstrap);
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GRIDX_LOG_LEVEL: 'error' } });
+      children.push(child);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const url = /listening on (\S+)/.exec(out)?.[1];
+        const p2p = /p2p (\/ip4\/\S+)/.exec(out)?.[1];
+        if (url && p2p && /first node|joining through/.test(out)) resolve({ url, p2p });
+      });
+      child.once('exit', (code) => reject(new Error(`node ${i} exited ${code}`)));
+    });
+  try {
+    const hub = await spawnNode(0);
+    const t0 = performance.now();
+    const joiners = await Promise.all(Array.from({ length: n - 1 }, (_, i) => spawnNode(i + 1, hub.p2p)));
+    const started = performance.now() - t0;
+    const clients = [hub, ...joiners].map((x) => new GridxClient(x.url));
+    const done = new Set<number>();
+    while (done.size < n) {
+      if (performance.now() - t0 > 60_000) throw new Error(`mesh of ${n} processes not formed within 60 s`);
+      await Promise.all(
+        clients.map(async (c, i) => {
+          if (!done.has(i) && (await c.status()).peers === n - 1) done.add(i);
+        }),
+      );
+    }
+    const formed = performance.now() - t0;
+    console.log(`  N=${String(n).padStart(2)} processes: formed in ${fmt(formed)} (all ${n - 1} joiners listening within ${fmt(started)}; formed ${fmt(formed - started)} after the last one listened)`);
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  }
+}
+
 async function forwarding(): Promise<void> {
   const docker = await connectDocker('/var/run/docker.sock');
   await ensureLocalImage(docker);
@@ -159,6 +204,8 @@ async function main(): Promise<void> {
   console.log(`Grid-X mesh benchmark: ${os.cpus().length} cores, all nodes in one process on loopback`);
   console.log('\nformation (target: 20 nodes < 2 s) and find (target: < 100 ms):');
   for (const n of SIZES) await formation(n);
+  if (PROCESS_SIZES.length > 0) console.log('\nformation with one process per node (the time includes each process starting up):');
+  for (const n of PROCESS_SIZES) await formationProcesses(n);
   await forwarding();
 }
 
