@@ -28,9 +28,12 @@ import type { Identity } from './identity.js';
 import { OfferBook, signOffer } from './offer-book.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, jsonChannel } from './wire.js';
 
+let key: Promise<CID> | undefined;
+
 /** The DHT key every node provides: "I sell compute". */
-export async function offersKey(): Promise<CID> {
-  return CID.createV1(0x55, await sha256.digest(new TextEncoder().encode('/gridx/offers/v1')));
+export function offersKey(): Promise<CID> {
+  key ??= (async () => CID.createV1(0x55, await sha256.digest(new TextEncoder().encode('/gridx/offers/v1'))))();
+  return key;
 }
 
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
