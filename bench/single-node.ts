@@ -35,7 +35,7 @@ const SLOTS = Number(values.slots);
 const image = LOCAL_IMAGE;
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-'));
-const config = loadConfig({ env: process.env, flags: { dataDir, apiPort: 0, slots: SLOTS } });
+const config = loadConfig({ env: process.env, flags: { dataDir, apiPort: 0, slots: SLOTS, meshEnabled: false } });
 const sb = config.sandbox;
 
 /** The same hardening the node applies, as docker CLI flags. */
