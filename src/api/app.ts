@@ -11,6 +11,7 @@ import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import { gridxRoutes } from './routes/gridx.js';
+import { taskRoutes } from './routes/tasks.js';
 
 /** What the routes need; wired in src/node/. */
 export interface ApiDeps {
@@ -65,12 +66,13 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
-      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers`,
+      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });
 
   app.register(gridxRoutes(deps));
+  app.register(taskRoutes(deps));
   return app;
 }
 

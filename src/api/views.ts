@@ -8,6 +8,8 @@ export interface JobView {
   id: string;
   status: Job['status'];
   title?: string;
+  description?: string;
+  reward?: string;
   image: string;
   command: string[];
   exitCode?: number;
@@ -37,6 +39,8 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     id: job.id,
     status: job.status,
     ...(job.title === undefined ? {} : { title: job.title }),
+    ...(job.description === undefined ? {} : { description: job.description }),
+    ...(job.reward === undefined ? {} : { reward: job.reward }),
     image: job.spec.image,
     command: job.spec.command,
     ...(job.exitCode === undefined ? {} : { exitCode: job.exitCode }),

@@ -115,6 +115,10 @@ export interface Job {
   pinned: boolean;
   /** Peer that forwarded the job to this node, when it came from the mesh. */
   origin?: string;
+  /** Parity's task description. */
+  description?: string;
+  /** Credits offered for the job, as a decimal string (exact; settled by the ledger). */
+  reward?: string;
 }
 
 /** What one execution produced, as the executor observed it. */

@@ -57,6 +57,8 @@ export interface SchedulerDeps {
 
 export interface SubmitOptions {
   title?: string;
+  description?: string;
+  reward?: string;
   pinned?: boolean;
   origin?: string;
 }
@@ -110,6 +112,8 @@ export class Scheduler {
       id: randomUUID(),
       spec,
       ...(options.title ? { title: options.title } : {}),
+      ...(options.description ? { description: options.description } : {}),
+      ...(options.reward ? { reward: options.reward } : {}),
       ...(options.pinned ? { pinned: true } : {}),
       ...(options.origin ? { origin: options.origin } : {}),
     });

@@ -15,6 +15,9 @@ export interface NewJob {
   pinned?: boolean;
   /** Peer id of the node that forwarded the job here. */
   origin?: string;
+  description?: string;
+  /** Credits offered, as a decimal string. */
+  reward?: string;
 }
 
 /** Fields a transition may set. `undefined` leaves a field alone; `null` clears it. */

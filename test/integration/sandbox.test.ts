@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import type { JobRequestBody } from '../../src/sdk/client.js';
+import { eventually } from '../helpers/docker.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 
 const image = LOCAL_IMAGE;
@@ -25,6 +26,26 @@ describe('sandbox (real Docker)', () => {
   it('runs the seed example: a command string, answered when the job ends', async () => {
     const job = await run({ command: 'echo "Hello from Grid-X"' });
     expect(job).toMatchObject({ status: 'completed', exitCode: 0, stdout: 'Hello from Grid-X\n', stderr: '' });
+  });
+
+  it('runs a Parity task body in the same sandbox, visible under /jobs', async () => {
+    const res = await fetch(`${t.url}/api/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title: 'whoami',
+        type: 'docker',
+        config: { command: ['sh', '-c', 'echo $KEY; id -u; pwd'], resources: { memory: '64m', cpu: 0.5, timeout: 30 } },
+        environment: { type: 'docker', config: { image, workdir: '/tmp', env: ['KEY=value'] } },
+        reward: 100,
+      }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    const job = await t.node.http.inject({ method: 'GET', url: `/jobs/${id}` });
+    expect(job.statusCode).toBe(200);
+    const finished = await eventually(() => t.client.get(id), (j) => j.finishedAt !== undefined);
+    expect(finished).toMatchObject({ status: 'completed', stdout: 'value\n65534\n/tmp\n', reward: '100', title: 'whoami' });
   });
 
   it('runs a computation and keeps stdout and stderr apart, with the exit code', async () => {

@@ -44,4 +44,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE jobs ADD COLUMN origin TEXT;
   `,
+  `
+  -- Parity tasks: a description and the reward offered, as a decimal string (exact).
+  ALTER TABLE jobs ADD COLUMN description TEXT;
+  ALTER TABLE jobs ADD COLUMN reward TEXT;
+  `,
 ];

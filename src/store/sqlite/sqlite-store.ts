@@ -20,7 +20,7 @@ const DEFAULT_PAGE = 50;
 /** Column list for listings: everything but the captured output. */
 const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin`;
+  duration_ms, executed_by, pinned, origin, description, reward`;
 
 interface JobRow {
   id: string;
@@ -45,6 +45,8 @@ interface JobRow {
   executed_by: string | null;
   pinned: number;
   origin: string | null;
+  description: string | null;
+  reward: string | null;
 }
 
 /** The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. */
@@ -82,10 +84,20 @@ export class SqliteStore implements JobStore {
     this.db
       .prepare(
         `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
-           stdout_truncated, stderr_truncated, pinned, origin)
-         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?)`,
+           stdout_truncated, stderr_truncated, pinned, origin, description, reward)
+         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?)`,
       )
-      .run(job.id, JSON.stringify(job.spec), job.title ?? null, at, at, job.pinned ? 1 : 0, job.origin ?? null);
+      .run(
+        job.id,
+        JSON.stringify(job.spec),
+        job.title ?? null,
+        at,
+        at,
+        job.pinned ? 1 : 0,
+        job.origin ?? null,
+        job.description ?? null,
+        job.reward ?? null,
+      );
     return (await this.get(job.id))!;
   }
 
@@ -284,5 +296,7 @@ function toJob(row: JobRow): Job {
   if (row.duration_ms !== null) job.durationMs = row.duration_ms;
   if (row.executed_by !== null) job.executedBy = row.executed_by;
   if (row.origin !== null) job.origin = row.origin;
+  if (row.description !== null) job.description = row.description;
+  if (row.reward !== null) job.reward = row.reward;
   return job;
 }

@@ -1,0 +1,134 @@
+/**
+ * The Parity dialect: /api/tasks. A task is a job (DESIGN.md: two doors to one model), so
+ * every task is also under /jobs, and these routes share the scheduler and store.
+ */
+
+import type { FastifyInstance } from 'fastify';
+import { type Job, JOB_STATUSES } from '../../domain/job.js';
+import { normalizeTask } from '../../domain/task.js';
+import { formatDuration, formatSize } from '../../domain/units.js';
+import { GridxError } from '../../errors.js';
+import type { ApiDeps } from '../app.js';
+
+const idParams = {
+  type: 'object',
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+  required: ['id'],
+} as const;
+
+/** A job in Parity's task shape (snake_case, config/environment as submitted). */
+export function taskView(job: Job, options: { output?: boolean } = {}) {
+  const { spec } = job;
+  return {
+    id: job.id,
+    title: job.title ?? '',
+    description: job.description ?? '',
+    type: 'docker',
+    status: job.status,
+    reward: job.reward ?? '0',
+    config: {
+      command: spec.command,
+      resources: {
+        memory: formatSize(spec.resources.memoryBytes),
+        cpu: spec.resources.cpus,
+        gpus: spec.resources.gpus,
+        timeout: formatDuration(spec.timeoutMs),
+      },
+    },
+    environment: {
+      type: 'docker',
+      config: {
+        image: spec.image,
+        ...(spec.workdir === undefined ? {} : { workdir: spec.workdir }),
+        env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      },
+    },
+    created_at: job.createdAt,
+    updated_at: job.updatedAt,
+    ...(job.startedAt ? { started_at: job.startedAt } : {}),
+    ...(job.finishedAt ? { completed_at: job.finishedAt } : {}),
+    ...(job.executedBy ? { runner_id: job.executedBy } : {}),
+    attempts: job.attempts,
+    ...(job.finishedAt
+      ? {
+          result: {
+            exit_code: job.exitCode ?? null,
+            ...(options.output === false ? {} : { stdout: job.stdout, stderr: job.stderr }),
+            stdout_truncated: job.stdoutTruncated,
+            stderr_truncated: job.stderrTruncated,
+            duration_ms: job.durationMs ?? null,
+            ...(job.reason ? { reason: job.reason } : {}),
+            ...(job.message ? { message: job.message } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+export function taskRoutes(deps: ApiDeps) {
+  const { store, scheduler } = deps;
+  const mustGet = async (id: string): Promise<Job> => {
+    const job = await store.get(id);
+    if (!job) throw new GridxError('NOT_FOUND', `no task with id ${id}; list tasks with GET /api/tasks`);
+    return job;
+  };
+
+  return async function routes(app: FastifyInstance): Promise<void> {
+    app.post('/api/tasks', async (request, reply) => {
+      const task = normalizeTask(request.body, deps.policy());
+      const job = await scheduler.submit(task.spec, {
+        title: task.title,
+        ...(task.description ? { description: task.description } : {}),
+        ...(task.reward ? { reward: task.reward } : {}),
+      });
+      return reply.code(201).send(taskView(job));
+    });
+
+    app.get<{ Querystring: { status?: string; limit?: number; cursor?: string } }>(
+      '/api/tasks',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            properties: {
+              status: { type: 'string', enum: [...JOB_STATUSES] },
+              limit: { type: 'integer', minimum: 1, maximum: 500 },
+              cursor: { type: 'string', pattern: '^[0-9]+$' },
+            },
+          },
+        },
+      },
+      async (request) => {
+        const { status, limit, cursor } = request.query;
+        const page = await store.list({
+          ...(status ? { status: status as Job['status'] } : {}),
+          ...(limit ? { limit } : {}),
+          ...(cursor ? { cursor } : {}),
+        });
+        return { tasks: page.jobs.map((j) => taskView(j, { output: false })), next_cursor: page.nextCursor ?? null };
+      },
+    );
+
+    app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) =>
+      taskView(await mustGet(request.params.id)),
+    );
+
+    app.get<{ Params: { id: string } }>('/api/tasks/:id/logs', { schema: { params: idParams } }, async (request) => {
+      const job = await mustGet(request.params.id);
+      const out = scheduler.liveOutput(job.id) ?? job;
+      return {
+        task_id: job.id,
+        status: job.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+        stdout_truncated: out.stdoutTruncated,
+        stderr_truncated: out.stderrTruncated,
+      };
+    });
+
+    app.post<{ Params: { id: string } }>('/api/tasks/:id/cancel', { schema: { params: idParams } }, async (request) => {
+      await mustGet(request.params.id);
+      return taskView(await scheduler.cancel(request.params.id));
+    });
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Parity's task body, mapped onto the canonical job spec. A Parity user's request works
+ * unchanged; errors name the Parity field (config.command, environment.config.image, ...).
+ */
+
+import { GridxError, invalid } from '../errors.js';
+import type { JobSpec } from './job.js';
+import { type SpecPolicy, normalizeSpec } from './spec.js';
+
+export interface TaskRequest {
+  spec: JobSpec;
+  title: string;
+  description?: string;
+  /** Credits offered, as a canonical decimal string. */
+  reward?: string;
+}
+
+/** Grid-X field → Parity field, for error messages. */
+const FIELD_NAMES: Array<[RegExp, string]> = [
+  [/^image\b/, 'environment.config.image'],
+  [/^command\b/, 'config.command'],
+  [/^env\b/, 'environment.config.env'],
+  [/^workdir\b/, 'environment.config.workdir'],
+  [/^resources\.cpus\b/, 'config.resources.cpu'],
+  [/^resources\.memory\b/, 'config.resources.memory'],
+  [/^resources\.gpus\b/, 'config.resources.gpus'],
+  [/^resources\b/, 'config.resources'],
+  [/^timeout\b/, 'config.resources.timeout'],
+  [/^network\b/, 'config.network'],
+];
+
+const MAX_TITLE = 200;
+const MAX_DESCRIPTION = 4000;
+
+export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid('body', 'must be a JSON object: a Parity task with title, type, config and environment');
+  }
+  const b = body as Record<string, unknown>;
+  const title = text(b.title, 'title', MAX_TITLE, true)!;
+  const description = text(b.description, 'description', MAX_DESCRIPTION, false);
+  if (b.type !== undefined && b.type !== 'docker') throw invalid('type', `must be "docker", got ${JSON.stringify(b.type)}`);
+  const config = object(b.config, 'config', true)!;
+  const environment = object(b.environment, 'environment', true)!;
+  if (environment.type !== undefined && environment.type !== 'docker') {
+    throw invalid('environment.type', `must be "docker", got ${JSON.stringify(environment.type)}`);
+  }
+  const envConfig = object(environment.config, 'environment.config', true)!;
+  const resources = object(config.resources, 'config.resources', false);
+
+  const request: Record<string, unknown> = {
+    image: envConfig.image,
+    command: config.command,
+    env: envConfig.env,
+    workdir: envConfig.workdir,
+    network: config.network,
+  };
+  if (resources) {
+    const { cpu, memory, gpus, timeout, ...rest } = resources;
+    const unknown = Object.keys(rest)[0];
+    if (unknown !== undefined) throw invalid(`config.resources.${unknown}`, 'is not known; use memory, cpu, gpus or timeout');
+    request.resources = { cpus: cpu, memory, gpus };
+    request.timeout = timeout;
+  }
+  let spec: JobSpec;
+  try {
+    spec = normalizeSpec(request, policy);
+  } catch (err) {
+    if (!(err instanceof GridxError)) throw err;
+    const renamed = FIELD_NAMES.reduce((m, [re, parity]) => (re.test(m) ? m.replace(re, parity) : m), err.message);
+    throw new GridxError(err.code, renamed, { cause: err });
+  }
+  const reward = normalizeReward(b.reward);
+  return {
+    spec,
+    title,
+    ...(description === undefined ? {} : { description }),
+    ...(reward === undefined ? {} : { reward }),
+  };
+}
+
+/** 100, "100", "0.25" → a canonical decimal string; at most 18 decimals, no exponent. */
+export function normalizeReward(raw: unknown): string | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  let text: string;
+  if (typeof raw === 'number') {
+    if (!Number.isFinite(raw) || raw < 0) throw invalid('reward', `must be a number of credits of 0 or more, got ${raw}`);
+    if (raw >= 1e21) throw invalid('reward', 'is too large to send as a JSON number; send it as a string such as "1000000000000000000000"');
+    text = String(raw);
+  } else if (typeof raw === 'string') {
+    text = raw.trim();
+  } else {
+    throw invalid('reward', 'must be a number or a decimal string of credits, such as 100 or "0.5"');
+  }
+  const match = /^(\d{1,30})(?:\.(\d{1,18}))?$/.exec(text);
+  if (!match) {
+    throw invalid('reward', `must be a non-negative decimal with at most 30 digits before the point and 18 after, got ${JSON.stringify(raw)}`);
+  }
+  const whole = match[1]!.replace(/^0+(?=\d)/, '');
+  const fraction = (match[2] ?? '').replace(/0+$/, '');
+  return fraction ? `${whole}.${fraction}` : whole;
+}
+
+function text(raw: unknown, field: string, max: number, required: boolean): string | undefined {
+  if (raw === undefined || raw === null) {
+    if (required) throw invalid(field, 'is required: a short name for the task');
+    return undefined;
+  }
+  if (typeof raw !== 'string') throw invalid(field, `must be a string, got ${typeof raw}`);
+  const value = raw.trim();
+  if (required && value === '') throw invalid(field, 'must not be empty');
+  if (value.length > max) throw invalid(field, `is ${value.length} characters; at most ${max}`);
+  return value;
+}
+
+function object(raw: unknown, field: string, required: boolean): Record<string, unknown> | undefined {
+  if (raw === undefined || raw === null) {
+    if (required) throw invalid(field, 'is required (see the Parity task format in the README)');
+    return undefined;
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid(field, 'must be an object');
+  return raw as Record<string, unknown>;
+}
