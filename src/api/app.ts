@@ -1,5 +1,6 @@
 /** The fastify app: one error shape, clear 4xx messages, and the routes of every dialect. */
 
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import type { SpecPolicy } from '../domain/spec.js';
@@ -11,7 +12,9 @@ import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import { gridxRoutes } from './routes/gridx.js';
+import { type EventStreamOptions, eventRoutes } from './routes/events.js';
 import { taskRoutes } from './routes/tasks.js';
+import type { EventLog } from './event-log.js';
 
 /** What the routes need; wired in src/node/. */
 export interface ApiDeps {
@@ -25,6 +28,9 @@ export interface ApiDeps {
   mesh: Mesh | undefined;
   node: { id: string; version: string };
   bodyLimitBytes: number;
+  /** The update stream behind the WebSocket routes. */
+  eventLog: EventLog;
+  eventStream?: EventStreamOptions;
   /** Aborts when the node begins to shut down: waits and follows end then. */
   shutdown: AbortSignal;
   log: Logger;
@@ -71,8 +77,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     } satisfies ErrorBody);
   });
 
+  app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   app.register(gridxRoutes(deps));
   app.register(taskRoutes(deps));
+  app.register(eventRoutes(deps, deps.eventStream));
   return app;
 }
 

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { GridxError, messageOf } from '../errors.js';
 import { GridxClient, type JobRequestBody, type JobView, type LogEvent } from '../sdk/client.js';
 import { findNodes } from '../sdk/mesh-client.js';
+import { splitShellWords } from '../domain/shellwords.js';
 import { usageError } from './output.js';
 
 export const RUN_USAGE = `usage: gridx run [--node URL | --mesh --bootstrap MULTIADDR] [options] IMAGE -- CMD [ARGS...]
@@ -15,6 +16,7 @@ options:
   --mesh            find an idle node that fits through the mesh instead (needs --bootstrap)
   --bootstrap MA    a peer's multiaddr to join the mesh through (repeatable; or $GRIDX_BOOTSTRAP)
   --pin             run only on the node the job is sent to, never forwarded
+  --server URL      submit as a Parity task (POST /api/tasks) and follow its WebSocket stream
   --env K=V         set a variable (repeatable)
   --workdir DIR     working directory inside the container
   --cpus N          CPU cores, e.g. 0.5
@@ -28,6 +30,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
     options: {
       node: { type: 'string' },
       mesh: { type: 'boolean' },
+      server: { type: 'string' },
       bootstrap: { type: 'string', multiple: true },
       pin: { type: 'boolean' },
       env: { type: 'string', multiple: true },
@@ -79,6 +82,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   }
 
   if (values.pin) body.pin = true;
+  if (values.server) return runAsTask(new GridxClient(values.server), body, values.detach ?? false);
 
   const { client, submitted } = values.mesh
     ? await submitThroughMesh(body, values.bootstrap ?? env.GRIDX_BOOTSTRAP?.split(',').filter(Boolean) ?? [])
@@ -103,6 +107,46 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
     return exitCodeOf(job);
   } finally {
     process.off('SIGINT', onSigint);
+  }
+}
+
+/** Submits as a Parity task and follows it over the WebSocket event stream. */
+async function runAsTask(client: GridxClient, body: JobRequestBody, detach: boolean): Promise<number> {
+  const command = typeof body.command === 'string' ? splitShellWords(body.command) : body.command;
+  const env = Array.isArray(body.env) ? body.env : Object.entries(body.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  const task = await client.submitTask({
+    title: command.join(' ').slice(0, 200),
+    type: 'docker',
+    config: {
+      command,
+      resources: {
+        ...(body.resources?.memory ? { memory: String(body.resources.memory) } : {}),
+        ...(body.resources?.cpus ? { cpu: body.resources.cpus } : {}),
+        ...(body.timeout ? { timeout: body.timeout } : {}),
+      },
+    },
+    environment: { type: 'docker', config: { image: body.image, ...(body.workdir ? { workdir: body.workdir } : {}), env } },
+  });
+  if (detach) {
+    console.log(task.id);
+    return 0;
+  }
+  const end = await client.followTask(task.id, (event) => {
+    if (event.type === 'output' && event.data) (event.stream === 'stderr' ? process.stderr : process.stdout).write(event.data);
+  });
+  const result = end.task?.result;
+  switch (end.status) {
+    case 'completed':
+      return 0;
+    case 'timed_out':
+      process.stderr.write(`gridx: task ${task.id} timed out: ${result?.message ?? ''}\n`);
+      return 124;
+    case 'cancelled':
+      process.stderr.write(`gridx: task ${task.id} was cancelled\n`);
+      return 130;
+    default:
+      if (result?.reason !== 'exit_code') process.stderr.write(`gridx: task ${task.id} failed: ${result?.message ?? result?.reason}\n`);
+      return result?.exit_code ?? 125;
   }
 }
 

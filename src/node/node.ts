@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
+import { EventLog } from '../api/event-log.js';
 import type { Config } from '../config/schema.js';
 import { type JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type JobLimits, imageRef } from '../domain/offer.js';
@@ -47,6 +48,7 @@ export class GridxNode {
   private app?: FastifyInstance;
   private monitor?: ResourceMonitor;
   private mesh?: Mesh;
+  private eventLog?: EventLog;
   private images: ReadonlySet<string> = new Set();
   private imagesAt = 0;
   private readonly shutdown = new AbortController();
@@ -118,7 +120,9 @@ export class GridxNode {
       // The offer follows the node's status: a change of free slots is published at once.
       this.events.on('job:status', () => this.mesh?.requestPublish());
 
+      this.eventLog = new EventLog(store, this.events, log.child('events'));
       this.app = buildApp({
+        eventLog: this.eventLog,
         store,
         scheduler,
         events: this.events,
@@ -208,6 +212,8 @@ export class GridxNode {
       await this.app?.close();
       await this.mesh?.stop();
       this.monitor?.stop();
+      this.eventLog?.stop();
+      await this.eventLog?.flushed();
       await this.store?.close();
     })();
     return this.stopping;

@@ -3,6 +3,7 @@
 import type { JobView } from '../api/views.js';
 import type { Job } from '../domain/job.js';
 import type { Offer } from '../domain/offer.js';
+import WebSocket from 'ws';
 import { GridxError, messageOf } from '../errors.js';
 
 export type { JobView };
@@ -41,6 +42,27 @@ export interface NodeStatus {
     gpus: Array<{ name: string }>;
   };
   limits: { cpus: number; memory: string; timeout: string; gpus: number; networks: string[] };
+}
+
+export interface ParityTask {
+  title: string;
+  description?: string;
+  type?: 'docker';
+  config: { command: string[]; resources?: { memory?: string; cpu?: number; timeout?: number | string } };
+  environment: { type?: 'docker'; config: { image: string; workdir?: string; env?: string[] } };
+  reward?: number | string;
+}
+
+/** One message of a task's event stream. */
+export interface TaskEvent {
+  seq: number;
+  type: 'status' | 'result' | 'output';
+  task_id: string;
+  at: string;
+  status?: string;
+  stream?: 'stdout' | 'stderr';
+  data?: string;
+  task?: { result?: { exit_code: number | null; reason?: string; message?: string } };
 }
 
 export interface PeerList {
@@ -93,6 +115,41 @@ export class GridxClient {
 
   cancel(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
     return this.request('DELETE', `/jobs/${encodeURIComponent(id)}`, undefined, options.signal);
+  }
+
+  /** Submits a task in Parity's format (POST /api/tasks). */
+  submitTask(body: ParityTask, options: { signal?: AbortSignal } = {}): Promise<{ id: string; status: string }> {
+    return this.request('POST', '/api/tasks', body, options.signal);
+  }
+
+  /**
+   * Follows a task over its WebSocket stream (/api/tasks/:id/events); reconnects with
+   * ?since= after a drop, so nothing is missed. Resolves with the final task view.
+   */
+  async followTask(id: string, onEvent: (event: TaskEvent) => void): Promise<TaskEvent> {
+    let since = 0;
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await new Promise<{ end?: TaskEvent; error?: Error }>((resolve) => {
+        const ws = new WebSocket(`${this.baseUrl.replace(/^http/, 'ws')}/api/tasks/${encodeURIComponent(id)}/events?since=${since}`);
+        ws.on('message', (raw) => {
+          const event = JSON.parse(raw.toString()) as TaskEvent;
+          since = event.seq;
+          onEvent(event);
+          if (event.type === 'result') {
+            ws.close();
+            resolve({ end: event });
+          }
+        });
+        ws.on('unexpected-response', (_req, res) => resolve({ error: new GridxError(res.statusCode === 404 ? 'NOT_FOUND' : 'REMOTE_ERROR', `no event stream for task ${id} (HTTP ${res.statusCode})`) }));
+        ws.on('error', (err) => resolve({ error: err }));
+        ws.on('close', () => resolve({ error: new Error('the event stream closed') }));
+      });
+      if (outcome.end) return outcome.end;
+      if (outcome.error instanceof GridxError || attempt >= 5) {
+        throw outcome.error instanceof GridxError ? outcome.error : new GridxError('UNAVAILABLE', `lost the event stream of task ${id}: ${outcome.error?.message}`);
+      }
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
   }
 
   /** Streams a job's output live; resolves with the final job when it ends. */

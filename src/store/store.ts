@@ -73,6 +73,17 @@ export interface JobPage {
   nextCursor?: string;
 }
 
+/** One entry of the update stream. */
+export interface StoredEvent {
+  seq: number;
+  jobId: string;
+  /** status: a non-terminal change; result: the terminal one; output: a chunk printed. */
+  type: 'status' | 'result' | 'output';
+  /** JSON-ready payload: the job view for status, {stream, data} for output. */
+  data: Record<string, unknown>;
+  at: string;
+}
+
 export interface JobStore {
   insert(job: NewJob): Promise<Job>;
   get(id: string): Promise<Job | undefined>;
@@ -90,5 +101,9 @@ export interface JobStore {
   /** Conditional write; undefined when the expectation no longer holds. */
   transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
   executions(jobId: string): Promise<ExecutionRecord[]>;
+  /** Appends to the update stream; returns the event with its sequence number. */
+  appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent>;
+  /** Events after `since`, oldest first, optionally of one job, at most `limit`. */
+  eventsSince(since: number, options?: { jobId?: string; limit?: number }): Promise<StoredEvent[]>;
   close(): Promise<void>;
 }

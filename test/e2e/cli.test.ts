@@ -40,6 +40,13 @@ describe('gridx CLI against a gridx node process', () => {
     expect(r.stdout).toBe(`1\n${64 * 1024 * 1024}\n`);
   });
 
+  it('gridx run --server follows a Parity task over its WebSocket stream', async () => {
+    const r = await runCli(['run', '--server', node.url, '--env', 'A=1', image, '--', 'sh', '-c', 'echo out $A; echo err >&2; exit 6']);
+    expect(r).toEqual({ code: 6, stdout: 'out 1\n', stderr: 'err\n' });
+    const tasks = (await (await fetch(`${node.url}/api/tasks?limit=1`)).json()) as { tasks: Array<{ title: string; status: string }> };
+    expect(tasks.tasks[0]).toMatchObject({ title: 'sh -c echo out $A; echo err >&2; exit 6', status: 'failed' });
+  });
+
   it('exits 124 on timeout and says why', async () => {
     const r = await runCli(['run', '--node', node.url, '--timeout', '1s', image, '--', 'sleep', '30']);
     expect(r.code).toBe(124);

@@ -49,4 +49,16 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN description TEXT;
   ALTER TABLE jobs ADD COLUMN reward TEXT;
   `,
+  `
+  -- The update stream behind /api/events: every status change and output chunk, in
+  -- order; a client that reconnects with ?since=SEQ is replayed what it missed.
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE INDEX events_job_seq ON events (job_id, seq);
+  `,
 ];

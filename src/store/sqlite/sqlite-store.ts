@@ -11,6 +11,7 @@ import type {
   JobStore,
   ListOptions,
   NewJob,
+  StoredEvent,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -261,6 +262,24 @@ export class SqliteStore implements JobStore {
       ...(r.exit_code === null ? {} : { exitCode: r.exit_code }),
       ...(r.message === null ? {} : { message: r.message }),
     }));
+  }
+
+  async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
+    const at = now();
+    const result = this.db
+      .prepare('INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)')
+      .run(event.jobId, event.type, JSON.stringify(event.data), at);
+    return { ...event, seq: Number(result.lastInsertRowid), at };
+  }
+
+  async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
+    const rows = (
+      options.jobId === undefined
+        ? this.db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(since, limit)
+        : this.db.prepare('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
+    ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string }>;
+    return rows.map((r) => ({ seq: r.seq, jobId: r.job_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown>, at: r.at }));
   }
 
   async close(): Promise<void> {

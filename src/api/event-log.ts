@@ -1,0 +1,57 @@
+/**
+ * The update stream: every job status change and output chunk, appended in order to the
+ * store (so it survives restarts and can be replayed from any sequence number) and handed
+ * to live subscribers with its sequence number.
+ */
+
+import { type JobEventMap, TypedEmitter } from '../domain/events.js';
+import { isTerminal } from '../domain/job.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JobStore, StoredEvent } from '../store/store.js';
+import { taskView } from './routes/tasks.js';
+
+export class EventLog {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly live = new TypedEmitter<{ 'event:appended': StoredEvent }>((_, err) =>
+    this.log.warn(`event subscriber failed: ${messageOf(err)}`),
+  );
+  private readonly offs: Array<() => void>;
+
+  constructor(
+    private readonly store: JobStore,
+    events: TypedEmitter<JobEventMap>,
+    private readonly log: Logger,
+  ) {
+    this.offs = [
+      events.on('job:status', ({ job }) =>
+        this.append({
+          jobId: job.id,
+          type: isTerminal(job.status) ? 'result' : 'status',
+          data: { status: job.status, task: taskView(job, { output: false }) },
+        }),
+      ),
+      events.on('job:output', (e) => this.append({ jobId: e.jobId, type: 'output', data: { stream: e.stream, data: e.data } })),
+    ];
+  }
+
+  /** Live events, each after it is stored; returns the unsubscribe function. */
+  subscribe(listener: (event: StoredEvent) => void): () => void {
+    return this.live.on('event:appended', listener);
+  }
+
+  /** Resolves once everything emitted so far is stored. */
+  flushed(): Promise<void> {
+    return this.chain;
+  }
+
+  stop(): void {
+    this.offs.forEach((off) => off());
+  }
+
+  private append(event: Omit<StoredEvent, 'seq' | 'at'>): void {
+    this.chain = this.chain
+      .then(async () => this.live.emit('event:appended', await this.store.appendEvent(event)))
+      .catch((err: unknown) => this.log.error(`storing an event of job ${event.jobId} failed: ${messageOf(err)}`));
+  }
+}
