@@ -5,7 +5,8 @@ import { createLogger, type LogLevel } from '../logger.js';
 import { GridxNode } from '../node/node.js';
 
 export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N]
-                  [--p2p-port N] [--bootstrap MULTIADDR]... [--no-mesh] [--log-level LEVEL]
+                  [--p2p-port N] [--bootstrap MULTIADDR]... [--no-mesh] [--db postgres://...]
+                  [--log-level LEVEL]
 
 Runs a Grid-X node: the HTTP API (default http://127.0.0.1:8000), jobs in the Docker sandbox,
 and a mesh peer (libp2p on port 8468). Without --bootstrap it starts a new mesh; others join
@@ -22,6 +23,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
       config: { type: 'string' },
       slots: { type: 'string' },
       'p2p-port': { type: 'string' },
+      db: { type: 'string' },
       bootstrap: { type: 'string', multiple: true },
       'no-mesh': { type: 'boolean' },
       'log-level': { type: 'string' },
@@ -39,6 +41,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     dataDir: values['data-dir'],
     slots: values.slots,
     p2pPort: values['p2p-port'],
+    db: values.db,
     bootstrap: values.bootstrap,
     meshEnabled: values['no-mesh'] ? false : undefined,
   };

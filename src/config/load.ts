@@ -34,6 +34,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     bodyLimitBytes: v.bodyLimitBytes,
     maxAttempts: v.maxAttempts,
     dockerSocket: v.dockerSocket,
+    ...(v.db === undefined ? {} : { db: v.db }),
     sandbox: {
       memoryBytes: v.memoryBytes,
       cpus: v.cpus,

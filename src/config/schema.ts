@@ -49,6 +49,8 @@ export interface Config {
   maxAttempts: number;
   /** Docker Engine socket; DOCKER_HOST-style tcp URLs are not supported yet. */
   dockerSocket: string;
+  /** PostgreSQL URL for the job store; absent means SQLite in the data dir. */
+  db?: string;
   sandbox: SandboxPolicy;
   mesh: MeshConfig;
 }
@@ -178,6 +180,14 @@ export const SETTINGS = {
     parse: int(1, 100),
     default: () => 3,
     doc: 'Executions a job gets when the node stops under it before it fails as node_restarted.',
+  },
+  db: {
+    key: 'store.url',
+    env: 'GRIDX_DB',
+    expect: 'a postgres:// URL (optionally ?schema=NAME)',
+    parse: (raw: unknown) => (typeof raw === 'string' && /^postgres(ql)?:\/\/\S+$/.test(raw) ? raw : undefined),
+    default: () => undefined,
+    doc: 'Keep jobs in PostgreSQL instead of SQLite in the data dir; servers sharing one database share one queue.',
   },
   dockerSocket: {
     key: 'runner.docker.socket',

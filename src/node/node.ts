@@ -23,6 +23,7 @@ import { Mesh, type OfferFields } from '../mesh/mesh.js';
 import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { PostgresStore } from '../store/postgres/postgres-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { JobStore } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -34,6 +35,15 @@ export interface NodeOptions {
   executor?: Executor;
   /** Skip nvidia-smi (tests). */
   detectGpus?: boolean;
+}
+
+/** SQLite in the data dir, or PostgreSQL when config.db names one (?schema= picks the schema). */
+async function openStore(config: Readonly<Config>): Promise<JobStore> {
+  if (!config.db) return new SqliteStore(path.join(config.dataDir, 'gridx.db'));
+  const url = new URL(config.db);
+  const schema = url.searchParams.get('schema') ?? undefined;
+  url.searchParams.delete('schema');
+  return PostgresStore.open(url.toString(), schema ? { schema } : {});
 }
 
 /** Images listed in an offer at most. */
@@ -76,7 +86,7 @@ export class GridxNode {
     const { config, log } = this.options;
     try {
       this.identity = await loadIdentity(config.dataDir);
-      const store = (this.store = new SqliteStore(path.join(config.dataDir, 'gridx.db')));
+      const store = (this.store = await openStore(config));
       const executor = this.options.executor ?? (await this.dockerExecutor());
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
       await monitor.start();

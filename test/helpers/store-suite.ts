@@ -68,6 +68,17 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect((await store.get('a'))?.attempts).toBe(2);
     });
 
+    it('keeps the update stream in order, per job and overall', async () => {
+      const first = await store.appendEvent({ jobId: 'a', type: 'status', data: { status: 'pending' } });
+      await store.appendEvent({ jobId: 'b', type: 'output', data: { stream: 'stdout', data: 'x' } });
+      await store.appendEvent({ jobId: 'a', type: 'result', data: { status: 'completed' } });
+      const all = await store.eventsSince(0);
+      expect(all.map((e) => e.jobId)).toEqual(['a', 'b', 'a']);
+      expect(all[1]!.data).toEqual({ stream: 'stdout', data: 'x' });
+      expect((await store.eventsSince(first.seq, { jobId: 'a' })).map((e) => e.type)).toEqual(['result']);
+      expect(await store.eventsSince(all.at(-1)!.seq)).toEqual([]);
+    });
+
     it('lists newest first with a cursor and a status filter, without output', async () => {
       for (let i = 0; i < 5; i++) await store.insert({ id: `j${i}`, spec: SPEC });
       await store.claimNext('n', 'e');

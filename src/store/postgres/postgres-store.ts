@@ -1,0 +1,324 @@
+/**
+ * The JobStore on PostgreSQL, for servers at scale. Same contract and shared test suite
+ * as SQLite; claims take the row with FOR UPDATE SKIP LOCKED, so several processes on
+ * one database never hand out the same job twice.
+ */
+
+import pg from 'pg';
+import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
+import { invalid } from '../../errors.js';
+import type {
+  ExecutionRecord,
+  Expectation,
+  JobPage,
+  JobPatch,
+  JobStore,
+  ListOptions,
+  NewJob,
+  StoredEvent,
+} from '../store.js';
+import { PG_MIGRATIONS } from './migrations.js';
+
+const MAX_PAGE = 500;
+const DEFAULT_PAGE = 50;
+const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
+  execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
+  duration_ms, executed_by, pinned, origin, description, reward`;
+
+interface JobRow {
+  id: string;
+  seq: string;
+  status: JobStatus;
+  spec: Job['spec'];
+  title: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  attempts: number;
+  execution_id: string | null;
+  exit_code: number | null;
+  reason: Job['reason'] | null;
+  message: string | null;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  duration_ms: number | null;
+  executed_by: string | null;
+  pinned: boolean;
+  origin: string | null;
+  description: string | null;
+  reward: string | null;
+}
+
+export interface PostgresStoreOptions {
+  /** Schema to keep the tables in (created if absent); default "public". */
+  schema?: string;
+  poolSize?: number;
+}
+
+export class PostgresStore implements JobStore {
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string,
+  ) {}
+
+  /** Connects, creates the schema if needed and runs the migrations. */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const schema = options.schema ?? 'public';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalid('schema', 'must be a lowercase SQL identifier');
+    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
+    const store = new PostgresStore(pool, schema);
+    await store.migrate();
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // One migrator at a time across processes sharing the database (concurrent
+      // CREATE SCHEMA IF NOT EXISTS can itself fail on a unique violation).
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`gridx-migrate-${this.schema}`]);
+      try {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+        await client.query(`SET search_path TO ${this.schema}`);
+        await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+        const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+        for (const [index, sql] of PG_MIGRATIONS.entries()) {
+          const version = index + 1;
+          if (done.has(version)) continue;
+          await client.query('BEGIN');
+          await client.query(sql);
+          await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, now()]);
+          await client.query('COMMIT');
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`gridx-migrate-${this.schema}`]);
+      }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async insert(job: NewJob): Promise<Job> {
+    const at = now();
+    const { rows } = await this.pool.query<JobRow>(
+      `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward)
+       VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8) RETURNING *`,
+      [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null, job.reward ?? null],
+    );
+    return toJob(rows[0]!);
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const { rows } = await this.pool.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [id]);
+    return rows[0] && toJob(rows[0]);
+  }
+
+  async list(options: ListOptions = {}): Promise<JobPage> {
+    const limit = Math.min(Math.max(options.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (options.status) {
+      params.push(options.status);
+      where.push(`status = $${params.length}`);
+    }
+    if (options.cursor !== undefined) {
+      if (!/^\d+$/.test(options.cursor)) throw invalid('cursor', 'is not a cursor this node handed out');
+      params.push(options.cursor);
+      where.push(`seq < $${params.length}`);
+    }
+    params.push(limit + 1);
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT ${SUMMARY_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, limit);
+    return { jobs: page.map(toJob), ...(rows.length > limit ? { nextCursor: String(page.at(-1)!.seq) } : {}) };
+  }
+
+  async withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]> {
+    if (statuses.length === 0) return [];
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT * FROM jobs WHERE status = ANY($1) ORDER BY seq ASC ${limit === undefined ? '' : 'LIMIT $2'}`,
+      limit === undefined ? [statuses] : [statuses, limit],
+    );
+    return rows.map(toJob);
+  }
+
+  async countByStatus(): Promise<Record<JobStatus, number>> {
+    const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const { rows } = await this.pool.query<{ status: JobStatus; n: string }>('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status');
+    for (const row of rows) counts[row.status] = Number(row.n);
+    return counts;
+  }
+
+  private claimWhere(id: string | undefined, nodeId: string, executionId: string): Promise<Job | undefined> {
+    return this.tx(async (client) => {
+      const at = now();
+      const { rows } = await client.query<JobRow>(
+        `WITH next AS (
+           SELECT id FROM jobs WHERE status = 'pending' ${id === undefined ? '' : 'AND id = $4'}
+           ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED)
+         UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2, updated_at = $3
+         FROM next WHERE jobs.id = next.id RETURNING jobs.*`,
+        id === undefined ? [executionId, nodeId, at] : [executionId, nodeId, at, id],
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      await client.query(
+        `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
+        [executionId, row.id, row.attempts, nodeId, at],
+      );
+      return toJob(row);
+    });
+  }
+
+  claimNext(nodeId: string, executionId: string): Promise<Job | undefined> {
+    return this.claimWhere(undefined, nodeId, executionId);
+  }
+
+  claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined> {
+    return this.claimWhere(id, nodeId, executionId);
+  }
+
+  async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
+    return this.tx(async (client) => {
+      const params: unknown[] = [patch.status, now()];
+      const sets = ['status = $1', 'updated_at = $2'];
+      const set = (column: string, value: unknown) => {
+        if (value === undefined) return;
+        params.push(value);
+        sets.push(`${column} = $${params.length}`);
+      };
+      set('execution_id', patch.executionId);
+      set('attempts', patch.attempts);
+      set('started_at', patch.startedAt);
+      set('finished_at', patch.finishedAt);
+      set('exit_code', patch.exitCode);
+      set('reason', patch.reason);
+      set('message', patch.message);
+      set('stdout', patch.stdout);
+      set('stderr', patch.stderr);
+      set('stdout_truncated', patch.stdoutTruncated);
+      set('stderr_truncated', patch.stderrTruncated);
+      set('duration_ms', patch.durationMs);
+      params.push(id, [...expect.status]);
+      let where = `id = $${params.length - 1} AND status = ANY($${params.length})`;
+      if (expect.executionId !== undefined) {
+        params.push(expect.executionId);
+        where += ` AND execution_id = $${params.length}`;
+      }
+      const { rows } = await client.query<JobRow>(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`, params);
+      if (!rows[0]) return undefined;
+      if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
+        await client.query(
+          `UPDATE executions SET status = $1, finished_at = $2, exit_code = $3, message = $4 WHERE id = $5 AND status = 'running'`,
+          [isTerminal(patch.status) ? patch.status : 'interrupted', now(), patch.exitCode ?? null, patch.message ?? null, expect.executionId],
+        );
+      }
+      return toJob(rows[0]);
+    });
+  }
+
+  async executions(jobId: string): Promise<ExecutionRecord[]> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      job_id: string;
+      attempt: number;
+      node_id: string;
+      status: ExecutionRecord['status'];
+      started_at: string;
+      finished_at: string | null;
+      exit_code: number | null;
+      message: string | null;
+    }>('SELECT * FROM executions WHERE job_id = $1 ORDER BY attempt ASC', [jobId]);
+    return rows.map((r) => ({
+      id: r.id,
+      jobId: r.job_id,
+      attempt: r.attempt,
+      nodeId: r.node_id,
+      status: r.status,
+      startedAt: r.started_at,
+      ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+      ...(r.exit_code === null ? {} : { exitCode: r.exit_code }),
+      ...(r.message === null ? {} : { message: r.message }),
+    }));
+  }
+
+  async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
+    const at = now();
+    const { rows } = await this.pool.query<{ seq: string }>(
+      'INSERT INTO events (job_id, type, data, at) VALUES ($1, $2, $3, $4) RETURNING seq',
+      [event.jobId, event.type, JSON.stringify(event.data), at],
+    );
+    return { ...event, seq: Number(rows[0]!.seq), at };
+  }
+
+  async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
+    const { rows } = await this.pool.query<{ seq: string; job_id: string; type: StoredEvent['type']; data: Record<string, unknown>; at: string }>(
+      options.jobId === undefined
+        ? 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2'
+        : 'SELECT * FROM events WHERE seq > $1 AND job_id = $3 ORDER BY seq LIMIT $2',
+      options.jobId === undefined ? [since, limit] : [since, limit, options.jobId],
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, type: r.type, data: r.data, at: r.at }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function toJob(row: JobRow): Job {
+  const job: Job = {
+    id: row.id,
+    status: row.status,
+    spec: row.spec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    attempts: row.attempts,
+    stdout: row.stdout,
+    stderr: row.stderr,
+    stdoutTruncated: row.stdout_truncated,
+    stderrTruncated: row.stderr_truncated,
+    pinned: row.pinned,
+  };
+  if (row.title !== null) job.title = row.title;
+  if (row.started_at !== null) job.startedAt = row.started_at;
+  if (row.finished_at !== null) job.finishedAt = row.finished_at;
+  if (row.execution_id !== null) job.executionId = row.execution_id;
+  if (row.exit_code !== null) job.exitCode = row.exit_code;
+  if (row.reason !== null) job.reason = row.reason;
+  if (row.message !== null) job.message = row.message;
+  if (row.duration_ms !== null) job.durationMs = row.duration_ms;
+  if (row.executed_by !== null) job.executedBy = row.executed_by;
+  if (row.origin !== null) job.origin = row.origin;
+  if (row.description !== null) job.description = row.description;
+  if (row.reward !== null) job.reward = row.reward;
+  return job;
+}
