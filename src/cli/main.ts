@@ -4,7 +4,7 @@ import { VERSION } from '../version.js';
 import { demoCommand } from './demo-command.js';
 import { devnetCommand } from './devnet-command.js';
 import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
-import { nodeCommand } from './node-command.js';
+import { nodeCommand, serverCommand } from './node-command.js';
 import { CliExit, errorLine } from './output.js';
 import { runCommand } from './run-command.js';
 
@@ -14,6 +14,7 @@ usage: gridx <command> [options]
 
 commands:
   node      run a node: the API and jobs in the Docker sandbox
+  server    run a coordinator (Parity's role): the node with its API on 8080
   run       submit a job, stream its output, exit with its exit code
   status    show a node's status
   jobs      list a node's jobs
@@ -25,6 +26,7 @@ gridx <command> --help shows a command's options.`;
 
 const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
   node: nodeCommand,
+  server: serverCommand,
   run: runCommand,
   status: statusCommand,
   jobs: jobsCommand,

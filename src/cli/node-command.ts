@@ -13,7 +13,18 @@ and a mesh peer (libp2p on port 8468). Without --bootstrap it starts a new mesh;
 it with --bootstrap and one of the multiaddrs it prints.
 Settings come from defaults, then --config FILE (YAML), then GRIDX_* variables, then flags.`;
 
-export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export const SERVER_USAGE = `usage: gridx server [the options of gridx node]
+
+Runs a Grid-X coordinator: the same program as gridx node with its API on 8080 by
+default, Parity's /api/tasks as its front door, and --db postgres://... for a shared queue.`;
+
+/** gridx server: Parity's coordinator role, the node with the API on 8080. */
+export function serverCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return nodeCommand(argv, env, { role: 'server' });
+}
+
+export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, options: { role?: 'node' | 'server' } = {}): Promise<number> {
+  const role = options.role ?? 'node';
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -32,7 +43,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     strict: true,
   });
   if (values.help) {
-    console.log(NODE_USAGE);
+    console.log(role === 'server' ? SERVER_USAGE : NODE_USAGE);
     return 0;
   }
   const flags: Overrides = {
@@ -45,13 +56,18 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     bootstrap: values.bootstrap,
     meshEnabled: values['no-mesh'] ? false : undefined,
   };
-  const config = loadConfig({ file: values.config ?? env.GRIDX_CONFIG, env, flags });
+  const config = loadConfig({
+    file: values.config ?? env.GRIDX_CONFIG,
+    env,
+    flags,
+    ...(role === 'server' ? { defaults: { apiPort: 8080 } } : {}),
+  });
   const level = (values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel;
   const log = createLogger(level);
   const node = new GridxNode({ config, log });
   const url = await node.start();
-  console.log(`Grid-X node ${node.id} listening on ${url}`);
-  console.log(`  slots ${config.slots}, data dir ${config.dataDir}`);
+  console.log(`Grid-X ${role} ${node.id} listening on ${url}`);
+  console.log(`  slots ${config.slots}, ${config.db ? 'jobs in PostgreSQL' : `data dir ${config.dataDir}`}`);
   const mesh = node.peerMesh;
   if (mesh) {
     console.log(`  peer id ${mesh.peerId}`);

@@ -12,6 +12,8 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** Command-line flags, already mapped to setting names. */
   flags?: Overrides;
+  /** Defaults of a role that differ from the schema's (gridx server: API on 8080). */
+  defaults?: Overrides;
 }
 
 /** Resolves defaults → file → env → flags into one frozen Config. */
@@ -22,7 +24,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
 
   const values = {} as { [K in SettingName]: unknown };
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
-    values[name] = resolve(name, SETTINGS[name] as Setting<unknown>, file, env, flags, options.file);
+    const setting = SETTINGS[name] as Setting<unknown>;
+    const roleDefault = options.defaults?.[name];
+    const withDefault = roleDefault === undefined ? setting : { ...setting, default: () => setting.parse(roleDefault) };
+    values[name] = resolve(name, withDefault, file, env, flags, options.file);
   }
   const v = values as { [K in SettingName]: ReturnType<(typeof SETTINGS)[K]['default']> };
   const allowedNetworks = v.allowedNetworks.includes('none') ? v.allowedNetworks : ['none', ...v.allowedNetworks];

@@ -73,6 +73,12 @@ describe('gridx CLI against a gridx node process', () => {
     expect(unknown.stderr.split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  it('gridx server is the same program in the coordinator role', async () => {
+    const help = await runCli(['server', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('API on 8080 by');
+  });
+
   it('gridx status and gridx jobs', async () => {
     const status = await runCli(['status', '--node', node.url]);
     expect(status.code).toBe(0);

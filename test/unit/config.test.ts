@@ -56,6 +56,18 @@ runner:
     expect(withFlags.slots).toBe(3);
   });
 
+  it("applies a role's defaults below file, env and flags (gridx server: API on 8080)", () => {
+    expect(loadConfig({ defaults: { apiPort: 8080 } }).apiPort).toBe(8080);
+    expect(loadConfig({ defaults: { apiPort: 8080 }, env: { GRIDX_API_PORT: '9000' } }).apiPort).toBe(9000);
+    expect(loadConfig({ defaults: { apiPort: 8080 }, file: tempFile('node: {api_port: 9100}') }).apiPort).toBe(9100);
+    expect(loadConfig({ defaults: { apiPort: 8080 }, flags: { apiPort: 0 } }).apiPort).toBe(0);
+  });
+
+  it('reads a PostgreSQL URL for the store', () => {
+    expect(loadConfig({ env: { GRIDX_DB: 'postgres://u@127.0.0.1:5432/db?schema=s' } }).db).toBe('postgres://u@127.0.0.1:5432/db?schema=s');
+    expect(() => loadConfig({ env: { GRIDX_DB: 'mysql://x' } })).toThrow(/env GRIDX_DB: expected a postgres:\/\/ URL/);
+  });
+
   it('accepts flat dotted keys too', () => {
     const config = loadConfig({ file: tempFile('runner.docker.pids_limit: 64\n') });
     expect(config.sandbox.pidsLimit).toBe(64);
