@@ -2,19 +2,14 @@
 
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { type Job, JOB_STATUSES, isTerminal } from '../../domain/job.js';
+import { type Job, isTerminal } from '../../domain/job.js';
 import type { Offer } from '../../domain/offer.js';
 import { type SpecPolicy, normalizeSpec } from '../../domain/spec.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import { GridxError, isGridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
+import { type ListQuery, idParams, listPage, listQuerySchema } from './shared.js';
 import { jobView } from '../views.js';
-
-const idParams = {
-  type: 'object',
-  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
-  required: ['id'],
-} as const;
 
 export function gridxRoutes(deps: ApiDeps) {
   const { store, scheduler } = deps;
@@ -89,30 +84,10 @@ export function gridxRoutes(deps: ApiDeps) {
       };
     });
 
-    app.get<{ Querystring: { status?: string; limit?: number; cursor?: string } }>(
-      '/jobs',
-      {
-        schema: {
-          querystring: {
-            type: 'object',
-            properties: {
-              status: { type: 'string', enum: [...JOB_STATUSES] },
-              limit: { type: 'integer', minimum: 1, maximum: 500 },
-              cursor: { type: 'string', pattern: '^[0-9]+$' },
-            },
-          },
-        },
-      },
-      async (request) => {
-        const { status, limit, cursor } = request.query;
-        const page = await store.list({
-          ...(status ? { status: status as Job['status'] } : {}),
-          ...(limit ? { limit } : {}),
-          ...(cursor ? { cursor } : {}),
-        });
-        return { jobs: page.jobs.map((j) => jobView(j, { output: false })), nextCursor: page.nextCursor ?? null };
-      },
-    );
+    app.get<{ Querystring: ListQuery }>('/jobs', { schema: listQuerySchema }, async (request) => {
+      const page = await listPage(store, request.query);
+      return { jobs: page.jobs.map((j) => jobView(j, { output: false })), nextCursor: page.nextCursor ?? null };
+    });
 
     app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);

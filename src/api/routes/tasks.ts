@@ -4,17 +4,12 @@
  */
 
 import type { FastifyInstance } from 'fastify';
-import { type Job, JOB_STATUSES } from '../../domain/job.js';
+import type { Job } from '../../domain/job.js';
 import { normalizeTask } from '../../domain/task.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import { GridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
-
-const idParams = {
-  type: 'object',
-  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
-  required: ['id'],
-} as const;
+import { type ListQuery, idParams, listPage, listQuerySchema } from './shared.js';
 
 /** A job in Parity's task shape (snake_case, config/environment as submitted). */
 export function taskView(job: Job, options: { output?: boolean } = {}) {
@@ -84,30 +79,10 @@ export function taskRoutes(deps: ApiDeps) {
       return reply.code(201).send(taskView(job));
     });
 
-    app.get<{ Querystring: { status?: string; limit?: number; cursor?: string } }>(
-      '/api/tasks',
-      {
-        schema: {
-          querystring: {
-            type: 'object',
-            properties: {
-              status: { type: 'string', enum: [...JOB_STATUSES] },
-              limit: { type: 'integer', minimum: 1, maximum: 500 },
-              cursor: { type: 'string', pattern: '^[0-9]+$' },
-            },
-          },
-        },
-      },
-      async (request) => {
-        const { status, limit, cursor } = request.query;
-        const page = await store.list({
-          ...(status ? { status: status as Job['status'] } : {}),
-          ...(limit ? { limit } : {}),
-          ...(cursor ? { cursor } : {}),
-        });
-        return { tasks: page.jobs.map((j) => taskView(j, { output: false })), next_cursor: page.nextCursor ?? null };
-      },
-    );
+    app.get<{ Querystring: ListQuery }>('/api/tasks', { schema: listQuerySchema }, async (request) => {
+      const page = await listPage(store, request.query);
+      return { tasks: page.jobs.map((j) => taskView(j, { output: false })), next_cursor: page.nextCursor ?? null };
+    });
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) =>
       taskView(await mustGet(request.params.id)),

@@ -17,41 +17,11 @@ import type {
   NewJob,
   StoredEvent,
 } from '../store.js';
+import { type ExecutionRow, type JobRow, SUMMARY_COLUMNS, toExecution, toJob } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
-const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
-  execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin, description, reward`;
-
-interface JobRow {
-  id: string;
-  seq: string;
-  status: JobStatus;
-  spec: Job['spec'];
-  title: string | null;
-  created_at: string;
-  updated_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  attempts: number;
-  execution_id: string | null;
-  exit_code: number | null;
-  reason: Job['reason'] | null;
-  message: string | null;
-  stdout: string;
-  stderr: string;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  duration_ms: number | null;
-  executed_by: string | null;
-  pinned: boolean;
-  origin: string | null;
-  description: string | null;
-  reward: string | null;
-}
-
 export interface PostgresStoreOptions {
   /** Schema to keep the tables in (created if absent); default "public". */
   schema?: string;
@@ -241,28 +211,8 @@ export class PostgresStore implements JobStore {
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {
-    const { rows } = await this.pool.query<{
-      id: string;
-      job_id: string;
-      attempt: number;
-      node_id: string;
-      status: ExecutionRecord['status'];
-      started_at: string;
-      finished_at: string | null;
-      exit_code: number | null;
-      message: string | null;
-    }>('SELECT * FROM executions WHERE job_id = $1 ORDER BY attempt ASC', [jobId]);
-    return rows.map((r) => ({
-      id: r.id,
-      jobId: r.job_id,
-      attempt: r.attempt,
-      nodeId: r.node_id,
-      status: r.status,
-      startedAt: r.started_at,
-      ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
-      ...(r.exit_code === null ? {} : { exitCode: r.exit_code }),
-      ...(r.message === null ? {} : { message: r.message }),
-    }));
+    const { rows } = await this.pool.query<ExecutionRow>('SELECT * FROM executions WHERE job_id = $1 ORDER BY attempt ASC', [jobId]);
+    return rows.map(toExecution);
   }
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
@@ -294,31 +244,3 @@ function now(): string {
   return new Date().toISOString();
 }
 
-function toJob(row: JobRow): Job {
-  const job: Job = {
-    id: row.id,
-    status: row.status,
-    spec: row.spec,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    attempts: row.attempts,
-    stdout: row.stdout,
-    stderr: row.stderr,
-    stdoutTruncated: row.stdout_truncated,
-    stderrTruncated: row.stderr_truncated,
-    pinned: row.pinned,
-  };
-  if (row.title !== null) job.title = row.title;
-  if (row.started_at !== null) job.startedAt = row.started_at;
-  if (row.finished_at !== null) job.finishedAt = row.finished_at;
-  if (row.execution_id !== null) job.executionId = row.execution_id;
-  if (row.exit_code !== null) job.exitCode = row.exit_code;
-  if (row.reason !== null) job.reason = row.reason;
-  if (row.message !== null) job.message = row.message;
-  if (row.duration_ms !== null) job.durationMs = row.duration_ms;
-  if (row.executed_by !== null) job.executedBy = row.executed_by;
-  if (row.origin !== null) job.origin = row.origin;
-  if (row.description !== null) job.description = row.description;
-  if (row.reward !== null) job.reward = row.reward;
-  return job;
-}

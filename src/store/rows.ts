@@ -1,0 +1,92 @@
+/** Row shapes and their mapping to domain types, shared by the SQLite and PostgreSQL stores. */
+
+import type { Job, JobStatus } from '../domain/job.js';
+import type { ExecutionRecord } from './store.js';
+
+/** Column list for listings: everything but the captured output. */
+export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
+  execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
+  duration_ms, executed_by, pinned, origin, description, reward`;
+
+/** A jobs row as either driver returns it (SQLite: 0/1 and JSON text; PostgreSQL: booleans, JSONB, bigint text). */
+export interface JobRow {
+  id: string;
+  seq: number | string;
+  status: JobStatus;
+  spec: string | Job['spec'];
+  title: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  attempts: number;
+  execution_id: string | null;
+  exit_code: number | null;
+  reason: Job['reason'] | null;
+  message: string | null;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean | number;
+  stderr_truncated: boolean | number;
+  duration_ms: number | null;
+  executed_by: string | null;
+  pinned: boolean | number;
+  origin: string | null;
+  description: string | null;
+  reward: string | null;
+}
+
+export function toJob(row: JobRow): Job {
+  const job: Job = {
+    id: row.id,
+    status: row.status,
+    spec: typeof row.spec === 'string' ? (JSON.parse(row.spec) as Job['spec']) : row.spec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    attempts: row.attempts,
+    stdout: row.stdout,
+    stderr: row.stderr,
+    stdoutTruncated: Boolean(row.stdout_truncated),
+    stderrTruncated: Boolean(row.stderr_truncated),
+    pinned: Boolean(row.pinned),
+  };
+  if (row.title !== null) job.title = row.title;
+  if (row.started_at !== null) job.startedAt = row.started_at;
+  if (row.finished_at !== null) job.finishedAt = row.finished_at;
+  if (row.execution_id !== null) job.executionId = row.execution_id;
+  if (row.exit_code !== null) job.exitCode = row.exit_code;
+  if (row.reason !== null) job.reason = row.reason;
+  if (row.message !== null) job.message = row.message;
+  if (row.duration_ms !== null) job.durationMs = row.duration_ms;
+  if (row.executed_by !== null) job.executedBy = row.executed_by;
+  if (row.origin !== null) job.origin = row.origin;
+  if (row.description !== null) job.description = row.description;
+  if (row.reward !== null) job.reward = row.reward;
+  return job;
+}
+
+export interface ExecutionRow {
+  id: string;
+  job_id: string;
+  attempt: number;
+  node_id: string;
+  status: ExecutionRecord['status'];
+  started_at: string;
+  finished_at: string | null;
+  exit_code: number | null;
+  message: string | null;
+}
+
+export function toExecution(r: ExecutionRow): ExecutionRecord {
+  return {
+    id: r.id,
+    jobId: r.job_id,
+    attempt: r.attempt,
+    nodeId: r.node_id,
+    status: r.status,
+    startedAt: r.started_at,
+    ...(r.finished_at === null ? {} : { finishedAt: r.finished_at }),
+    ...(r.exit_code === null ? {} : { exitCode: r.exit_code }),
+    ...(r.message === null ? {} : { message: r.message }),
+  };
+}
