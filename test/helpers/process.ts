@@ -23,10 +23,10 @@ export interface NodeProcess {
 }
 
 /** Starts `gridx node` as its own process and waits until it says where it listens. */
-export async function spawnNode(dataDir: string, extra: string[] = []): Promise<NodeProcess> {
+export async function spawnNode(dataDir: string, extra: string[] = [], role: 'node' | 'server' = 'node'): Promise<NodeProcess> {
   const port = await freePort();
   const p2p = extra.includes('--p2p-port') || extra.includes('--no-mesh') ? [] : ['--p2p-port', '0'];
-  const child = spawn(process.execPath, [CLI, 'node', '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
+  const child = spawn(process.execPath, [CLI, role, '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
