@@ -135,19 +135,13 @@ async function runAsTask(client: GridxClient, body: JobRequestBody, detach: bool
     if (event.type === 'output' && event.data) (event.stream === 'stderr' ? process.stderr : process.stdout).write(event.data);
   });
   const result = end.task?.result;
-  switch (end.status) {
-    case 'completed':
-      return 0;
-    case 'timed_out':
-      process.stderr.write(`gridx: task ${task.id} timed out: ${result?.message ?? ''}\n`);
-      return 124;
-    case 'cancelled':
-      process.stderr.write(`gridx: task ${task.id} was cancelled\n`);
-      return 130;
-    default:
-      if (result?.reason !== 'exit_code') process.stderr.write(`gridx: task ${task.id} failed: ${result?.message ?? result?.reason}\n`);
-      return result?.exit_code ?? 125;
-  }
+  return exitCodeOf({
+    id: task.id,
+    status: end.status ?? 'failed',
+    ...(result?.exit_code == null ? {} : { exitCode: result.exit_code }),
+    ...(result?.reason ? { reason: result.reason } : {}),
+    ...(result?.message ? { message: result.message } : {}),
+  }, 'task');
 }
 
 async function submitTo(client: GridxClient, body: JobRequestBody): Promise<{ client: GridxClient; submitted: JobView }> {
@@ -175,22 +169,33 @@ async function submitThroughMesh(
   throw new GridxError('UNAVAILABLE', `every fitting node refused the job: ${refusals.join('; ')}`);
 }
 
-/** The CLI's exit code for a finished job; prints why on stderr when it did not complete. */
-export function exitCodeOf(job: JobView): number {
-  if (job.stdoutTruncated || job.stderrTruncated) {
-    process.stderr.write(`gridx: output of job ${job.id} was truncated at the node's output limit\n`);
+/** How a job or task ended, as far as the exit code goes. */
+export interface Ended {
+  id: string;
+  status: string;
+  exitCode?: number;
+  reason?: string;
+  message?: string;
+  stdoutTruncated?: boolean;
+  stderrTruncated?: boolean;
+}
+
+/** The CLI's exit code for a finished job or task; prints why on stderr when it did not complete. */
+export function exitCodeOf(end: Ended, noun: 'job' | 'task' = 'job'): number {
+  if (end.stdoutTruncated || end.stderrTruncated) {
+    process.stderr.write(`gridx: output of ${noun} ${end.id} was truncated at the node's output limit\n`);
   }
-  switch (job.status) {
+  switch (end.status) {
     case 'completed':
       return 0;
     case 'timed_out':
-      process.stderr.write(`gridx: job ${job.id} timed out: ${job.message ?? ''}\n`);
+      process.stderr.write(`gridx: ${noun} ${end.id} timed out: ${end.message ?? ''}\n`);
       return 124;
     case 'cancelled':
-      process.stderr.write(`gridx: job ${job.id} was cancelled\n`);
+      process.stderr.write(`gridx: ${noun} ${end.id} was cancelled\n`);
       return 130;
     default:
-      if (job.reason !== 'exit_code') process.stderr.write(`gridx: job ${job.id} failed: ${job.message ?? job.reason}\n`);
-      return job.exitCode ?? 125;
+      if (end.reason !== 'exit_code') process.stderr.write(`gridx: ${noun} ${end.id} failed: ${end.message ?? end.reason}\n`);
+      return end.exitCode ?? 125;
   }
 }
