@@ -28,10 +28,6 @@ export function isTerminal(status: JobStatus): boolean {
   return TERMINAL.has(status);
 }
 
-export function isJobStatus(value: unknown): value is JobStatus {
-  return typeof value === 'string' && (JOB_STATUSES as readonly string[]).includes(value);
-}
-
 /** Which status may follow which. Anything else is a bug or a lost race. */
 const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
   pending: ['scheduled', 'cancelled', 'failed'],

@@ -99,11 +99,6 @@ export class Mesh {
     return this.node;
   }
 
-  /** This node's offer as last published. */
-  get ownOffer(): SignedOffer | undefined {
-    return this.own;
-  }
-
   async start(): Promise<void> {
     const { options } = this;
     const node = await createLibp2p({

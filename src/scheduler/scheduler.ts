@@ -7,7 +7,15 @@
 
 import { randomUUID } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type ExecutionResult, type FailureReason, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
+import {
+  type ExecutionResult,
+  type FailureReason,
+  type Job,
+  type JobSpec,
+  canTransition,
+  isTerminal,
+  outcomeOf,
+} from '../domain/job.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
 import type { Executor, OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
@@ -356,6 +364,8 @@ export class Scheduler {
 
   /** A conditional write that announces the change; undefined when the race was lost. */
   private async write(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
+    const illegal = expect.status.find((from) => !canTransition(from, patch.status));
+    if (illegal) throw new Error(`bug: ${illegal} → ${patch.status} is not a job transition (job ${id})`);
     const job = await this.deps.store.transition(id, expect, patch);
     if (job) {
       if (isTerminal(job.status)) this.failedPeers.delete(id);
