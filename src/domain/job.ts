@@ -51,6 +51,7 @@ export type FailureReason =
   | 'image_not_found' // the image is not present and could not be pulled
   | 'node_restarted' // the node stopped while the job ran, too many times
   | 'peer_failed' // the peers it was forwarded to failed or vanished, too many times
+  | 'lease_expired' // the runner or server holding it stopped renewing its lease, too many times
   | 'cancelled' // the user cancelled it
   | 'executor_error'; // Docker refused or failed in a way that is not the job's fault
 
@@ -107,6 +108,8 @@ export interface Job {
   durationMs?: number;
   /** Id of the node that ran (or is running) the job. */
   executedBy?: string;
+  /** When the current execution's lease runs out unless its holder renews it. */
+  leaseExpiresAt?: string;
   /** Run only on the node it was sent to. */
   pinned: boolean;
   /** Peer that forwarded the job to this node, when it came from the mesh. */

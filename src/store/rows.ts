@@ -1,12 +1,12 @@
 /** Row shapes and their mapping to domain types, shared by the SQLite and PostgreSQL stores. */
 
 import type { Job, JobStatus } from '../domain/job.js';
-import type { ExecutionRecord } from './store.js';
+import type { ExecutionRecord, RunnerRecord, RunnerSummary } from './store.js';
 
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin, description, reward`;
+  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at`;
 
 /** A jobs row as either driver returns it (SQLite: 0/1 and JSON text; PostgreSQL: booleans, JSONB, bigint text). */
 export interface JobRow {
@@ -34,6 +34,7 @@ export interface JobRow {
   origin: string | null;
   description: string | null;
   reward: string | null;
+  lease_expires_at: number | string | null;
 }
 
 export function toJob(row: JobRow): Job {
@@ -62,6 +63,7 @@ export function toJob(row: JobRow): Job {
   if (row.origin !== null) job.origin = row.origin;
   if (row.description !== null) job.description = row.description;
   if (row.reward !== null) job.reward = row.reward;
+  if (row.lease_expires_at !== null) job.leaseExpiresAt = new Date(Number(row.lease_expires_at)).toISOString();
   return job;
 }
 
@@ -90,3 +92,35 @@ export function toExecution(r: ExecutionRow): ExecutionRecord {
     ...(r.message === null ? {} : { message: r.message }),
   };
 }
+
+export interface RunnerRow {
+  id: string;
+  name: string;
+  token_hash: string;
+  slots: number;
+  labels: string | Record<string, string>;
+  limits: string | RunnerRecord['limits'];
+  version: string;
+  registered_at: string;
+  last_heartbeat_at: string;
+  running?: number | string;
+}
+
+export function toRunner(r: RunnerRow): RunnerSummary {
+  return {
+    id: r.id,
+    name: r.name,
+    tokenHash: r.token_hash,
+    slots: r.slots,
+    labels: typeof r.labels === 'string' ? (JSON.parse(r.labels) as Record<string, string>) : r.labels,
+    limits: typeof r.limits === 'string' ? (JSON.parse(r.limits) as RunnerRecord['limits']) : r.limits,
+    version: r.version,
+    registeredAt: r.registered_at,
+    lastHeartbeatAt: r.last_heartbeat_at,
+    running: Number(r.running ?? 0),
+  };
+}
+
+/** Runners with the count of jobs each holds, most recently heard from first. */
+export const LIST_RUNNERS_SQL = `SELECT r.*, (SELECT COUNT(*) FROM jobs j WHERE j.executed_by = r.id
+  AND j.status IN ('scheduled', 'running')) AS running FROM runners r ORDER BY r.last_heartbeat_at DESC`;

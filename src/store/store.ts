@@ -6,6 +6,7 @@
  */
 
 import type { FailureReason, Job, JobSpec, JobStatus } from '../domain/job.js';
+import type { JobLimits } from '../domain/offer.js';
 
 export interface NewJob {
   id: string;
@@ -36,6 +37,8 @@ export interface JobPatch {
   stdoutTruncated?: boolean;
   stderrTruncated?: boolean;
   durationMs?: number;
+  /** Epoch ms before which a requeued job is not claimed again (retry backoff). */
+  notBefore?: number | null;
 }
 
 export interface Expectation {
@@ -43,6 +46,8 @@ export interface Expectation {
   status: readonly JobStatus[];
   /** When set, the job's current lease token must equal it. */
   executionId?: string;
+  /** When true, the job's lease must have expired (the sweep's requeue loses to a renewal). */
+  leaseExpired?: boolean;
 }
 
 /** One attempt at a job, as recorded. */
@@ -84,6 +89,26 @@ export interface StoredEvent {
   at: string;
 }
 
+/** A runner as registered with a server. */
+export interface RunnerRecord {
+  id: string;
+  name: string;
+  /** sha256 of the runner's secret, hex; the secret itself is never stored. */
+  tokenHash: string;
+  slots: number;
+  labels: Record<string, string>;
+  /** The most one job may ask of this runner. */
+  limits: JobLimits;
+  version: string;
+  registeredAt: string;
+  lastHeartbeatAt: string;
+}
+
+export interface RunnerSummary extends RunnerRecord {
+  /** Jobs it holds leases on now. */
+  running: number;
+}
+
 export interface JobStore {
   insert(job: NewJob): Promise<Job>;
   get(id: string): Promise<Job | undefined>;
@@ -91,13 +116,22 @@ export interface JobStore {
   /** Jobs in any of `statuses`, oldest first, at most `limit` (default all). */
   withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
+  /** Pending jobs whose retry backoff has passed, oldest first, at most `limit`. */
+  pendingReady(limit: number): Promise<Job[]>;
   /**
-   * Atomically takes the oldest pending job: pending → scheduled with a fresh lease
-   * token `executionId`, attempts + 1, and an execution record for `nodeId`.
+   * Atomically takes the oldest ready pending job: pending → scheduled with a fresh lease
+   * token `executionId`, attempts + 1, and an execution record for `nodeId`. The lease
+   * expires `leaseTtlMs` from now unless renewed; without a TTL it does not expire (the
+   * holder's own restart recovers the job).
    */
-  claimNext(nodeId: string, executionId: string): Promise<Job | undefined>;
-  /** Like claimNext for one given job: pending → scheduled on `nodeId`; undefined if no longer pending. */
-  claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined>;
+  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
+  /** Like claimNext for one given job; undefined if it is no longer pending. */
+  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
+  /** Extends the live, unexpired leases among `executionIds` to `ttlMs` from now; returns those renewed. */
+  renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]>;
+  /** Scheduled or running jobs whose lease has expired, oldest first, at most `limit`. */
+  expiredLeases(limit: number): Promise<Job[]>;
+  execution(id: string): Promise<ExecutionRecord | undefined>;
   /** Conditional write; undefined when the expectation no longer holds. */
   transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
   executions(jobId: string): Promise<ExecutionRecord[]>;
@@ -105,5 +139,11 @@ export interface JobStore {
   appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent>;
   /** Events after `since`, oldest first, optionally of one job, at most `limit`. */
   eventsSince(since: number, options?: { jobId?: string; limit?: number }): Promise<StoredEvent[]>;
+  addRunner(runner: RunnerRecord): Promise<void>;
+  getRunner(id: string): Promise<RunnerRecord | undefined>;
+  /** Records a heartbeat; false when no such runner. */
+  touchRunner(id: string): Promise<boolean>;
+  /** Runners, most recently heard from first, with the jobs each holds. */
+  listRunners(): Promise<RunnerSummary[]>;
   close(): Promise<void>;
 }

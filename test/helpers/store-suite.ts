@@ -96,5 +96,71 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(counts).toMatchObject({ pending: 4, completed: 1, running: 0 });
       expect((await store.withStatus(['pending'])).map((j) => j.id)).toEqual(['j1', 'j2', 'j3', 'j4']);
     });
+
+    it('leases expire unless renewed; a renewal after expiry is refused', async () => {
+      await store.insert({ id: 'a', spec: SPEC });
+      await store.insert({ id: 'b', spec: SPEC });
+      const a = await store.claimNext('runner-1', 'lease-a', 150);
+      await store.claimNext('runner-1', 'lease-b', 150);
+      expect(a?.leaseExpiresAt).toBeDefined();
+      expect(await store.expiredLeases(10)).toEqual([]);
+      await sleep(80);
+      expect(await store.renewLeases(['lease-a', 'forged'], 150)).toEqual(['lease-a']);
+      await sleep(100);
+      // b was not renewed: expired; a was: still held.
+      expect((await store.expiredLeases(10)).map((j) => j.id)).toEqual(['b']);
+      expect(await store.renewLeases(['lease-b'], 150)).toEqual([]);
+      // The sweep's requeue is conditional on the lease still being expired.
+      expect(
+        await store.transition('a', { status: ['scheduled'], executionId: 'lease-a', leaseExpired: true }, { status: 'pending', executionId: null }),
+      ).toBeUndefined();
+      const requeued = await store.transition(
+        'b',
+        { status: ['scheduled'], executionId: 'lease-b', leaseExpired: true },
+        { status: 'pending', executionId: null, notBefore: Date.now() + 150 },
+      );
+      expect(requeued).toMatchObject({ status: 'pending', attempts: 1 });
+      expect(requeued?.leaseExpiresAt).toBeUndefined();
+      expect((await store.execution('lease-b'))?.status).toBe('interrupted');
+      expect(await store.execution('nope')).toBeUndefined();
+    });
+
+    it('holds a requeued job back until its backoff has passed', async () => {
+      await store.insert({ id: 'a', spec: SPEC });
+      await store.insert({ id: 'b', spec: SPEC });
+      await store.claimNext('n', 'e1');
+      await store.transition('a', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null, notBefore: Date.now() + 200 });
+      expect((await store.pendingReady(10)).map((j) => j.id)).toEqual(['b']);
+      expect((await store.claimNext('n', 'e2'))?.id).toBe('b');
+      expect(await store.claimNext('n', 'e3')).toBeUndefined();
+      await sleep(220);
+      expect((await store.pendingReady(10)).map((j) => j.id)).toEqual(['a']);
+      expect(await store.claimNext('n', 'e4')).toMatchObject({ id: 'a', attempts: 2 });
+    });
+
+    it('registers runners and counts the jobs each holds', async () => {
+      const limits = { cpus: 2, memoryBytes: 1 << 30, timeoutMs: 60_000, gpus: 0, networks: ['none'] };
+      const at = new Date().toISOString();
+      const base = { tokenHash: 'h', slots: 2, labels: { zone: 'x' }, limits, version: '1', registeredAt: at, lastHeartbeatAt: at };
+      await store.addRunner({ id: 'r1', name: 'one', ...base });
+      await store.addRunner({ id: 'r2', name: 'two', ...base });
+      expect(await store.getRunner('r1')).toEqual({ id: 'r1', name: 'one', ...base });
+      expect(await store.getRunner('r9')).toBeUndefined();
+      await sleep(5);
+      expect(await store.touchRunner('r2')).toBe(true);
+      expect(await store.touchRunner('r9')).toBe(false);
+      await store.insert({ id: 'a', spec: SPEC });
+      await store.claimNext('r2', 'e1', 10_000);
+      const runners = await store.listRunners();
+      expect(runners.map((r) => [r.id, r.running])).toEqual([
+        ['r2', 1],
+        ['r1', 0],
+      ]);
+      expect(runners[0]!.lastHeartbeatAt > at).toBe(true);
+    });
   });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -51,4 +51,21 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_job_seq ON events (job_id, seq);
   `,
+  `
+  ALTER TABLE jobs ADD COLUMN lease_expires_at BIGINT;
+  ALTER TABLE jobs ADD COLUMN not_before BIGINT;
+  CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+  CREATE INDEX jobs_holder ON jobs (executed_by) WHERE status IN ('scheduled', 'running');
+  CREATE TABLE runners (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    labels JSONB NOT NULL,
+    limits JSONB NOT NULL,
+    version TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_heartbeat_at TEXT NOT NULL
+  );
+  `,
 ];

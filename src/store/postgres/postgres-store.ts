@@ -15,9 +15,20 @@ import type {
   JobStore,
   ListOptions,
   NewJob,
+  RunnerRecord,
+  RunnerSummary,
   StoredEvent,
 } from '../store.js';
-import { type ExecutionRow, type JobRow, SUMMARY_COLUMNS, toExecution, toJob } from '../rows.js';
+import {
+  type ExecutionRow,
+  type JobRow,
+  LIST_RUNNERS_SQL,
+  type RunnerRow,
+  SUMMARY_COLUMNS,
+  toExecution,
+  toJob,
+  toRunner,
+} from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 const MAX_PAGE = 500;
@@ -142,16 +153,28 @@ export class PostgresStore implements JobStore {
     return counts;
   }
 
-  private claimWhere(id: string | undefined, nodeId: string, executionId: string): Promise<Job | undefined> {
+  async pendingReady(limit: number): Promise<Job[]> {
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= $1) ORDER BY seq ASC LIMIT $2`,
+      [Date.now(), limit],
+    );
+    return rows.map(toJob);
+  }
+
+  private claimWhere(id: string | undefined, nodeId: string, executionId: string, leaseTtlMs: number | undefined): Promise<Job | undefined> {
     return this.tx(async (client) => {
       const at = now();
+      const params: unknown[] = [executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs];
+      params.push(id ?? Date.now());
       const { rows } = await client.query<JobRow>(
         `WITH next AS (
-           SELECT id FROM jobs WHERE status = 'pending' ${id === undefined ? '' : 'AND id = $4'}
+           SELECT id FROM jobs WHERE status = 'pending'
+           ${id === undefined ? 'AND (not_before IS NULL OR not_before <= $5)' : 'AND id = $5'}
            ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED)
-         UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2, updated_at = $3
+         UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2,
+           updated_at = $3, lease_expires_at = $4, not_before = NULL
          FROM next WHERE jobs.id = next.id RETURNING jobs.*`,
-        id === undefined ? [executionId, nodeId, at] : [executionId, nodeId, at, id],
+        params,
       );
       const row = rows[0];
       if (!row) return undefined;
@@ -163,12 +186,37 @@ export class PostgresStore implements JobStore {
     });
   }
 
-  claimNext(nodeId: string, executionId: string): Promise<Job | undefined> {
-    return this.claimWhere(undefined, nodeId, executionId);
+  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
+    return this.claimWhere(undefined, nodeId, executionId, leaseTtlMs);
   }
 
-  claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined> {
-    return this.claimWhere(id, nodeId, executionId);
+  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
+    return this.claimWhere(id, nodeId, executionId, leaseTtlMs);
+  }
+
+  async renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]> {
+    if (executionIds.length === 0) return [];
+    const at = Date.now();
+    const { rows } = await this.pool.query<{ execution_id: string }>(
+      `UPDATE jobs SET lease_expires_at = $1 WHERE execution_id = ANY($2)
+       AND status IN ('scheduled', 'running') AND lease_expires_at > $3 RETURNING execution_id`,
+      [at + ttlMs, [...executionIds], at],
+    );
+    return rows.map((r) => r.execution_id);
+  }
+
+  async expiredLeases(limit: number): Promise<Job[]> {
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT * FROM jobs WHERE lease_expires_at <= $1 AND status IN ('scheduled', 'running')
+       ORDER BY lease_expires_at ASC LIMIT $2`,
+      [Date.now(), limit],
+    );
+    return rows.map(toJob);
+  }
+
+  async execution(id: string): Promise<ExecutionRecord | undefined> {
+    const { rows } = await this.pool.query<ExecutionRow>('SELECT * FROM executions WHERE id = $1', [id]);
+    return rows[0] && toExecution(rows[0]);
   }
 
   async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
@@ -192,11 +240,18 @@ export class PostgresStore implements JobStore {
       set('stdout_truncated', patch.stdoutTruncated);
       set('stderr_truncated', patch.stderrTruncated);
       set('duration_ms', patch.durationMs);
+      set('not_before', patch.notBefore);
+      // Leaving scheduled/running ends the lease.
+      if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
       params.push(id, [...expect.status]);
       let where = `id = $${params.length - 1} AND status = ANY($${params.length})`;
       if (expect.executionId !== undefined) {
         params.push(expect.executionId);
         where += ` AND execution_id = $${params.length}`;
+      }
+      if (expect.leaseExpired) {
+        params.push(Date.now());
+        where += ` AND lease_expires_at <= $${params.length}`;
       }
       const { rows } = await client.query<JobRow>(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`, params);
       if (!rows[0]) return undefined;
@@ -233,6 +288,30 @@ export class PostgresStore implements JobStore {
       options.jobId === undefined ? [since, limit] : [since, limit, options.jobId],
     );
     return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, type: r.type, data: r.data, at: r.at }));
+  }
+
+  async addRunner(r: RunnerRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt, r.lastHeartbeatAt],
+    );
+  }
+
+  async getRunner(id: string): Promise<RunnerRecord | undefined> {
+    const { rows } = await this.pool.query<RunnerRow>('SELECT * FROM runners WHERE id = $1', [id]);
+    if (!rows[0]) return undefined;
+    const { running: _, ...runner } = toRunner(rows[0]);
+    return runner;
+  }
+
+  async touchRunner(id: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query('UPDATE runners SET last_heartbeat_at = $1 WHERE id = $2', [now(), id]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async listRunners(): Promise<RunnerSummary[]> {
+    return (await this.pool.query<RunnerRow>(LIST_RUNNERS_SQL)).rows.map(toRunner);
   }
 
   async close(): Promise<void> {

@@ -61,4 +61,24 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_job_seq ON events (job_id, seq);
   `,
+  `
+  -- Leases: a claimed job is held until lease_expires_at (epoch ms) unless its holder
+  -- renews it; an expired lease puts the job back, not before not_before (retry backoff).
+  -- Runners: executors that pull work from this server over HTTP.
+  ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;
+  ALTER TABLE jobs ADD COLUMN not_before INTEGER;
+  CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+  CREATE INDEX jobs_holder ON jobs (executed_by) WHERE status IN ('scheduled', 'running');
+  CREATE TABLE runners (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL,                   -- sha256 of the runner's secret, hex
+    slots INTEGER NOT NULL,
+    labels TEXT NOT NULL,                       -- JSON object
+    limits TEXT NOT NULL,                       -- JSON JobLimits
+    version TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_heartbeat_at TEXT NOT NULL
+  );
+  `,
 ];

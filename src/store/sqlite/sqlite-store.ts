@@ -11,9 +11,20 @@ import type {
   JobStore,
   ListOptions,
   NewJob,
+  RunnerRecord,
+  RunnerSummary,
   StoredEvent,
 } from '../store.js';
-import { type ExecutionRow, type JobRow, SUMMARY_COLUMNS, toExecution, toJob } from '../rows.js';
+import {
+  type ExecutionRow,
+  type JobRow,
+  LIST_RUNNERS_SQL,
+  type RunnerRow,
+  SUMMARY_COLUMNS,
+  toExecution,
+  toJob,
+  toRunner,
+} from '../rows.js';
 import { MIGRATIONS } from './migrations.js';
 
 const MAX_PAGE = 500;
@@ -121,12 +132,31 @@ export class SqliteStore implements JobStore {
     return counts;
   }
 
-  /** Takes job `id` (or the oldest pending one) under a new lease, with its execution record. */
-  private readonly claimTx = (id: string | undefined, nodeId: string, executionId: string): string | undefined => {
+  async pendingReady(limit: number): Promise<Job[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?) ORDER BY seq ASC LIMIT ?`,
+      )
+      .all(Date.now(), limit) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  /** Takes job `id` (or the oldest ready pending one) under a new lease, with its execution record. */
+  private readonly claimTx = (
+    id: string | undefined,
+    nodeId: string,
+    executionId: string,
+    leaseTtlMs: number | undefined,
+  ): string | undefined => {
     return this.db.transaction(() => {
       const row = (
         id === undefined
-          ? this.db.prepare("SELECT id, attempts FROM jobs WHERE status = 'pending' ORDER BY seq ASC LIMIT 1").get()
+          ? this.db
+              .prepare(
+                `SELECT id, attempts FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
+                 ORDER BY seq ASC LIMIT 1`,
+              )
+              .get(Date.now())
           : this.db.prepare("SELECT id, attempts FROM jobs WHERE id = ? AND status = 'pending'").get(id)
       ) as { id: string; attempts: number } | undefined;
       if (!row) return undefined;
@@ -134,9 +164,9 @@ export class SqliteStore implements JobStore {
       this.db
         .prepare(
           `UPDATE jobs SET status = 'scheduled', execution_id = ?, attempts = attempts + 1, executed_by = ?,
-             updated_at = ? WHERE id = ? AND status = 'pending'`,
+             updated_at = ?, lease_expires_at = ?, not_before = NULL WHERE id = ? AND status = 'pending'`,
         )
-        .run(executionId, nodeId, at, row.id);
+        .run(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, row.id);
       this.db
         .prepare(
           `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
@@ -146,13 +176,40 @@ export class SqliteStore implements JobStore {
     }).immediate();
   };
 
-  async claimNext(nodeId: string, executionId: string): Promise<Job | undefined> {
-    const id = this.claimTx(undefined, nodeId, executionId);
+  async claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
+    const id = this.claimTx(undefined, nodeId, executionId, leaseTtlMs);
     return id === undefined ? undefined : this.get(id);
   }
 
-  async claim(id: string, nodeId: string, executionId: string): Promise<Job | undefined> {
-    return this.claimTx(id, nodeId, executionId) === undefined ? undefined : this.get(id);
+  async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
+    return this.claimTx(id, nodeId, executionId, leaseTtlMs) === undefined ? undefined : this.get(id);
+  }
+
+  async renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]> {
+    if (executionIds.length === 0) return [];
+    const at = Date.now();
+    const rows = this.db
+      .prepare(
+        `UPDATE jobs SET lease_expires_at = ? WHERE execution_id IN (${executionIds.map(() => '?').join(',')})
+         AND status IN ('scheduled', 'running') AND lease_expires_at > ? RETURNING execution_id`,
+      )
+      .all(at + ttlMs, ...executionIds, at) as Array<{ execution_id: string }>;
+    return rows.map((r) => r.execution_id);
+  }
+
+  async expiredLeases(limit: number): Promise<Job[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM jobs WHERE lease_expires_at <= ? AND status IN ('scheduled', 'running')
+         ORDER BY lease_expires_at ASC LIMIT ?`,
+      )
+      .all(Date.now(), limit) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  async execution(id: string): Promise<ExecutionRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM executions WHERE id = ?').get(id) as ExecutionRow | undefined;
+    return row && toExecution(row);
   }
 
   async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
@@ -176,12 +233,19 @@ export class SqliteStore implements JobStore {
       set('stdout_truncated', patch.stdoutTruncated);
       set('stderr_truncated', patch.stderrTruncated);
       set('duration_ms', patch.durationMs);
+      set('not_before', patch.notBefore);
+      // Leaving scheduled/running ends the lease.
+      if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
 
       let where = `id = ? AND status IN (${expect.status.map(() => '?').join(',')})`;
       params.push(id, ...expect.status);
       if (expect.executionId !== undefined) {
         where += ' AND execution_id = ?';
         params.push(expect.executionId);
+      }
+      if (expect.leaseExpired) {
+        where += ' AND lease_expires_at <= ?';
+        params.push(Date.now());
       }
       const result = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
       if (result.changes === 0) return false;
@@ -229,6 +293,30 @@ export class SqliteStore implements JobStore {
         : this.db.prepare('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
     ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string }>;
     return rows.map((r) => ({ seq: r.seq, jobId: r.job_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown>, at: r.at }));
+  }
+
+  async addRunner(r: RunnerRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt, r.lastHeartbeatAt);
+  }
+
+  async getRunner(id: string): Promise<RunnerRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM runners WHERE id = ?').get(id) as RunnerRow | undefined;
+    if (!row) return undefined;
+    const { running: _, ...runner } = toRunner(row);
+    return runner;
+  }
+
+  async touchRunner(id: string): Promise<boolean> {
+    return this.db.prepare('UPDATE runners SET last_heartbeat_at = ? WHERE id = ?').run(now(), id).changes > 0;
+  }
+
+  async listRunners(): Promise<RunnerSummary[]> {
+    return (this.db.prepare(LIST_RUNNERS_SQL).all() as RunnerRow[]).map(toRunner);
   }
 
   async close(): Promise<void> {
