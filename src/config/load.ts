@@ -38,6 +38,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     slots: v.slots,
     bodyLimitBytes: v.bodyLimitBytes,
     maxAttempts: v.maxAttempts,
+    leaseTtlMs: v.leaseTtlMs,
+    retryBackoffMs: v.retryBackoffMs,
     dockerSocket: v.dockerSocket,
     ...(v.db === undefined ? {} : { db: v.db }),
     sandbox: {

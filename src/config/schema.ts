@@ -47,6 +47,10 @@ export interface Config {
   bodyLimitBytes: number;
   /** How many executions a job gets before a node restart counts as its failure. */
   maxAttempts: number;
+  /** How long a claimed job stays held without a renewal (runner heartbeats renew it). */
+  leaseTtlMs: number;
+  /** First wait before a requeued job runs again; doubled per attempt. */
+  retryBackoffMs: number;
   /** Docker Engine socket; DOCKER_HOST-style tcp URLs are not supported yet. */
   dockerSocket: string;
   /** PostgreSQL URL for the job store; absent means SQLite in the data dir. */
@@ -160,10 +164,10 @@ export const SETTINGS = {
   slots: {
     key: 'node.slots',
     env: 'GRIDX_SLOTS',
-    expect: 'a whole number 1-1024',
-    parse: int(1, 1024),
+    expect: 'a whole number 0-1024',
+    parse: int(0, 1024),
     default: () => os.availableParallelism(),
-    doc: 'Jobs that run at once; further jobs wait in order.',
+    doc: 'Jobs that run at once on this machine; further jobs wait in order. 0: run nothing here, only dispatch to runners and peers.',
   },
   bodyLimitBytes: {
     key: 'api.body_limit',
@@ -179,7 +183,26 @@ export const SETTINGS = {
     expect: 'a whole number 1-100',
     parse: int(1, 100),
     default: () => 3,
-    doc: 'Executions a job gets when the node stops under it before it fails as node_restarted.',
+    doc: 'Executions a job gets when the node, runner or peer running it is lost, before it fails.',
+  },
+  leaseTtlMs: {
+    key: 'scheduler.lease_ttl',
+    env: 'GRIDX_LEASE_TTL',
+    expect: 'a duration of at least 1s, such as "30s"',
+    parse: (raw: unknown) => {
+      const ms = duration(raw);
+      return ms !== undefined && ms >= 1000 ? ms : undefined;
+    },
+    default: () => 30_000,
+    doc: 'How long a claimed job is held without a renewal; then it goes back to the queue (attempt counted).',
+  },
+  retryBackoffMs: {
+    key: 'scheduler.retry_backoff',
+    env: 'GRIDX_RETRY_BACKOFF',
+    expect: 'a duration such as "1s", or 0',
+    parse: (raw: unknown) => (raw === 0 || raw === '0' ? 0 : duration(raw)),
+    default: () => 1000,
+    doc: 'Wait before a requeued job is retried, doubled per attempt up to a minute.',
   },
   db: {
     key: 'store.url',

@@ -123,6 +123,8 @@ export class GridxNode {
         nodeId: this.id,
         slots: config.slots,
         maxAttempts: config.maxAttempts,
+        leaseTtlMs: config.leaseTtlMs,
+        retryBackoffMs: config.retryBackoffMs,
         ...(this.mesh
           ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes) }
           : {}),

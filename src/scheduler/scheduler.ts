@@ -60,6 +60,10 @@ export interface SchedulerDeps {
   slots: number;
   /** Executions a job gets when the node (or peer) stops under it, before it fails. */
   maxAttempts: number;
+  /** How long a claim holds a job without renewal; the holder renews at a third of it. */
+  leaseTtlMs: number;
+  /** Wait before a requeued job is tried again, doubled per attempt (capped at a minute). */
+  retryBackoffMs: number;
   placement?: Placement;
 }
 
@@ -75,6 +79,9 @@ export interface SubmitOptions {
 const SCAN_LIMIT = 256;
 const SUSPEND_REFUSED_MS = 5_000;
 const SUSPEND_FAILED_MS = 30_000;
+const MAX_BACKOFF_MS = 60_000;
+/** Expired leases handled per sweep. */
+const SWEEP_LIMIT = 100;
 
 export class Scheduler {
   /** jobId → what runs it now. */
@@ -87,6 +94,8 @@ export class Scheduler {
   private stopping = false;
   private pumping = false;
   private pumpAgain = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private sweeping = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
 
@@ -100,6 +109,9 @@ export class Scheduler {
   async start(): Promise<void> {
     await this.deps.executor.reapOrphans();
     for (const job of await this.deps.store.withStatus(['scheduled', 'running'])) {
+      // Jobs held by runners or by other servers on the same database keep their leases;
+      // those run on, or come back when their leases expire.
+      if (job.executedBy !== undefined && job.executedBy !== this.deps.nodeId) continue;
       if (job.origin) {
         // The forwarding node saw its stream break and retries the job itself.
         await this.fail(job, 'node_restarted', `the node restarted while it ran; its origin ${job.origin} places it again`);
@@ -108,7 +120,47 @@ export class Scheduler {
       }
     }
     this.started = true;
+    const { leaseTtlMs } = this.deps;
+    this.every(leaseTtlMs / 3, () => this.renewOwnLeases());
+    this.every(Math.min(1000, leaseTtlMs / 3), () => this.sweep());
     this.pump();
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      fn().catch((err: unknown) => this.deps.log.error(`scheduler: ${messageOf(err)}`));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** Keeps the leases of what runs here (and on peers for this node) alive; stops what lost its lease. */
+  private async renewOwnLeases(): Promise<void> {
+    const held = [...this.active.entries()];
+    if (held.length === 0) return;
+    const renewed = new Set(await this.deps.store.renewLeases(held.map(([, a]) => a.executionId), this.deps.leaseTtlMs));
+    for (const [jobId, { executionId, target }] of held) {
+      if (renewed.has(executionId) || this.active.get(jobId)?.executionId !== executionId) continue;
+      this.deps.log.warn(`job ${jobId}: lease ${executionId} was lost (expired or ended elsewhere); stopping this execution`);
+      await target.executor.cancel(executionId);
+    }
+  }
+
+  /** Puts back jobs whose holders stopped renewing their leases (a runner died, a server crashed). */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopping) return;
+    this.sweeping = true;
+    try {
+      for (const job of await this.deps.store.expiredLeases(SWEEP_LIMIT)) {
+        await this.requeueOrFail(job, `the lease of ${job.executedBy ?? 'its holder'} expired`, 'lease_expired', {
+          leaseExpired: true,
+        });
+      }
+      // Backoffs end with time, not with an event: look at the queue again.
+      this.pump();
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   async submit(spec: JobSpec, options: SubmitOptions = {}): Promise<Job> {
@@ -130,7 +182,11 @@ export class Scheduler {
     return job;
   }
 
-  /** Cancels a job; returns it as it stands after the request (terminal, or on its way). */
+  /**
+   * Cancels a job; returns it as it stands after the request (terminal, or on its way).
+   * A job held elsewhere (a runner, another server) is cancelled by ending its lease: the
+   * holder's next renewal fails and it stops the container.
+   */
   async cancel(id: string): Promise<Job> {
     const job = await this.deps.store.get(id);
     if (!job) throw new GridxError('NOT_FOUND', `no job with id ${id} on this node`);
@@ -147,8 +203,16 @@ export class Scheduler {
       if (cancelled) return cancelled;
       return this.cancel(id); // it was claimed meanwhile: cancel the execution instead
     }
-    this.cancelRequested.add(id);
     const active = this.active.get(id);
+    if (!active && job.executionId) {
+      const cancelled = await this.write(
+        id,
+        { status: ['scheduled', 'running'], executionId: job.executionId },
+        { status: 'cancelled', reason: 'cancelled', message: 'cancelled by request', finishedAt: now(), executionId: null },
+      );
+      return cancelled ?? this.cancel(id);
+    }
+    this.cancelRequested.add(id);
     if (active) await active.target.executor.cancel(active.executionId);
     return (await this.deps.store.get(id))!;
   }
@@ -186,6 +250,7 @@ export class Scheduler {
   /** Stops taking work; running jobs are stopped and requeued for the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.timers.forEach(clearInterval);
     await Promise.all([...this.active.values()].map((a) => a.target.executor.cancel(a.executionId)));
     await Promise.allSettled([...this.tasks]);
     await this.deps.executor.stop();
@@ -221,13 +286,13 @@ export class Scheduler {
         this.pumpAgain = false;
         if (this.stopping) break;
         if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
-        for (const job of await this.deps.store.withStatus(['pending'], SCAN_LIMIT)) {
+        for (const job of await this.deps.store.pendingReady(SCAN_LIMIT)) {
           if (this.stopping) break;
           if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
           const target = this.choose(job);
           if (!target) continue;
           const executionId = randomUUID();
-          const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId);
+          const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId, this.deps.leaseTtlMs);
           if (!claimed) {
             if (target.remote) this.deps.placement?.release(target.nodeId);
             continue;
@@ -286,7 +351,7 @@ export class Scheduler {
       await this.write(job.id, lease, { status: 'failed', reason, message: messageOf(err), finishedAt: now(), executionId: null });
       return;
     }
-    await this.write(job.id, { status: ['scheduled'], executionId }, { status: 'running', startedAt: now() });
+    await this.markRunning(job.id, executionId);
 
     let result: ExecutionResult;
     try {
@@ -313,6 +378,12 @@ export class Scheduler {
       await this.requeueOrFail(job, 'the node stopped while it ran', 'node_restarted');
       return;
     }
+    const written = await this.finish(job, executionId, result);
+    if (!written) log.warn(`job ${job.id}: result of execution ${executionId} arrived after its lease ended; ignored`);
+  }
+
+  /** Records an execution's result under its lease; undefined when the lease is no longer held. */
+  finish(job: Job, executionId: string, result: ExecutionResult): Promise<Job | undefined> {
     const outcome = outcomeOf(result, job.spec);
     const patch: JobPatch = {
       status: outcome.status,
@@ -327,8 +398,12 @@ export class Scheduler {
       executionId: null,
     };
     if (result.exitCode !== undefined) patch.exitCode = result.exitCode;
-    const written = await this.write(job.id, lease, patch);
-    if (!written) log.warn(`job ${job.id}: result of execution ${executionId} arrived after its lease ended; ignored`);
+    return this.write(job.id, { status: ['scheduled', 'running'], executionId }, patch);
+  }
+
+  /** scheduled → running under the lease, when the container has started. */
+  markRunning(jobId: string, executionId: string): Promise<Job | undefined> {
+    return this.write(jobId, { status: ['scheduled'], executionId }, { status: 'running', startedAt: now() });
   }
 
   private avoid(jobId: string, peerId: string, ms: number): void {
@@ -338,24 +413,31 @@ export class Scheduler {
     this.deps.placement?.suspend(peerId, ms);
   }
 
-  /** A job whose execution was lost goes back to the queue, or fails once it has used its attempts. */
-  private async requeueOrFail(job: Job, why: string, reason: FailureReason): Promise<void> {
+  /**
+   * A job whose execution was lost goes back to the queue after a backoff, or fails once it
+   * has used its attempts. `extra` narrows the conditional write (the sweep requires the
+   * lease to be still expired, so a renewal that wins the race keeps the job).
+   */
+  async requeueOrFail(job: Job, why: string, reason: FailureReason, extra: Partial<Expectation> = {}): Promise<void> {
+    const lease = { ...this.leaseOf(job), ...extra };
     if (job.attempts >= this.deps.maxAttempts) {
-      await this.fail(job, reason, `${why}, and it has used all ${this.deps.maxAttempts} attempts`);
+      await this.fail(job, reason, `${why}, and it has used all ${this.deps.maxAttempts} attempts`, lease);
       return;
     }
-    await this.write(job.id, this.leaseOf(job), {
+    const backoffMs = Math.min(this.deps.retryBackoffMs * 2 ** Math.max(job.attempts - 1, 0), MAX_BACKOFF_MS);
+    const requeued = await this.write(job.id, lease, {
       status: 'pending',
       message: `requeued: ${why} (attempt ${job.attempts} of ${this.deps.maxAttempts})`,
       executionId: null,
+      notBefore: Date.now() + backoffMs,
     });
-    this.deps.log.info(`job ${job.id} requeued: ${why}`);
+    if (requeued) this.deps.log.info(`job ${job.id} requeued: ${why}; retried in ${backoffMs} ms`);
   }
 
-  private async fail(job: Job, reason: FailureReason, message: string): Promise<void> {
-    await this.write(job.id, this.leaseOf(job), { status: 'failed', reason, message, finishedAt: now(), executionId: null });
+  private async fail(job: Job, reason: FailureReason, message: string, lease = this.leaseOf(job)): Promise<void> {
+    const failed = await this.write(job.id, lease, { status: 'failed', reason, message, finishedAt: now(), executionId: null });
     this.failedPeers.delete(job.id);
-    this.deps.log.warn(`job ${job.id} failed: ${message}`);
+    if (failed) this.deps.log.warn(`job ${job.id} failed: ${message}`);
   }
 
   private leaseOf(job: Job): Expectation {

@@ -19,6 +19,7 @@ describe('loadConfig', () => {
     expect(config.host).toBe('127.0.0.1');
     expect(config.dataDir).toBe(path.join(os.homedir(), '.gridx'));
     expect(config.slots).toBe(os.availableParallelism());
+    expect(config).toMatchObject({ maxAttempts: 3, leaseTtlMs: 30_000, retryBackoffMs: 1000 });
     expect(config.sandbox).toMatchObject({
       memoryBytes: 512 * 1024 ** 2,
       cpus: 1,
@@ -75,7 +76,7 @@ runner:
 
   it.each([
     [{ env: { GRIDX_API_PORT: 'eighty' } }, 'env GRIDX_API_PORT: expected a port number'],
-    [{ env: { GRIDX_SLOTS: '0' } }, 'env GRIDX_SLOTS: expected a whole number 1-1024'],
+    [{ env: { GRIDX_SLOTS: '-1' } }, 'env GRIDX_SLOTS: expected a whole number 0-1024'],
     [{ env: { GRIDX_USER: '0:0' } }, 'env GRIDX_USER: expected a numeric uid or uid:gid, never 0'],
     [{ flags: { timeoutMs: 'later' } }, 'flag for runner.docker.timeout'],
     [{ file: tempFile('runner: {docker: {memory_limit: lots}}') }, 'runner.docker.memory_limit in'],
