@@ -11,6 +11,10 @@ export const ErrorCodes = {
   /** The request body is larger than the node accepts. */
   BODY_TOO_LARGE: { httpStatus: 413, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },
+  /** No credentials, or credentials that match nobody. */
+  UNAUTHORIZED: { httpStatus: 401, retryable: false },
+  /** The caller is known but may not do this (another runner's lease, another account's task). */
+  FORBIDDEN: { httpStatus: 403, retryable: false },
   NOT_FOUND: { httpStatus: 404, retryable: false },
   /** The request conflicts with the current state (for example cancelling a finished job). */
   CONFLICT: { httpStatus: 409, retryable: false },

@@ -9,10 +9,12 @@ import { GridxError, isGridxError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
+import type { RunnerHub } from '../scheduler/runner-hub.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import { gridxRoutes } from './routes/gridx.js';
 import { type EventStreamOptions, eventRoutes } from './routes/events.js';
+import { runnerRoutes } from './routes/runners.js';
 import { taskRoutes } from './routes/tasks.js';
 import type { EventLog } from './event-log.js';
 
@@ -28,6 +30,10 @@ export interface ApiDeps {
   mesh: Mesh | undefined;
   node: { id: string; version: string };
   bodyLimitBytes: number;
+  /** Runners that pull work from this node (gridx runner). */
+  runners: RunnerHub;
+  /** Lease TTL, shown to runners and used to call them online or offline. */
+  leaseTtlMs: number;
   /** The update stream behind the WebSocket routes. */
   eventLog: EventLog;
   eventStream?: EventStreamOptions;
@@ -72,7 +78,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
-      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks`,
+      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks, GET /api/runners`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });
@@ -81,6 +87,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(gridxRoutes(deps));
   app.register(taskRoutes(deps));
   app.register(eventRoutes(deps, deps.eventStream));
+  app.register(runnerRoutes(deps));
   return app;
 }
 

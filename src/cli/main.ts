@@ -7,6 +7,7 @@ import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
 import { nodeCommand, serverCommand } from './node-command.js';
 import { CliExit, errorLine } from './output.js';
 import { runCommand } from './run-command.js';
+import { runnerCommand } from './runner-command.js';
 
 const USAGE = `gridx ${VERSION}: a decentralized mesh for trading compute
 
@@ -15,6 +16,7 @@ usage: gridx <command> [options]
 commands:
   node      run a node: the API and jobs in the Docker sandbox
   server    run a coordinator (Parity's role): the node with its API on 8080
+  runner    pull jobs from a server and run them in the Docker sandbox
   run       submit a job, stream its output, exit with its exit code
   status    show a node's status
   jobs      list a node's jobs
@@ -27,6 +29,7 @@ gridx <command> --help shows a command's options.`;
 const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
   node: nodeCommand,
   server: serverCommand,
+  runner: runnerCommand,
   run: runCommand,
   status: statusCommand,
   jobs: jobsCommand,

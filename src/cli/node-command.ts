@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.js';
 import type { Overrides } from '../config/schema.js';
 import { createLogger, type LogLevel } from '../logger.js';
 import { GridxNode } from '../node/node.js';
+import { waitForSignal } from './signals.js';
 
 export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N]
                   [--p2p-port N] [--bootstrap MULTIADDR]... [--no-mesh] [--db postgres://...]
@@ -16,7 +17,9 @@ Settings come from defaults, then --config FILE (YAML), then GRIDX_* variables, 
 export const SERVER_USAGE = `usage: gridx server [the options of gridx node]
 
 Runs a Grid-X coordinator: the same program as gridx node with its API on 8080 by
-default, Parity's /api/tasks as its front door, and --db postgres://... for a shared queue.`;
+default, Parity's /api/tasks as its front door, and --db postgres://... for a shared queue.
+Runners (gridx runner --server URL) pull its jobs under leases; --slots 0 leaves all the
+work to them.`;
 
 /** gridx server: Parity's coordinator role, the node with the API on 8080. */
 export function serverCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -80,19 +83,8 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
   }
   console.log(`  try: curl -s ${url}/status   or   gridx run --node ${url} IMAGE -- CMD`);
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info(`${signal}: stopping; running jobs are stopped and requeued`);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      node.stop().then(resolve, (err: unknown) => {
-        log.error(`stop failed: ${String(err)}`);
-        resolve();
-      });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  await waitForSignal(log, 'stopping; running jobs are stopped and requeued');
+  await node.stop().catch((err: unknown) => log.error(`stop failed: ${String(err)}`));
   log.info('stopped');
   return 0;
 }

@@ -22,6 +22,7 @@ import { serveForwardedJob } from '../mesh/job-service.js';
 import { Mesh, type OfferFields } from '../mesh/mesh.js';
 import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
+import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { PostgresStore } from '../store/postgres/postgres-store.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -59,6 +60,7 @@ export class GridxNode {
   private monitor?: ResourceMonitor;
   private mesh?: Mesh;
   private eventLog?: EventLog;
+  private runners?: RunnerHub;
   private images: ReadonlySet<string> = new Set();
   private imagesAt = 0;
   private readonly shutdown = new AbortController();
@@ -133,8 +135,18 @@ export class GridxNode {
       this.events.on('job:status', () => this.mesh?.requestPublish());
 
       this.eventLog = new EventLog(store, this.events, log.child('events'));
+      const runners = (this.runners = new RunnerHub({
+        store,
+        scheduler,
+        events: this.events,
+        log: log.child('runners'),
+        leaseTtlMs: config.leaseTtlMs,
+        outputLimitBytes: config.sandbox.outputLimitBytes,
+      }));
       this.app = buildApp({
         eventLog: this.eventLog,
+        runners,
+        leaseTtlMs: config.leaseTtlMs,
         store,
         scheduler,
         events: this.events,
@@ -220,6 +232,7 @@ export class GridxNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
+      this.runners?.stop();
       await this.scheduler?.stop();
       await this.app?.close();
       await this.mesh?.stop();

@@ -95,6 +95,8 @@ export class Scheduler {
   private pumping = false;
   private pumpAgain = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Output of executions this process relays but does not run itself (runners). */
+  private readonly outputSources: Array<(jobId: string) => OutputSnapshot | undefined> = [];
   private sweeping = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
@@ -220,7 +222,17 @@ export class Scheduler {
   /** Output of a job running now, here or on a peer for this node. */
   liveOutput(jobId: string): OutputSnapshot | undefined {
     const active = this.active.get(jobId);
-    return active === undefined ? undefined : active.target.executor.logs(active.executionId);
+    if (active) return active.target.executor.logs(active.executionId);
+    for (const source of this.outputSources) {
+      const out = source(jobId);
+      if (out) return out;
+    }
+    return undefined;
+  }
+
+  /** Adds a place liveOutput looks for jobs that run elsewhere (the runner hub). */
+  addOutputSource(source: (jobId: string) => OutputSnapshot | undefined): void {
+    this.outputSources.push(source);
   }
 
   /** Resolves with the job once it is terminal; rejects if `signal` aborts first. */
@@ -348,7 +360,7 @@ export class Scheduler {
       }
       const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
       log.warn(`job ${job.id} could not start: ${messageOf(err)}`);
-      await this.write(job.id, lease, { status: 'failed', reason, message: messageOf(err), finishedAt: now(), executionId: null });
+      await this.failExecution(job.id, executionId, reason, messageOf(err));
       return;
     }
     await this.markRunning(job.id, executionId);
@@ -399,6 +411,15 @@ export class Scheduler {
     };
     if (result.exitCode !== undefined) patch.exitCode = result.exitCode;
     return this.write(job.id, { status: ['scheduled', 'running'], executionId }, patch);
+  }
+
+  /** Ends an execution that could not run (no image, engine failure) as the job's failure. */
+  failExecution(jobId: string, executionId: string, reason: FailureReason, message: string): Promise<Job | undefined> {
+    return this.write(
+      jobId,
+      { status: ['scheduled', 'running'], executionId },
+      { status: 'failed', reason, message, finishedAt: now(), executionId: null },
+    );
   }
 
   /** scheduled → running under the lease, when the container has started. */

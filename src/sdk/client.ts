@@ -4,7 +4,7 @@ import type { JobView } from '../api/views.js';
 import type { Job } from '../domain/job.js';
 import type { Offer } from '../domain/offer.js';
 import WebSocket from 'ws';
-import { GridxError, messageOf } from '../errors.js';
+import { ErrorCodes, type ErrorCode, GridxError, messageOf } from '../errors.js';
 
 export type { JobView };
 
@@ -77,11 +77,18 @@ export type LogEvent =
   | ({ event: 'end' } & JobView)
   | { event: 'error'; error: string };
 
+export interface ClientOptions {
+  /** Sent as "Authorization: Bearer <token>". */
+  token?: string;
+}
+
 export class GridxClient {
   readonly baseUrl: string;
+  protected readonly token: string | undefined;
 
-  constructor(baseUrl: string) {
+  constructor(baseUrl: string, options: ClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.token = options.token;
   }
 
   status(options: { signal?: AbortSignal } = {}): Promise<NodeStatus> {
@@ -176,17 +183,22 @@ export class GridxClient {
     return end;
   }
 
-  private async request<T>(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  protected async request<T>(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const res = await this.fetch(method, pathname, body, signal);
     if (!res.ok) throw await errorFrom(res);
+    if (res.status === 204) return undefined as T;
     return (await res.json()) as T;
   }
 
   private async fetch(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     try {
       return await fetch(`${this.baseUrl}${pathname}`, {
         method,
-        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         ...(signal ? { signal } : {}),
       });
     } catch (err) {
@@ -203,12 +215,14 @@ export class GridxClient {
 
 async function errorFrom(res: Response): Promise<GridxError> {
   let message = `${res.status} ${res.statusText}`;
+  let code: ErrorCode = res.status === 404 ? 'NOT_FOUND' : res.status === 400 ? 'INVALID_INPUT' : 'REMOTE_ERROR';
   try {
-    const body = (await res.json()) as { error?: string };
+    const body = (await res.json()) as { error?: string; code?: string };
     if (body.error) message = body.error;
+    // The node's own code where it is one a caller can act on; a remote 5xx stays REMOTE_ERROR.
+    if (body.code && body.code in ErrorCodes && res.status < 500) code = body.code as ErrorCode;
   } catch {
     // not JSON: keep the status line
   }
-  const code = res.status === 404 ? 'NOT_FOUND' : res.status === 400 ? 'INVALID_INPUT' : 'REMOTE_ERROR';
   return new GridxError(code, message);
 }

@@ -1,0 +1,69 @@
+/** gridx runner: pull work from a server and run it in the Docker sandbox. */
+
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { invalid } from '../errors.js';
+import { createLogger, type LogLevel } from '../logger.js';
+import { GridxRunner } from '../node/runner.js';
+import { waitForSignal } from './signals.js';
+
+export const RUNNER_USAGE = `usage: gridx runner --server URL [--slots N] [--data-dir DIR] [--name NAME]
+                    [--label KEY=VALUE]... [--config FILE] [--log-level LEVEL]
+
+Pulls jobs from a gridx server (outbound HTTP only) and runs them in the hardened Docker
+sandbox, at most --slots at once (default: the CPUs). Its id and secret are kept in
+--data-dir (default ~/.gridx-runner). Per-job limits come from runner.docker.* in
+--config or GRIDX_* variables, as for a node; the server sends only jobs that fit them.`;
+
+export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      server: { type: 'string' },
+      slots: { type: 'string' },
+      'data-dir': { type: 'string' },
+      name: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(RUNNER_USAGE);
+    return 0;
+  }
+  const server = values.server ?? env.GRIDX_SERVER;
+  if (!server) throw invalid('--server', `is required: the URL of a gridx server, such as http://127.0.0.1:8080\n\n${RUNNER_USAGE}`);
+  if (!/^https?:\/\/\S+$/.test(server)) throw invalid('--server', `expected an http(s) URL, got "${server}"`);
+  const labels: Record<string, string> = {};
+  for (const label of values.label ?? []) {
+    const eq = label.indexOf('=');
+    if (eq <= 0) throw invalid('--label', `expected KEY=VALUE, got "${label}"`);
+    labels[label.slice(0, eq)] = label.slice(eq + 1);
+  }
+  const config = loadConfig({
+    file: values.config ?? env.GRIDX_CONFIG,
+    env,
+    flags: { slots: values.slots, dataDir: values['data-dir'] },
+    defaults: { dataDir: path.join(os.homedir(), '.gridx-runner') },
+  });
+  const log = createLogger((values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel);
+  const runner = new GridxRunner({
+    config,
+    serverUrl: server.replace(/\/+$/, ''),
+    labels,
+    log,
+    ...(values.name ? { name: values.name } : {}),
+  });
+  await runner.start();
+  console.log(`Grid-X runner ${runner.id} working for ${server}`);
+  console.log(`  slots ${config.slots}, data dir ${config.dataDir}`);
+  await waitForSignal(log, 'stopping; running jobs are stopped and given back to the server');
+  await runner.stop();
+  log.info('stopped');
+  return 0;
+}

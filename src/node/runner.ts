@@ -1,0 +1,353 @@
+/**
+ * `gridx runner`: an executor that pulls work from a server over HTTP (outbound
+ * connections only, so it works behind NAT) and runs it in the same hardened Docker
+ * sandbox as a node. It keeps its id and secret in its data dir, claims jobs under
+ * leases, renews them with its heartbeats, streams output and reports results; a lease
+ * the server says is lost (cancelled, expired) stops the container at once.
+ */
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resultBody } from '../api/routes/runners.js';
+import type { Config } from '../config/schema.js';
+import { type JobLimits, misfit } from '../domain/offer.js';
+import { GridxError, isGridxError, messageOf } from '../errors.js';
+import { DockerExecutor } from '../executor/docker/docker-executor.js';
+import { connectDocker } from '../executor/docker/engine.js';
+import type { Executor, OutputStream } from '../executor/executor.js';
+import type { Logger } from '../logger.js';
+import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
+import { VERSION } from '../version.js';
+
+export interface RunnerOptions {
+  config: Readonly<Config>;
+  serverUrl: string;
+  name?: string;
+  labels?: Record<string, string>;
+  log: Logger;
+  /** Replaces the Docker executor (tests and benchmarks use the no-op one). */
+  executor?: (runnerId: string) => Executor;
+}
+
+interface Credentials {
+  server: string;
+  id: string;
+  token: string;
+  name: string;
+}
+
+interface Running {
+  jobId: string;
+  /** The server no longer holds this lease for us: stop, report nothing. */
+  lost: boolean;
+  chunks: Array<{ stream: OutputStream; data: string }>;
+  flushing: Promise<void>;
+}
+
+const CREDENTIALS_FILE = 'runner.json';
+const CLAIM_WAIT_S = 20;
+const OUTPUT_FLUSH_MS = 100;
+/** How long a finished job's report is retried while the server is unreachable. */
+const REPORT_RETRY_MS = 10 * 60_000;
+
+export class GridxRunner {
+  private client!: RunnerClient;
+  private executor!: Executor;
+  private credentials!: Credentials;
+  private heartbeatMs = 2000;
+  private readonly running = new Map<string, Running>();
+  private readonly runs = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private slotFreed?: () => void;
+  private loops: Promise<void>[] = [];
+  private serverDown = false;
+  private stopping?: Promise<void>;
+
+  constructor(private readonly options: RunnerOptions) {}
+
+  get id(): string {
+    return this.credentials.id;
+  }
+
+  get limits(): JobLimits {
+    const { sandbox } = this.options.config;
+    return {
+      cpus: sandbox.cpus,
+      memoryBytes: sandbox.memoryBytes,
+      timeoutMs: sandbox.timeoutMs,
+      gpus: sandbox.maxGpus ?? 0,
+      networks: [...sandbox.allowedNetworks],
+    };
+  }
+
+  /** Registers (or reuses its registration), clears what a crash left, and starts taking work. */
+  async start(): Promise<void> {
+    await this.login();
+    this.executor = this.options.executor?.(this.id) ?? (await this.dockerExecutor());
+    const reaped = await this.executor.reapOrphans();
+    if (reaped > 0) this.options.log.info(`removed ${reaped} containers a previous run left; the server requeues their jobs`);
+    this.loops = [this.claimLoop(), this.heartbeatLoop(), this.flushLoop()];
+  }
+
+  /** Stops claiming, stops running containers and gives their jobs back to the server. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.abort.abort();
+      this.slotFreed?.();
+      await Promise.all([...this.running.keys()].map((token) => this.executor?.cancel(token)));
+      await Promise.allSettled([...this.runs]);
+      await Promise.allSettled(this.loops);
+      await this.executor?.stop();
+    })();
+    return this.stopping;
+  }
+
+  private get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async login(): Promise<void> {
+    const { serverUrl, config, log } = this.options;
+    const file = path.join(config.dataDir, CREDENTIALS_FILE);
+    const saved = readCredentials(file);
+    if (saved && saved.server === serverUrl) {
+      this.client = new RunnerClient(serverUrl, saved.id, saved.token);
+      try {
+        const answer = await this.client.heartbeat([]);
+        this.heartbeatMs = answer.heartbeat_ms;
+        this.credentials = saved;
+        log.info(`runner ${saved.id} (${saved.name}) back on ${serverUrl}`);
+        return;
+      } catch (err) {
+        if (!isGridxError(err, 'UNAUTHORIZED')) throw err;
+        log.warn(`the server does not know runner ${saved.id} any more; registering again`);
+      }
+    }
+    const name = this.options.name ?? saved?.name ?? `${os.hostname()}-${process.pid}`;
+    const registered = await new RunnerClient(serverUrl).register({
+      name,
+      slots: config.slots,
+      labels: this.options.labels ?? {},
+      limits: {
+        cpu: this.limits.cpus,
+        memory: this.limits.memoryBytes,
+        timeout: `${this.limits.timeoutMs}ms`,
+        gpus: this.limits.gpus,
+        networks: this.limits.networks,
+      },
+      version: VERSION,
+    });
+    this.credentials = { server: serverUrl, id: registered.id, token: registered.token, name };
+    this.heartbeatMs = registered.heartbeat_ms;
+    writeCredentials(file, this.credentials);
+    this.client = new RunnerClient(serverUrl, registered.id, registered.token);
+    log.info(`registered with ${serverUrl} as runner ${registered.id} (${name})`);
+  }
+
+  private async dockerExecutor(): Promise<Executor> {
+    const { config, log } = this.options;
+    return new DockerExecutor({
+      docker: await connectDocker(config.dockerSocket),
+      nodeId: this.id,
+      user: config.sandbox.user,
+      pidsLimit: config.sandbox.pidsLimit,
+      tmpfsBytes: config.sandbox.tmpfsBytes,
+      outputLimitBytes: config.sandbox.outputLimitBytes,
+      pullTimeoutMs: config.sandbox.pullTimeoutMs,
+      log: log.child('docker'),
+    });
+  }
+
+  private async claimLoop(): Promise<void> {
+    const slots = this.options.config.slots;
+    let backoff = 250;
+    while (!this.stopped) {
+      const free = slots - this.running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let jobs: ClaimedJobBody[];
+      try {
+        jobs = await this.client.claim(free, CLAIM_WAIT_S, this.abort.signal);
+        this.reachable();
+        backoff = 250;
+      } catch (err) {
+        if (this.stopped) return;
+        this.unreachable(err);
+        await sleep(backoff, this.abort.signal);
+        backoff = Math.min(backoff * 2, 10_000);
+        continue;
+      }
+      for (const job of jobs) this.launch(job);
+    }
+  }
+
+  private launch(job: ClaimedJobBody): void {
+    const state: Running = { jobId: job.job_id, lost: false, chunks: [], flushing: Promise.resolve() };
+    this.running.set(job.lease_token, state);
+    const run = this.execute(job, state)
+      .catch((err: unknown) => this.options.log.error(`job ${job.job_id}: ${messageOf(err)}`))
+      .finally(() => {
+        this.running.delete(job.lease_token);
+        this.runs.delete(run);
+        this.slotFreed?.();
+      });
+    this.runs.add(run);
+  }
+
+  private async execute(job: ClaimedJobBody, state: Running): Promise<void> {
+    const { log } = this.options;
+    const token = job.lease_token;
+    // The server chose this runner by its limits; the runner still enforces its own.
+    const unfit = misfit(job.spec, this.limits) ?? (job.spec.volumes.length > 0 ? 'asks for host volumes' : undefined);
+    if (unfit) {
+      log.warn(`job ${job.job_id} does not fit this runner (${unfit}); giving it back`);
+      await this.client.release(token, `does not fit runner ${this.credentials.name}: ${unfit}`).catch(() => {});
+      return;
+    }
+    try {
+      await this.executor.start(
+        { executionId: token, jobId: job.job_id, spec: job.spec },
+        { onOutput: (stream, data) => state.chunks.push({ stream, data }) },
+      );
+    } catch (err) {
+      if (this.stopped) return void (await this.client.release(token, 'the runner is stopping').catch(() => {}));
+      log.warn(`job ${job.job_id} could not start: ${messageOf(err)}`);
+      const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
+      await this.report(job, state, () => this.client.failed(token, reason, messageOf(err)));
+      return;
+    }
+    this.client.started(token).catch((err: unknown) => this.onLeaseError(job, state, err));
+    const result = await this.executor.wait(token);
+    if (state.lost) return;
+    if (this.stopped && result.cancelled) {
+      await this.client.release(token, 'the runner is stopping').catch(() => {});
+      return;
+    }
+    await this.flush(token, state);
+    await this.report(job, state, () => this.client.result(token, resultBody(result)));
+  }
+
+  /** Sends a report, retrying while the server is unreachable; a refused lease ends it. */
+  private async report(job: ClaimedJobBody, state: Running, send: () => Promise<{ status: string }>): Promise<void> {
+    const deadline = Date.now() + REPORT_RETRY_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        const answer = await send();
+        this.reachable();
+        this.options.log.info(`job ${job.job_id} ${answer.status}`);
+        return;
+      } catch (err) {
+        if (!isGridxError(err) || !err.retryable || Date.now() > deadline || state.lost) {
+          return this.onLeaseError(job, state, err);
+        }
+        this.unreachable(err);
+        await sleep(delay);
+      }
+    }
+  }
+
+  private onLeaseError(job: ClaimedJobBody, state: Running, err: unknown): void {
+    if (isGridxError(err) && !err.retryable) {
+      state.lost = true;
+      this.options.log.warn(`job ${job.job_id}: ${messageOf(err)}`);
+      void this.executor.cancel(job.lease_token);
+    } else {
+      this.unreachable(err);
+    }
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    while (!this.stopped) {
+      await sleep(this.heartbeatMs, this.abort.signal);
+      if (this.stopped) return;
+      try {
+        const answer = await this.client.heartbeat([...this.running.keys()], this.abort.signal);
+        this.heartbeatMs = answer.heartbeat_ms;
+        this.reachable();
+        for (const token of answer.lost) {
+          const state = this.running.get(token);
+          if (!state || state.lost) continue;
+          state.lost = true;
+          this.options.log.info(`job ${state.jobId}: the server no longer holds its lease (cancelled or expired); stopping it`);
+          await this.executor.cancel(token);
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        if (isGridxError(err, 'UNAUTHORIZED')) {
+          this.options.log.error(`the server no longer knows this runner (${messageOf(err)}); restart the runner to register again`);
+        }
+        this.unreachable(err);
+      }
+    }
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (!this.stopped) {
+      await sleep(OUTPUT_FLUSH_MS, this.abort.signal);
+      for (const [token, state] of this.running) if (state.chunks.length > 0) void this.flush(token, state);
+    }
+  }
+
+  /** Sends the output gathered so far, in order, one request at a time per job. */
+  private flush(token: string, state: Running): Promise<void> {
+    state.flushing = state.flushing.then(async () => {
+      const chunks = state.chunks.splice(0);
+      if (chunks.length === 0 || state.lost) return;
+      // Live output is best effort: the result carries all of it.
+      await this.client.output(token, chunks).catch((err: unknown) => this.onLeaseError({ job_id: state.jobId, lease_token: token } as ClaimedJobBody, state, err));
+    });
+    return state.flushing;
+  }
+
+  private reachable(): void {
+    if (!this.serverDown) return;
+    this.serverDown = false;
+    this.options.log.info(`${this.options.serverUrl} answers again`);
+  }
+
+  private unreachable(err: unknown): void {
+    if (this.serverDown) return;
+    this.serverDown = true;
+    this.options.log.warn(`cannot reach the server: ${messageOf(err)}; retrying`);
+  }
+}
+
+function readCredentials(file: string): Credentials | undefined {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Credentials>;
+    if (typeof parsed.id === 'string' && typeof parsed.token === 'string' && typeof parsed.server === 'string') {
+      return { id: parsed.id, token: parsed.token, server: parsed.server, name: parsed.name ?? parsed.id };
+    }
+    throw new Error('missing id, token or server');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new GridxError(
+      'CONFIG_INVALID',
+      `cannot read the runner credentials ${file} (${messageOf(err)}); move the file away to register anew`,
+      { cause: err },
+    );
+  }
+}
+
+function writeCredentials(file: string, credentials: Credentials): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,314 @@
+/**
+ * The server's side of `gridx runner`: runners register, claim jobs under leases (the
+ * execution id is the lease token; the store holds its expiry), renew them with their
+ * heartbeats, stream output and report results. Every report is checked against the
+ * live lease: a stale token (expired, cancelled, requeued) or another runner's is
+ * refused, so a job completes exactly once however often it was executed.
+ */
+
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { JobEventMap, TypedEmitter } from '../domain/events.js';
+import { type ExecutionResult, type Job, type JobSpec, isTerminal } from '../domain/job.js';
+import { type JobLimits, misfit } from '../domain/offer.js';
+import { GridxError } from '../errors.js';
+import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
+import { CappedOutput } from '../executor/output.js';
+import type { Logger } from '../logger.js';
+import type { ExecutionRecord, JobStore, RunnerRecord, RunnerSummary } from '../store/store.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface RunnerRegistration {
+  name: string;
+  slots: number;
+  labels: Record<string, string>;
+  limits: JobLimits;
+  version: string;
+}
+
+/** A job handed to a runner: run `spec` and report under `leaseToken`. */
+export interface ClaimedJob {
+  leaseToken: string;
+  jobId: string;
+  attempt: number;
+  spec: JobSpec;
+  leaseExpiresAt: string;
+}
+
+export interface HeartbeatAnswer {
+  /** Leases extended by this heartbeat. */
+  renewed: string[];
+  /** Leases the runner no longer holds (expired, cancelled, unknown): stop those executions. */
+  lost: string[];
+}
+
+interface Relay {
+  stdout: CappedOutput;
+  stderr: CappedOutput;
+}
+
+export interface RunnerHubDeps {
+  store: JobStore;
+  scheduler: Scheduler;
+  events: TypedEmitter<JobEventMap>;
+  log: Logger;
+  leaseTtlMs: number;
+  /** Cap on output kept per stream, as for local jobs. */
+  outputLimitBytes: number;
+}
+
+/** Pending jobs looked at per claim. */
+const CLAIM_SCAN = 256;
+/** A waiting claim looks at the queue at least this often (jobs submitted to another server, ended backoffs). */
+const RECHECK_MS = 500;
+
+export class RunnerHub {
+  private readonly waiters = new Set<() => void>();
+  /** leaseToken → output relayed so far, for live logs while the runner works. */
+  private readonly relays = new Map<string, Relay & { jobId: string }>();
+  private claiming: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private readonly off: () => void;
+
+  constructor(private readonly deps: RunnerHubDeps) {
+    this.off = deps.events.on('job:status', ({ job }) => {
+      if (job.status === 'pending') this.wake();
+      if (isTerminal(job.status) || job.status === 'pending') this.dropRelaysOf(job.id);
+    });
+    deps.scheduler.addOutputSource((jobId) => this.liveOutput(jobId));
+  }
+
+  /** How often runners should heartbeat: often enough that a cancel reaches them quickly. */
+  get heartbeatMs(): number {
+    return Math.min(Math.floor(this.deps.leaseTtlMs / 3), 2000);
+  }
+
+  async register(registration: RunnerRegistration): Promise<{ runner: RunnerRecord; token: string }> {
+    const token = randomBytes(32).toString('base64url');
+    const at = new Date().toISOString();
+    const runner: RunnerRecord = {
+      id: `runner-${randomUUID()}`,
+      ...registration,
+      tokenHash: hashToken(token),
+      registeredAt: at,
+      lastHeartbeatAt: at,
+    };
+    await this.deps.store.addRunner(runner);
+    this.deps.log.info(`runner ${runner.id} (${runner.name}) registered with ${runner.slots} slots`);
+    return { runner, token };
+  }
+
+  /** The runner whose id and secret these are; 401 otherwise (the runner then registers again). */
+  async authenticate(id: string, token: string | undefined): Promise<RunnerRecord> {
+    if (!token) {
+      throw new GridxError('UNAUTHORIZED', 'runner routes need "Authorization: Bearer <runner token>"; register with POST /api/runners');
+    }
+    const runner = await this.deps.store.getRunner(id);
+    const given = Buffer.from(hashToken(token), 'hex');
+    if (!runner || !timingSafeEqual(given, Buffer.from(runner.tokenHash, 'hex'))) {
+      throw new GridxError('UNAUTHORIZED', `runner ${id} is unknown here or its token is wrong; register again with POST /api/runners`);
+    }
+    return runner;
+  }
+
+  list(): Promise<RunnerSummary[]> {
+    return this.deps.store.listRunners();
+  }
+
+  /** Records that the runner is alive and renews the leases it still holds. */
+  async heartbeat(runner: RunnerRecord, leases: readonly string[]): Promise<HeartbeatAnswer> {
+    await this.deps.store.touchRunner(runner.id);
+    // Only leases this runner holds are renewed: a token of another runner is reported lost.
+    const own: string[] = [];
+    for (const token of leases) if ((await this.deps.store.execution(token))?.nodeId === runner.id) own.push(token);
+    const renewed = await this.deps.store.renewLeases(own, this.deps.leaseTtlMs);
+    const kept = new Set(renewed);
+    return { renewed, lost: leases.filter((t) => !kept.has(t)) };
+  }
+
+  /**
+   * Up to `max` jobs that fit the runner, each under a new lease; waits up to `waitMs` for
+   * work when there is none. Claims are serialized in this process (the store keeps them
+   * atomic across processes), so runners waiting together do not race for the same job.
+   */
+  async claim(runner: RunnerRecord, max: number, waitMs: number, signal?: AbortSignal): Promise<ClaimedJob[]> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const claimed = await this.serialized(() => this.claimOnce(runner, max));
+      if (claimed.length > 0 || this.stopped || signal?.aborted || Date.now() >= deadline) return claimed;
+      await this.waitForWork(Math.min(RECHECK_MS, deadline - Date.now()), signal);
+    }
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.claiming.then(fn, fn);
+    this.claiming = run.catch(() => {});
+    return run;
+  }
+
+  private async claimOnce(runner: RunnerRecord, max: number): Promise<ClaimedJob[]> {
+    const claimed: ClaimedJob[] = [];
+    for (const job of await this.deps.store.pendingReady(CLAIM_SCAN)) {
+      if (claimed.length >= max) break;
+      if (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits)) continue;
+      const leaseToken = randomUUID();
+      const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs);
+      if (!held) continue;
+      this.deps.events.emit('job:status', { job: held });
+      this.relays.set(leaseToken, {
+        jobId: held.id,
+        stdout: new CappedOutput(this.deps.outputLimitBytes),
+        stderr: new CappedOutput(this.deps.outputLimitBytes),
+      });
+      claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
+    }
+    return claimed;
+  }
+
+  private waitForWork(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(ms, 0));
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** The container started: scheduled → running. */
+  async started(runner: RunnerRecord, token: string): Promise<Job> {
+    const { job } = await this.held(runner, token);
+    if (job.status === 'running') return job;
+    return (await this.deps.scheduler.markRunning(job.id, token)) ?? this.refuse(job.id, token);
+  }
+
+  /** Output the runner relays as the job prints it. */
+  async output(runner: RunnerRecord, token: string, chunks: ReadonlyArray<{ stream: OutputStream; data: string }>): Promise<void> {
+    const { job } = await this.held(runner, token);
+    const relay = this.relays.get(token) ?? this.newRelay(token, job.id);
+    for (const { stream, data } of chunks) {
+      const kept = relay[stream].push(Buffer.from(data, 'utf8'));
+      if (kept !== '') this.deps.events.emit('job:output', { jobId: job.id, stream, data: kept });
+    }
+  }
+
+  /** The execution's result. A repeat of a report already recorded answers with the job. */
+  async result(runner: RunnerRecord, token: string, result: ExecutionResult): Promise<Job> {
+    const execution = await this.execution(runner, token);
+    const job = await this.deps.store.get(execution.jobId);
+    if (job && execution.status !== 'running' && execution.status === job.status) return job; // a retried report
+    if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
+    const capped = this.cap(result);
+    const written = await this.deps.scheduler.finish(job, token, capped);
+    if (!written) return this.refuse(job.id, token);
+    this.relays.delete(token);
+    this.deps.log.info(`job ${job.id} ${written.status} on runner ${runner.id}`);
+    return written;
+  }
+
+  /** The execution could not start: the job fails with `reason`. A repeat answers with the job. */
+  async failed(runner: RunnerRecord, token: string, reason: 'image_not_found' | 'executor_error', message: string): Promise<Job> {
+    const execution = await this.execution(runner, token);
+    const job = await this.deps.store.get(execution.jobId);
+    if (job && execution.status !== 'running' && execution.status === job.status) return job;
+    if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
+    const written = await this.deps.scheduler.failExecution(job.id, token, reason, `on runner ${runner.name}: ${message}`);
+    this.relays.delete(token);
+    return written ?? this.refuse(job.id, token);
+  }
+
+  /** The runner gives the job back (it is stopping): requeued with the attempt counted. */
+  async release(runner: RunnerRecord, token: string, why: string): Promise<void> {
+    const { job } = await this.held(runner, token);
+    this.relays.delete(token);
+    await this.deps.scheduler.requeueOrFail(job, `runner ${runner.name} gave it back: ${why}`, 'node_restarted');
+  }
+
+  liveOutput(jobId: string): OutputSnapshot | undefined {
+    for (const relay of this.relays.values()) {
+      if (relay.jobId !== jobId) continue;
+      return {
+        stdout: relay.stdout.text(),
+        stderr: relay.stderr.text(),
+        stdoutTruncated: relay.stdout.truncated,
+        stderrTruncated: relay.stderr.truncated,
+      };
+    }
+    return undefined;
+  }
+
+  /** Ends waiting claims; the runners' next claims go to whichever server runs then. */
+  stop(): void {
+    this.stopped = true;
+    this.off();
+    this.wake();
+  }
+
+  private newRelay(token: string, jobId: string): Relay {
+    const relay = {
+      jobId,
+      stdout: new CappedOutput(this.deps.outputLimitBytes),
+      stderr: new CappedOutput(this.deps.outputLimitBytes),
+    };
+    this.relays.set(token, relay);
+    return relay;
+  }
+
+  private dropRelaysOf(jobId: string): void {
+    for (const [token, relay] of this.relays) if (relay.jobId === jobId) this.relays.delete(token);
+  }
+
+  /** The runner's own execution under `token`; 403 for unknown tokens and other runners' leases. */
+  private async execution(runner: RunnerRecord, token: string): Promise<ExecutionRecord> {
+    const execution = await this.deps.store.execution(token);
+    if (!execution) throw new GridxError('FORBIDDEN', `lease token ${token} was never handed out; claim work with POST /api/runners/${runner.id}/claim`);
+    if (execution.nodeId !== runner.id) {
+      this.deps.log.warn(`runner ${runner.id} presented the lease of ${execution.nodeId} for job ${execution.jobId}; refused`);
+      throw new GridxError('FORBIDDEN', `lease ${token} belongs to another runner`);
+    }
+    return execution;
+  }
+
+  /** The job under the runner's live lease `token`; 403/409 otherwise. */
+  private async held(runner: RunnerRecord, token: string): Promise<{ job: Job; execution: ExecutionRecord }> {
+    const execution = await this.execution(runner, token);
+    const job = await this.deps.store.get(execution.jobId);
+    if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
+    return { job, execution };
+  }
+
+  private async refuse(jobId: string, token: string): Promise<never> {
+    const job = await this.deps.store.get(jobId);
+    const now = job ? `it is ${job.status}${job.message ? ` (${job.message})` : ''}` : 'the job is gone';
+    throw new GridxError('CONFLICT', `lease ${token} on job ${jobId} is no longer held: ${now}; stop this execution, its report is discarded`);
+  }
+
+  /** A runner's report is held to the same output cap as local jobs. */
+  private cap(result: ExecutionResult): ExecutionResult {
+    const limit = this.deps.outputLimitBytes;
+    const clip = (text: string): [string, boolean] => {
+      const bytes = Buffer.from(text, 'utf8');
+      return bytes.length <= limit ? [text, false] : [bytes.subarray(0, limit).toString('utf8'), true];
+    };
+    const [stdout, outCut] = clip(result.stdout);
+    const [stderr, errCut] = clip(result.stderr);
+    return {
+      ...result,
+      stdout,
+      stderr,
+      stdoutTruncated: result.stdoutTruncated || outCut,
+      stderrTruncated: result.stderrTruncated || errCut,
+    };
+  }
+}
+
+function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

@@ -1,0 +1,108 @@
+/** The runner's side of the runner API (src/api/routes/runners.ts), typed. */
+
+import type { ResultBody } from '../api/routes/runners.js';
+import type { JobSpec } from '../domain/job.js';
+import type { OutputStream } from '../executor/executor.js';
+import { GridxClient } from './client.js';
+
+export interface RunnerRegistrationBody {
+  name: string;
+  slots: number;
+  labels?: Record<string, string>;
+  limits?: { cpu?: number; memory?: string | number; timeout?: string | number; gpus?: number; networks?: string[] };
+  version?: string;
+}
+
+export interface RegisteredRunner {
+  id: string;
+  name: string;
+  token: string;
+  lease_ttl_ms: number;
+  heartbeat_ms: number;
+}
+
+export interface RunnerView {
+  id: string;
+  name: string;
+  status: 'online' | 'offline';
+  slots: number;
+  running: number;
+  labels: Record<string, string>;
+  version: string;
+  registered_at: string;
+  last_heartbeat_at: string;
+}
+
+export interface ClaimedJobBody {
+  lease_token: string;
+  job_id: string;
+  attempt: number;
+  spec: JobSpec;
+  lease_expires_at: string;
+}
+
+export interface HeartbeatBody {
+  renewed: string[];
+  lost: string[];
+  lease_ttl_ms: number;
+  heartbeat_ms: number;
+}
+
+/** Registration is open; everything else authenticates as one runner. */
+export class RunnerClient extends GridxClient {
+  constructor(
+    baseUrl: string,
+    readonly runnerId?: string,
+    token?: string,
+  ) {
+    super(baseUrl, token === undefined ? {} : { token });
+  }
+
+  register(body: RunnerRegistrationBody): Promise<RegisteredRunner> {
+    return this.request('POST', '/api/runners', body);
+  }
+
+  runners(): Promise<{ runners: RunnerView[] }> {
+    return this.request('GET', '/api/runners');
+  }
+
+  heartbeat(leases: string[], signal?: AbortSignal): Promise<HeartbeatBody> {
+    return this.request('POST', `${this.base()}/heartbeat`, { leases }, signal);
+  }
+
+  /** Up to `max` jobs; waits up to `waitSeconds` on the server when there are none. */
+  async claim(max: number, waitSeconds: number, signal?: AbortSignal): Promise<ClaimedJobBody[]> {
+    const answer = await this.request<{ jobs: ClaimedJobBody[] }>('POST', `${this.base()}/claim`, { max, wait: waitSeconds }, signal);
+    return answer.jobs;
+  }
+
+  started(token: string): Promise<{ job_id: string; status: string }> {
+    return this.request('POST', `${this.lease(token)}/started`);
+  }
+
+  output(token: string, chunks: Array<{ stream: OutputStream; data: string }>): Promise<void> {
+    return this.request('POST', `${this.lease(token)}/output`, { chunks });
+  }
+
+  result(token: string, result: ResultBody): Promise<{ job_id: string; status: string }> {
+    return this.request('POST', `${this.lease(token)}/result`, result);
+  }
+
+  /** The execution could not start. */
+  failed(token: string, reason: 'image_not_found' | 'executor_error', message: string): Promise<{ job_id: string; status: string }> {
+    return this.request('POST', `${this.lease(token)}/failed`, { reason, message });
+  }
+
+  release(token: string, reason: string): Promise<void> {
+    return this.request('POST', `${this.lease(token)}/release`, { reason });
+  }
+
+  private base(): string {
+    if (this.runnerId === undefined) throw new Error('bug: this RunnerClient has no runner id');
+    return `/api/runners/${encodeURIComponent(this.runnerId)}`;
+  }
+
+  private lease(token: string): string {
+    return `${this.base()}/leases/${encodeURIComponent(token)}`;
+  }
+}
