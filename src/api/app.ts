@@ -54,7 +54,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     // A slow or stuck client cannot hold a connection open forever: the whole request must
     // arrive within a minute. Responses may take as long as the job (POST /job waits).
     requestTimeout: 60_000,
-    ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
+    ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false, allowUnionTypes: true } },
   });
 
   // curl -d without -H sends form or text content types; read those as JSON too.

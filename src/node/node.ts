@@ -50,6 +50,7 @@ async function openStore(config: Readonly<Config>): Promise<JobStore> {
 /** Images listed in an offer at most. */
 const MAX_OFFER_IMAGES = 64;
 const IMAGE_REFRESH_MS = 10_000;
+const API_CLOSE_GRACE_MS = 2000;
 
 export class GridxNode {
   readonly events: TypedEmitter<JobEventMap>;
@@ -222,6 +223,22 @@ export class GridxNode {
     });
   }
 
+  /**
+   * Closes the API; waiting requests were answered when shutdown began. A client that
+   * keeps a connection half-open cannot hold the stop: after a grace period it is cut.
+   */
+  private async closeApi(): Promise<void> {
+    const app = this.app;
+    if (!app) return;
+    const closed = app.close();
+    const timer = setTimeout(() => app.server.closeAllConnections(), API_CLOSE_GRACE_MS);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** The fastify instance, for `inject()` in route tests. */
   get http(): FastifyInstance {
     if (!this.app) throw new GridxError('UNAVAILABLE', 'the node is not started');
@@ -234,7 +251,7 @@ export class GridxNode {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
       this.runners?.stop();
       await this.scheduler?.stop();
-      await this.app?.close();
+      await this.closeApi();
       await this.mesh?.stop();
       this.monitor?.stop();
       this.eventLog?.stop();

@@ -99,6 +99,11 @@ export class GridxRunner {
       await Promise.allSettled([...this.runs]);
       await Promise.allSettled(this.loops);
       await this.executor?.stop();
+      // After the last claim: the server returns what this runner holds (or its leases expire).
+      await this.client
+        ?.leave()
+        .then(({ returned }) => returned > 0 && this.options.log.info(`gave ${returned} jobs back to the server`))
+        .catch((err: unknown) => this.options.log.warn(`could not tell the server this runner stops (${messageOf(err)}); its leases will expire`));
     })();
     return this.stopping;
   }
@@ -213,19 +218,16 @@ export class GridxRunner {
         { onOutput: (stream, data) => state.chunks.push({ stream, data }) },
       );
     } catch (err) {
-      if (this.stopped) return void (await this.client.release(token, 'the runner is stopping').catch(() => {}));
+      if (this.stopped) return; // given back when the runner leaves
       log.warn(`job ${job.job_id} could not start: ${messageOf(err)}`);
       const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
       await this.report(job, state, () => this.client.failed(token, reason, messageOf(err)));
       return;
     }
-    this.client.started(token).catch((err: unknown) => this.onLeaseError(job, state, err));
+    await this.client.started(token).catch((err: unknown) => this.onLeaseError(job, state, err));
     const result = await this.executor.wait(token);
     if (state.lost) return;
-    if (this.stopped && result.cancelled) {
-      await this.client.release(token, 'the runner is stopping').catch(() => {});
-      return;
-    }
+    if (this.stopped && result.cancelled) return; // given back when the runner leaves
     await this.flush(token, state);
     await this.report(job, state, () => this.client.result(token, resultBody(result)));
   }

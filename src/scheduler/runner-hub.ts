@@ -8,7 +8,7 @@
 
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type ExecutionResult, type Job, type JobSpec, isTerminal } from '../domain/job.js';
+import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import { GridxError } from '../errors.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
@@ -66,6 +66,8 @@ export class RunnerHub {
   /** leaseToken → output relayed so far, for live logs while the runner works. */
   private readonly relays = new Map<string, Relay & { jobId: string }>();
   private claiming: Promise<unknown> = Promise.resolve();
+  /** Runners that said they are stopping: no more claims until they heartbeat again. */
+  private readonly leaving = new Set<string>();
   private stopped = false;
   private readonly off: () => void;
 
@@ -116,6 +118,7 @@ export class RunnerHub {
 
   /** Records that the runner is alive and renews the leases it still holds. */
   async heartbeat(runner: RunnerRecord, leases: readonly string[]): Promise<HeartbeatAnswer> {
+    this.leaving.delete(runner.id);
     await this.deps.store.touchRunner(runner.id);
     // Only leases this runner holds are renewed: a token of another runner is reported lost.
     const own: string[] = [];
@@ -133,9 +136,23 @@ export class RunnerHub {
   async claim(runner: RunnerRecord, max: number, waitMs: number, signal?: AbortSignal): Promise<ClaimedJob[]> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const claimed = await this.serialized(() => this.claimOnce(runner, max));
+      const claimed = await this.serialized(() => (signal?.aborted ? Promise.resolve([]) : this.claimOnce(runner, max)));
+      if (claimed.length > 0 && signal?.aborted) {
+        // The runner went away while we claimed: nobody will run these.
+        await this.giveBack(claimed, `runner ${runner.name} left before it received the job`);
+        return [];
+      }
       if (claimed.length > 0 || this.stopped || signal?.aborted || Date.now() >= deadline) return claimed;
       await this.waitForWork(Math.min(RECHECK_MS, deadline - Date.now()), signal);
+    }
+  }
+
+  /** Returns claimed jobs that could not be handed over, attempts given back. */
+  async giveBack(claimed: readonly ClaimedJob[], why: string): Promise<void> {
+    for (const c of claimed) {
+      this.relays.delete(c.leaseToken);
+      const job = await this.deps.store.get(c.jobId);
+      if (job) await this.deps.scheduler.unclaim(job, c.leaseToken, why);
     }
   }
 
@@ -147,6 +164,7 @@ export class RunnerHub {
 
   private async claimOnce(runner: RunnerRecord, max: number): Promise<ClaimedJob[]> {
     const claimed: ClaimedJob[] = [];
+    if (this.leaving.has(runner.id)) return claimed;
     for (const job of await this.deps.store.pendingReady(CLAIM_SCAN)) {
       if (claimed.length >= max) break;
       if (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits)) continue;
@@ -203,7 +221,8 @@ export class RunnerHub {
   async result(runner: RunnerRecord, token: string, result: ExecutionResult): Promise<Job> {
     const execution = await this.execution(runner, token);
     const job = await this.deps.store.get(execution.jobId);
-    if (job && execution.status !== 'running' && execution.status === job.status) return job; // a retried report
+    // A retried report (its answer was lost) finds its own outcome recorded: answer alike.
+    if (job && execution.status === job.status && execution.status === outcomeOf(result, job.spec).status) return job;
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
     const capped = this.cap(result);
     const written = await this.deps.scheduler.finish(job, token, capped);
@@ -217,7 +236,7 @@ export class RunnerHub {
   async failed(runner: RunnerRecord, token: string, reason: 'image_not_found' | 'executor_error', message: string): Promise<Job> {
     const execution = await this.execution(runner, token);
     const job = await this.deps.store.get(execution.jobId);
-    if (job && execution.status !== 'running' && execution.status === job.status) return job;
+    if (job && execution.status === 'failed' && job.status === 'failed' && job.reason === reason) return job;
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
     const written = await this.deps.scheduler.failExecution(job.id, token, reason, `on runner ${runner.name}: ${message}`);
     this.relays.delete(token);
@@ -229,6 +248,23 @@ export class RunnerHub {
     const { job } = await this.held(runner, token);
     this.relays.delete(token);
     await this.deps.scheduler.requeueOrFail(job, `runner ${runner.name} gave it back: ${why}`, 'node_restarted');
+  }
+
+  /**
+   * The runner is stopping: its waiting claims end empty (one whose answer is still on the
+   * wire cannot reach it), and every job it holds goes back to the queue, attempt counted.
+   */
+  async leave(runner: RunnerRecord): Promise<number> {
+    this.leaving.add(runner.id);
+    this.wake();
+    await this.claiming;
+    const held = (await this.deps.store.withStatus(['scheduled', 'running'])).filter((j) => j.executedBy === runner.id);
+    for (const job of held) {
+      if (job.executionId) this.relays.delete(job.executionId);
+      await this.deps.scheduler.requeueOrFail(job, `runner ${runner.name} stopped while it held it`, 'node_restarted');
+    }
+    this.deps.log.info(`runner ${runner.id} (${runner.name}) left; ${held.length} jobs it held went back to the queue`);
+    return held.length;
   }
 
   liveOutput(jobId: string): OutputSnapshot | undefined {

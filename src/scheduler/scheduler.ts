@@ -350,12 +350,7 @@ export class Scheduler {
         // The peer said no (busy, limits) or could not be reached: not the job's fault.
         this.avoid(job.id, target.nodeId, SUSPEND_REFUSED_MS);
         log.info(`job ${job.id}: peer ${target.nodeId} did not take it (${messageOf(err)}); placing it elsewhere`);
-        await this.write(job.id, lease, {
-          status: 'pending',
-          attempts: job.attempts - 1,
-          executionId: null,
-          message: `peer ${target.nodeId} did not take it: ${messageOf(err)}`,
-        });
+        await this.unclaim(job, executionId, `peer ${target.nodeId} did not take it: ${messageOf(err)}`);
         return;
       }
       const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
@@ -406,11 +401,21 @@ export class Scheduler {
       stdoutTruncated: result.stdoutTruncated,
       stderrTruncated: result.stderrTruncated,
       durationMs: result.durationMs,
+      startedAt: result.startedAt,
       finishedAt: result.finishedAt,
       executionId: null,
     };
     if (result.exitCode !== undefined) patch.exitCode = result.exitCode;
     return this.write(job.id, { status: ['scheduled', 'running'], executionId }, patch);
+  }
+
+  /** Puts a claimed job back that never began: the attempt is given back, no backoff. */
+  unclaim(job: Job, executionId: string, why: string): Promise<Job | undefined> {
+    return this.write(
+      job.id,
+      { status: ['scheduled'], executionId },
+      { status: 'pending', attempts: job.attempts - 1, executionId: null, message: why },
+    );
   }
 
   /** Ends an execution that could not run (no image, engine failure) as the job's failure. */

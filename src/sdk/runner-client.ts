@@ -70,6 +70,11 @@ export class RunnerClient extends GridxClient {
     return this.request('POST', `${this.base()}/heartbeat`, { leases }, signal);
   }
 
+  /** This runner is stopping: the jobs it holds go back to the queue. */
+  leave(): Promise<{ returned: number }> {
+    return this.request('POST', `${this.base()}/leave`);
+  }
+
   /** Up to `max` jobs; waits up to `waitSeconds` on the server when there are none. */
   async claim(max: number, waitSeconds: number, signal?: AbortSignal): Promise<ClaimedJobBody[]> {
     const answer = await this.request<{ jobs: ClaimedJobBody[] }>('POST', `${this.base()}/claim`, { max, wait: waitSeconds }, signal);

@@ -244,6 +244,10 @@ export function runnerRoutes(deps: ApiDeps) {
       },
     );
 
+    app.post<{ Params: { id: string } }>('/api/runners/:id/leave', { schema: { params: runnerParams } }, async (request) => ({
+      returned: await runners.leave(await caller(request)),
+    }));
+
     app.post<{ Params: { id: string }; Body: { max: number; wait: number } | undefined }>(
       '/api/runners/:id/claim',
       { schema: { params: runnerParams, body: claimSchema } },
@@ -256,6 +260,10 @@ export function runnerRoutes(deps: ApiDeps) {
         deps.shutdown.addEventListener('abort', onClose, { once: true });
         try {
           const jobs = await runners.claim(runner, body.max ?? 1, (body.wait ?? 0) * 1000, gone.signal);
+          if (jobs.length > 0 && (gone.signal.aborted || reply.raw.destroyed)) {
+            await runners.giveBack(jobs, `runner ${runner.name} left before it received the job`);
+            return { jobs: [] };
+          }
           return {
             jobs: jobs.map((j) => ({
               lease_token: j.leaseToken,
