@@ -23,11 +23,17 @@ export interface NodeProcess {
 }
 
 /** Starts `gridx node` as its own process and waits until it says where it listens. */
-export async function spawnNode(dataDir: string, extra: string[] = [], role: 'node' | 'server' = 'node'): Promise<NodeProcess> {
+export async function spawnNode(
+  dataDir: string,
+  extra: string[] = [],
+  role: 'node' | 'server' = 'node',
+  env: Record<string, string> = {},
+): Promise<NodeProcess> {
   const port = await freePort();
   const p2p = extra.includes('--p2p-port') || extra.includes('--no-mesh') ? [] : ['--p2p-port', '0'];
   const child = spawn(process.execPath, [CLI, role, '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -41,6 +47,24 @@ export async function spawnNode(dataDir: string, extra: string[] = [], role: 'no
     await new Promise((r) => setTimeout(r, 50));
   }
   return { child, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+}
+
+/** Starts `gridx runner` as its own process and waits until it has registered. */
+export async function spawnRunner(serverUrl: string, dataDir: string, extra: string[] = []): Promise<NodeProcess & { id: string }> {
+  const child = spawn(process.execPath, [CLI, 'runner', '--server', serverUrl, '--data-dir', dataDir, ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 20_000;
+  let match: RegExpExecArray | null;
+  while (!(match = /runner (\S+) working for/.exec(out))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`runner did not start:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, url: serverUrl, output: () => out, exited, id: match[1]! };
 }
 
 export interface CliResult {
