@@ -68,4 +68,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     last_heartbeat_at TEXT NOT NULL
   );
   `,
+  `
+  -- The claim scans only pending rows, oldest first.
+  CREATE INDEX jobs_pending ON jobs (seq) WHERE status = 'pending';
+  `,
 ];

@@ -85,21 +85,6 @@ export class PostgresStore implements JobStore {
     }
   }
 
-  private async tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
-
   async insert(job: NewJob): Promise<Job> {
     const at = now();
     const { rows } = await this.pool.query<JobRow>(
@@ -161,29 +146,27 @@ export class PostgresStore implements JobStore {
     return rows.map(toJob);
   }
 
-  private claimWhere(id: string | undefined, nodeId: string, executionId: string, leaseTtlMs: number | undefined): Promise<Job | undefined> {
-    return this.tx(async (client) => {
-      const at = now();
-      const params: unknown[] = [executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs];
-      params.push(id ?? Date.now());
-      const { rows } = await client.query<JobRow>(
-        `WITH next AS (
-           SELECT id FROM jobs WHERE status = 'pending'
-           ${id === undefined ? 'AND (not_before IS NULL OR not_before <= $5)' : 'AND id = $5'}
-           ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED)
+  /** One statement, so one round trip: pick, lease and record the execution atomically. */
+  private async claimWhere(id: string | undefined, nodeId: string, executionId: string, leaseTtlMs: number | undefined): Promise<Job | undefined> {
+    const at = now();
+    const params: unknown[] = [executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs];
+    params.push(id ?? Date.now());
+    const { rows } = await this.pool.query<JobRow>(
+      `WITH next AS (
+         SELECT id FROM jobs WHERE status = 'pending'
+         ${id === undefined ? 'AND (not_before IS NULL OR not_before <= $5)' : 'AND id = $5'}
+         ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED),
+       claimed AS (
          UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2,
            updated_at = $3, lease_expires_at = $4, not_before = NULL
-         FROM next WHERE jobs.id = next.id RETURNING jobs.*`,
-        params,
-      );
-      const row = rows[0];
-      if (!row) return undefined;
-      await client.query(
-        `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)`,
-        [executionId, row.id, row.attempts, nodeId, at],
-      );
-      return toJob(row);
-    });
+         FROM next WHERE jobs.id = next.id RETURNING jobs.*),
+       execution AS (
+         INSERT INTO executions (id, job_id, attempt, node_id, status, started_at)
+         SELECT $1, id, attempts, $2, 'running', $3 FROM claimed)
+       SELECT * FROM claimed`,
+      params,
+    );
+    return rows[0] && toJob(rows[0]);
   }
 
   claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
@@ -219,50 +202,54 @@ export class PostgresStore implements JobStore {
     return rows[0] && toExecution(rows[0]);
   }
 
+  /** One statement: the conditional update and, when the attempt ends, its execution record. */
   async transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined> {
-    return this.tx(async (client) => {
-      const params: unknown[] = [patch.status, now()];
-      const sets = ['status = $1', 'updated_at = $2'];
-      const set = (column: string, value: unknown) => {
-        if (value === undefined) return;
-        params.push(value);
-        sets.push(`${column} = $${params.length}`);
-      };
-      set('execution_id', patch.executionId);
-      set('attempts', patch.attempts);
-      set('started_at', patch.startedAt);
-      set('finished_at', patch.finishedAt);
-      set('exit_code', patch.exitCode);
-      set('reason', patch.reason);
-      set('message', patch.message);
-      set('stdout', patch.stdout);
-      set('stderr', patch.stderr);
-      set('stdout_truncated', patch.stdoutTruncated);
-      set('stderr_truncated', patch.stderrTruncated);
-      set('duration_ms', patch.durationMs);
-      set('not_before', patch.notBefore);
-      // Leaving scheduled/running ends the lease.
-      if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
-      params.push(id, [...expect.status]);
-      let where = `id = $${params.length - 1} AND status = ANY($${params.length})`;
-      if (expect.executionId !== undefined) {
-        params.push(expect.executionId);
-        where += ` AND execution_id = $${params.length}`;
-      }
-      if (expect.leaseExpired) {
-        params.push(Date.now());
-        where += ` AND lease_expires_at <= $${params.length}`;
-      }
-      const { rows } = await client.query<JobRow>(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`, params);
-      if (!rows[0]) return undefined;
-      if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
-        await client.query(
-          `UPDATE executions SET status = $1, finished_at = $2, exit_code = $3, message = $4 WHERE id = $5 AND status = 'running'`,
-          [isTerminal(patch.status) ? patch.status : 'interrupted', now(), patch.exitCode ?? null, patch.message ?? null, expect.executionId],
-        );
-      }
-      return toJob(rows[0]);
-    });
+    const params: unknown[] = [patch.status, now()];
+    const sets = ['status = $1', 'updated_at = $2'];
+    const set = (column: string, value: unknown) => {
+      if (value === undefined) return;
+      params.push(value);
+      sets.push(`${column} = $${params.length}`);
+    };
+    set('execution_id', patch.executionId);
+    set('attempts', patch.attempts);
+    set('started_at', patch.startedAt);
+    set('finished_at', patch.finishedAt);
+    set('exit_code', patch.exitCode);
+    set('reason', patch.reason);
+    set('message', patch.message);
+    set('stdout', patch.stdout);
+    set('stderr', patch.stderr);
+    set('stdout_truncated', patch.stdoutTruncated);
+    set('stderr_truncated', patch.stderrTruncated);
+    set('duration_ms', patch.durationMs);
+    set('not_before', patch.notBefore);
+    // Leaving scheduled/running ends the lease.
+    if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
+    params.push(id, [...expect.status]);
+    let where = `id = $${params.length - 1} AND status = ANY($${params.length})`;
+    let lease = 0;
+    if (expect.executionId !== undefined) {
+      params.push(expect.executionId);
+      lease = params.length;
+      where += ` AND execution_id = $${lease}`;
+    }
+    if (expect.leaseExpired) {
+      params.push(Date.now());
+      where += ` AND lease_expires_at <= $${params.length}`;
+    }
+    let sql = `UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`;
+    if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
+      // The attempt ends when the job leaves scheduled/running under its lease.
+      const at = params.length;
+      params.push(isTerminal(patch.status) ? patch.status : 'interrupted', now(), patch.exitCode ?? null, patch.message ?? null);
+      sql = `WITH changed AS (${sql}),
+        ended AS (UPDATE executions SET status = $${at + 1}, finished_at = $${at + 2}, exit_code = $${at + 3},
+          message = $${at + 4} WHERE id = $${lease} AND status = 'running' AND EXISTS (SELECT 1 FROM changed))
+        SELECT * FROM changed`;
+    }
+    const { rows } = await this.pool.query<JobRow>(sql, params);
+    return rows[0] && toJob(rows[0]);
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {

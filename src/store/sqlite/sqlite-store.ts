@@ -33,6 +33,8 @@ const DEFAULT_PAGE = 50;
 /** The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. */
 export class SqliteStore implements JobStore {
   private readonly db: Database.Database;
+  /** Prepared statements by SQL text: preparing costs more than running most of them. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -62,8 +64,7 @@ export class SqliteStore implements JobStore {
 
   async insert(job: NewJob): Promise<Job> {
     const at = now();
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
            stdout_truncated, stderr_truncated, pinned, origin, description, reward)
          VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?)`,
@@ -83,7 +84,7 @@ export class SqliteStore implements JobStore {
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    const row = this.stmt('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     return row && toJob(row);
   }
 
@@ -101,8 +102,7 @@ export class SqliteStore implements JobStore {
       where.push('seq < ?');
       params.push(before);
     }
-    const rows = this.db
-      .prepare(
+    const rows = this.stmt(
         `SELECT ${SUMMARY_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY seq DESC LIMIT ?`,
       )
@@ -116,15 +116,14 @@ export class SqliteStore implements JobStore {
 
   async withStatus(statuses: readonly JobStatus[], limit = -1): Promise<Job[]> {
     if (statuses.length === 0) return [];
-    const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq ASC LIMIT ?`)
+    const rows = this.stmt(`SELECT * FROM jobs WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY seq ASC LIMIT ?`)
       .all(...statuses, limit) as JobRow[];
     return rows.map(toJob);
   }
 
   async countByStatus(): Promise<Record<JobStatus, number>> {
     const counts = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as Array<{
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as Array<{
       status: JobStatus;
       n: number;
     }>;
@@ -133,8 +132,7 @@ export class SqliteStore implements JobStore {
   }
 
   async pendingReady(limit: number): Promise<Job[]> {
-    const rows = this.db
-      .prepare(
+    const rows = this.stmt(
         `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?) ORDER BY seq ASC LIMIT ?`,
       )
       .all(Date.now(), limit) as JobRow[];
@@ -151,24 +149,21 @@ export class SqliteStore implements JobStore {
     return this.db.transaction(() => {
       const row = (
         id === undefined
-          ? this.db
-              .prepare(
+          ? this.stmt(
                 `SELECT id, attempts FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
                  ORDER BY seq ASC LIMIT 1`,
               )
               .get(Date.now())
-          : this.db.prepare("SELECT id, attempts FROM jobs WHERE id = ? AND status = 'pending'").get(id)
+          : this.stmt("SELECT id, attempts FROM jobs WHERE id = ? AND status = 'pending'").get(id)
       ) as { id: string; attempts: number } | undefined;
       if (!row) return undefined;
       const at = now();
-      this.db
-        .prepare(
+      this.stmt(
           `UPDATE jobs SET status = 'scheduled', execution_id = ?, attempts = attempts + 1, executed_by = ?,
              updated_at = ?, lease_expires_at = ?, not_before = NULL WHERE id = ? AND status = 'pending'`,
         )
         .run(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, row.id);
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
         )
         .run(executionId, row.id, row.attempts + 1, nodeId, at);
@@ -188,8 +183,7 @@ export class SqliteStore implements JobStore {
   async renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]> {
     if (executionIds.length === 0) return [];
     const at = Date.now();
-    const rows = this.db
-      .prepare(
+    const rows = this.stmt(
         `UPDATE jobs SET lease_expires_at = ? WHERE execution_id IN (${executionIds.map(() => '?').join(',')})
          AND status IN ('scheduled', 'running') AND lease_expires_at > ? RETURNING execution_id`,
       )
@@ -198,8 +192,7 @@ export class SqliteStore implements JobStore {
   }
 
   async expiredLeases(limit: number): Promise<Job[]> {
-    const rows = this.db
-      .prepare(
+    const rows = this.stmt(
         `SELECT * FROM jobs WHERE lease_expires_at <= ? AND status IN ('scheduled', 'running')
          ORDER BY lease_expires_at ASC LIMIT ?`,
       )
@@ -208,7 +201,7 @@ export class SqliteStore implements JobStore {
   }
 
   async execution(id: string): Promise<ExecutionRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM executions WHERE id = ?').get(id) as ExecutionRow | undefined;
+    const row = this.stmt('SELECT * FROM executions WHERE id = ?').get(id) as ExecutionRow | undefined;
     return row && toExecution(row);
   }
 
@@ -247,13 +240,12 @@ export class SqliteStore implements JobStore {
         where += ' AND lease_expires_at <= ?';
         params.push(Date.now());
       }
-      const result = this.db.prepare(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
+      const result = this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
       if (result.changes === 0) return false;
 
       // The attempt ends when the job leaves scheduled/running under its lease.
       if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
-        this.db
-          .prepare(
+        this.stmt(
             `UPDATE executions SET status = ?, finished_at = ?, exit_code = ?, message = ?
              WHERE id = ? AND status = 'running'`,
           )
@@ -271,16 +263,14 @@ export class SqliteStore implements JobStore {
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {
-    const rows = this.db
-      .prepare('SELECT * FROM executions WHERE job_id = ? ORDER BY attempt ASC')
+    const rows = this.stmt('SELECT * FROM executions WHERE job_id = ? ORDER BY attempt ASC')
       .all(jobId) as ExecutionRow[];
     return rows.map(toExecution);
   }
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
-    const result = this.db
-      .prepare('INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)')
+    const result = this.stmt('INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)')
       .run(event.jobId, event.type, JSON.stringify(event.data), at);
     return { ...event, seq: Number(result.lastInsertRowid), at };
   }
@@ -289,15 +279,14 @@ export class SqliteStore implements JobStore {
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
     const rows = (
       options.jobId === undefined
-        ? this.db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(since, limit)
-        : this.db.prepare('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
+        ? this.stmt('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(since, limit)
+        : this.stmt('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
     ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string }>;
     return rows.map((r) => ({ seq: r.seq, jobId: r.job_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown>, at: r.at }));
   }
 
   async addRunner(r: RunnerRecord): Promise<void> {
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -305,18 +294,24 @@ export class SqliteStore implements JobStore {
   }
 
   async getRunner(id: string): Promise<RunnerRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM runners WHERE id = ?').get(id) as RunnerRow | undefined;
+    const row = this.stmt('SELECT * FROM runners WHERE id = ?').get(id) as RunnerRow | undefined;
     if (!row) return undefined;
     const { running: _, ...runner } = toRunner(row);
     return runner;
   }
 
   async touchRunner(id: string): Promise<boolean> {
-    return this.db.prepare('UPDATE runners SET last_heartbeat_at = ? WHERE id = ?').run(now(), id).changes > 0;
+    return this.stmt('UPDATE runners SET last_heartbeat_at = ? WHERE id = ?').run(now(), id).changes > 0;
   }
 
   async listRunners(): Promise<RunnerSummary[]> {
-    return (this.db.prepare(LIST_RUNNERS_SQL).all() as RunnerRow[]).map(toRunner);
+    return (this.stmt(LIST_RUNNERS_SQL).all() as RunnerRow[]).map(toRunner);
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
   }
 
   async close(): Promise<void> {

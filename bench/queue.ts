@@ -1,0 +1,279 @@
+/**
+ * Queue benchmark: the job store under a no-op workload, against graphile-worker on the
+ * same PostgreSQL in the same run, and then the same work through real runners over HTTP.
+ *
+ *   store:   N jobs submitted while W workers claim (under a lease) and complete them;
+ *            tasks/s from the first submit to the last completion, and claim latency.
+ *            Grid-X on SQLite and on PostgreSQL; graphile-worker (default settings: one job
+ *            per fetch, one completion per call) on the same PostgreSQL with concurrency W.
+ *            Targets: PostgreSQL ≥ 1.0× graphile-worker; SQLite ≥ 1000 tasks/s.
+ *   runners: N tasks POSTed to /api/tasks of a server (slots 0) whose R runners (no-op
+ *            executor, each S slots) claim, report start and result over HTTP.
+ *
+ * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R]
+ * Needs PostgreSQL: scripts/postgres.sh starts one and prints its URL (or set GRIDX_BENCH_PG).
+ */
+
+import '../src/polyfills.js';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from 'graphile-worker';
+import pg from 'pg';
+import { loadConfig } from '../src/config/load.js';
+import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
+import { silentLogger } from '../src/logger.js';
+import { GridxNode } from '../src/node/node.js';
+import { GridxRunner } from '../src/node/runner.js';
+import { GridxClient } from '../src/sdk/client.js';
+import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { JobStore } from '../src/store/store.js';
+import type { JobSpec } from '../src/domain/job.js';
+
+const SPEC: JobSpec = {
+  image: 'bench',
+  command: ['true'],
+  env: {},
+  resources: { cpus: 1, memoryBytes: 64 * 1024 * 1024, gpus: 0 },
+  timeoutMs: 10_000,
+  network: 'none',
+  volumes: [],
+};
+
+const { values } = parseArgs({
+  options: {
+    tasks: { type: 'string', default: '5000' },
+    workers: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '3' },
+    runners: { type: 'string', default: '4' },
+    'runner-slots': { type: 'string', default: '8' },
+    'http-tasks': { type: 'string', default: '2000' },
+  },
+});
+const N = Number(values.tasks);
+const W = Number(values.workers);
+const ROUNDS = Number(values.rounds);
+const RUNNERS = Number(values.runners);
+const RUNNER_SLOTS = Number(values['runner-slots']);
+const HTTP_TASKS = Number(values['http-tasks']);
+
+const pgUrl = process.env.GRIDX_BENCH_PG ?? execFileSync('bash', ['scripts/postgres.sh'], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+
+interface Figures {
+  tasksPerSec: number;
+  claimMs?: { median: number; p99: number };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!;
+}
+
+function schemaName(prefix: string): string {
+  return `${prefix}_${randomUUID().replace(/-/g, '').slice(0, 10)}`;
+}
+
+/** W inserters submit N jobs while W workers claim and complete them. */
+async function storeRun(store: JobStore): Promise<Figures> {
+  let submitted = 0;
+  let completed = 0;
+  const claimMs: number[] = [];
+  const t0 = performance.now();
+  const submit = async () => {
+    while (submitted < N) {
+      submitted++;
+      await store.insert({ id: randomUUID(), spec: SPEC });
+    }
+  };
+  const work = async () => {
+    while (completed < N) {
+      const lease = randomUUID();
+      const c0 = performance.now();
+      const job = await store.claimNext('bench', lease, 30_000);
+      if (!job) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      claimMs.push(performance.now() - c0);
+      await store.transition(
+        job.id,
+        { status: ['scheduled'], executionId: lease },
+        { status: 'completed', exitCode: 0, finishedAt: new Date().toISOString(), executionId: null },
+      );
+      completed++;
+    }
+  };
+  await Promise.all([...Array.from({ length: W }, submit), ...Array.from({ length: W }, work)]);
+  const seconds = (performance.now() - t0) / 1000;
+  return { tasksPerSec: N / seconds, claimMs: { median: median(claimMs), p99: percentile(claimMs, 0.99) } };
+}
+
+async function sqliteRun(): Promise<Figures> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-queue-'));
+  const store = new SqliteStore(path.join(dir, 'gridx.db'));
+  try {
+    return await storeRun(store);
+  } finally {
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function postgresRun(): Promise<Figures> {
+  const schema = schemaName('bench_gridx');
+  const store = await PostgresStore.open(pgUrl, { schema, poolSize: 2 * W + 2 });
+  try {
+    return await storeRun(store);
+  } finally {
+    await store.close();
+    await dropSchema(schema);
+  }
+}
+
+/** graphile-worker doing the same: W adders, concurrency W, a no-op task. */
+async function graphileRun(): Promise<Figures> {
+  const schema = schemaName('bench_graphile');
+  const utils = await makeWorkerUtils({ connectionString: pgUrl, schema });
+  await utils.migrate();
+  let completed = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const runner = await runGraphile({
+    connectionString: pgUrl,
+    schema,
+    concurrency: W,
+    maxPoolSize: 2 * W + 2,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger: quietGraphileLogger(),
+    taskList: { noop: async () => {} },
+  });
+  runner.events.on('job:success', () => {
+    if (++completed === N) resolveDone();
+  });
+  try {
+    let added = 0;
+    const t0 = performance.now();
+    const add = async () => {
+      while (added < N) {
+        added++;
+        await utils.addJob('noop', {});
+      }
+    };
+    await Promise.all(Array.from({ length: W }, add));
+    await done;
+    return { tasksPerSec: N / ((performance.now() - t0) / 1000) };
+  } finally {
+    await runner.stop();
+    await utils.release();
+    await dropSchema(schema);
+  }
+}
+
+/** graphile-worker logs every job at info; keep its warnings and errors. */
+function quietGraphileLogger(): GraphileLogger {
+  return new GraphileLogger(() => (level, message) => {
+    if (level === 'error' || level === 'warning') console.error(`graphile-worker: ${message}`);
+  });
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
+}
+
+/** N tasks through a server's HTTP API and R runners, all no-op, on the given store. */
+async function httpRun(db: string | undefined): Promise<Figures> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-http-'));
+  const config = loadConfig({
+    flags: { dataDir, apiPort: 0, slots: 0, meshEnabled: false, ...(db ? { db } : {}) },
+  });
+  const server = new GridxNode({ config, log: silentLogger, executor: new NoopExecutor(), detectGpus: false });
+  const url = await server.start();
+  const runners = await Promise.all(
+    Array.from({ length: RUNNERS }, async (_, i) => {
+      const runner = new GridxRunner({
+        config: loadConfig({ flags: { slots: RUNNER_SLOTS, dataDir: path.join(dataDir, `runner-${i}`) } }),
+        serverUrl: url,
+        name: `bench-${i}`,
+        log: silentLogger,
+        executor: () => new NoopExecutor(),
+      });
+      await runner.start();
+      return runner;
+    }),
+  );
+  const client = new GridxClient(url);
+  const task = { title: 'noop', config: { command: ['true'] }, environment: { config: { image: 'bench' } } };
+  let completed = 0;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  server.events.on('job:status', ({ job }) => {
+    if (job.status === 'completed' && ++completed === HTTP_TASKS) resolveDone();
+  });
+  try {
+    const t0 = performance.now();
+    let sent = 0;
+    const post = async () => {
+      while (sent < HTTP_TASKS) {
+        sent++;
+        await client.submitTask(task);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, post));
+    await done;
+    return { tasksPerSec: HTTP_TASKS / ((performance.now() - t0) / 1000) };
+  } finally {
+    await Promise.all(runners.map((r) => r.stop()));
+    await server.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (f: Figures) =>
+  `${f.tasksPerSec.toFixed(0).padStart(6)} tasks/s${f.claimMs ? `   claim median ${f.claimMs.median.toFixed(3)} ms, p99 ${f.claimMs.p99.toFixed(3)} ms` : ''}`;
+
+console.log(`queue benchmark: ${N} no-op tasks, ${W} workers (and ${W} submitters), ${ROUNDS} rounds, ${os.availableParallelism()} cores`);
+console.log(`PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}`);
+const sqlite: Figures[] = [];
+const postgres: Figures[] = [];
+const graphile: Figures[] = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  // Alternate so each sees the same machine state.
+  const s = await sqliteRun();
+  const p = await postgresRun();
+  const g = await graphileRun();
+  sqlite.push(s);
+  postgres.push(p);
+  graphile.push(g);
+  console.log(`round ${round}`);
+  console.log(`  Grid-X store, SQLite      ${fmt(s)}`);
+  console.log(`  Grid-X store, PostgreSQL  ${fmt(p)}`);
+  console.log(`  graphile-worker, same PG  ${fmt(g)}`);
+  console.log(`  PostgreSQL / graphile-worker: ${(p.tasksPerSec / g.tasksPerSec).toFixed(2)}×`);
+}
+const med = (xs: Figures[]) => median(xs.map((f) => f.tasksPerSec));
+console.log('medians');
+console.log(`  Grid-X SQLite      ${med(sqlite).toFixed(0)} tasks/s (target ≥ 1000), claim median ${median(sqlite.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
+console.log(`  Grid-X PostgreSQL  ${med(postgres).toFixed(0)} tasks/s, claim median ${median(postgres.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
+console.log(`  graphile-worker    ${med(graphile).toFixed(0)} tasks/s`);
+console.log(`  ratio PostgreSQL / graphile-worker: ${(med(postgres) / med(graphile)).toFixed(2)}× (target ≥ 1.0)`);
+
+console.log(`through runners over HTTP: ${HTTP_TASKS} tasks, ${RUNNERS} runners × ${RUNNER_SLOTS} slots, 16 submitters`);
+const httpSqlite = await httpRun(undefined);
+console.log(`  server on SQLite      ${fmt(httpSqlite)}`);
+const schema = schemaName('bench_http');
+const httpPg = await httpRun(`${pgUrl}?schema=${schema}`);
+await dropSchema(schema);
+console.log(`  server on PostgreSQL  ${fmt(httpPg)}`);
