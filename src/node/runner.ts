@@ -224,7 +224,7 @@ export class GridxRunner {
       await this.report(job, state, () => this.client.failed(token, reason, messageOf(err)));
       return;
     }
-    await this.client.started(token).catch((err: unknown) => this.onLeaseError(job, state, err));
+    await this.client.started(token).catch((err: unknown) => this.onLeaseError(token, state, err));
     const result = await this.executor.wait(token);
     if (state.lost) return;
     if (this.stopped && result.cancelled) return; // given back when the runner leaves
@@ -243,7 +243,7 @@ export class GridxRunner {
         return;
       } catch (err) {
         if (!isGridxError(err) || !err.retryable || Date.now() > deadline || state.lost) {
-          return this.onLeaseError(job, state, err);
+          return this.onLeaseError(job.lease_token, state, err);
         }
         this.unreachable(err);
         await sleep(delay);
@@ -251,11 +251,12 @@ export class GridxRunner {
     }
   }
 
-  private onLeaseError(job: ClaimedJobBody, state: Running, err: unknown): void {
+  /** A refused lease stops the execution; an unreachable server is retried elsewhere. */
+  private onLeaseError(token: string, state: Running, err: unknown): void {
     if (isGridxError(err) && !err.retryable) {
       state.lost = true;
-      this.options.log.warn(`job ${job.job_id}: ${messageOf(err)}`);
-      void this.executor.cancel(job.lease_token);
+      this.options.log.warn(`job ${state.jobId}: ${messageOf(err)}`);
+      void this.executor.cancel(token);
     } else {
       this.unreachable(err);
     }
@@ -299,7 +300,7 @@ export class GridxRunner {
       const chunks = state.chunks.splice(0);
       if (chunks.length === 0 || state.lost) return;
       // Live output is best effort: the result carries all of it.
-      await this.client.output(token, chunks).catch((err: unknown) => this.onLeaseError({ job_id: state.jobId, lease_token: token } as ClaimedJobBody, state, err));
+      await this.client.output(token, chunks).catch((err: unknown) => this.onLeaseError(token, state, err));
     });
     return state.flushing;
   }

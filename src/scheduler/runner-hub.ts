@@ -172,11 +172,7 @@ export class RunnerHub {
       const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs);
       if (!held) continue;
       this.deps.events.emit('job:status', { job: held });
-      this.relays.set(leaseToken, {
-        jobId: held.id,
-        stdout: new CappedOutput(this.deps.outputLimitBytes),
-        stderr: new CappedOutput(this.deps.outputLimitBytes),
-      });
+      this.newRelay(leaseToken, held.id);
       claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
     }
     return claimed;
