@@ -78,16 +78,18 @@ function normalizeImage(raw: unknown, policy: SpecPolicy): string {
   if (image.length > MAX_IMAGE_LENGTH || !IMAGE_RE.test(image)) {
     throw invalid('image', `"${clip(image)}" is not a valid image reference; use a name like "alpine:latest"`);
   }
-  if (policy.allowImages.length > 0 && !policy.allowImages.some((p) => image.startsWith(p))) {
-    throw new GridxError(
-      'LIMIT_EXCEEDED',
-      `image: "${image}" is not allowed on this node; allowed: ${policy.allowImages.join(', ')}`,
-    );
-  }
-  if (policy.denyImages.some((p) => image.startsWith(p))) {
-    throw new GridxError('LIMIT_EXCEEDED', `image: "${image}" is denied by this node's policy`);
-  }
+  const refusal = imageRefusal(image, policy);
+  if (refusal) throw new GridxError('LIMIT_EXCEEDED', `image: ${refusal}`);
   return image;
+}
+
+/** Why the image allow/deny lists refuse `image`, or undefined when they allow it. */
+export function imageRefusal(image: string, policy: Pick<SpecPolicy, 'allowImages' | 'denyImages'>): string | undefined {
+  if (policy.allowImages.length > 0 && !policy.allowImages.some((p) => image.startsWith(p))) {
+    return `"${image}" is not allowed on this node; allowed: ${policy.allowImages.join(', ')}`;
+  }
+  if (policy.denyImages.some((p) => image.startsWith(p))) return `"${image}" is denied by this node's policy`;
+  return undefined;
 }
 
 function normalizeCommand(raw: unknown): string[] {

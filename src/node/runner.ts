@@ -12,6 +12,7 @@ import path from 'node:path';
 import { resultBody } from '../api/routes/runners.js';
 import type { Config } from '../config/schema.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
+import { imageRefusal } from '../domain/spec.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
 import { DockerExecutor } from '../executor/docker/docker-executor.js';
 import { connectDocker } from '../executor/docker/engine.js';
@@ -206,7 +207,10 @@ export class GridxRunner {
     const { log } = this.options;
     const token = job.lease_token;
     // The server chose this runner by its limits; the runner still enforces its own.
-    const unfit = misfit(job.spec, this.limits) ?? (job.spec.volumes.length > 0 ? 'asks for host volumes' : undefined);
+    const unfit =
+      misfit(job.spec, this.limits) ??
+      imageRefusal(job.spec.image, this.options.config.sandbox) ??
+      (job.spec.volumes.length > 0 ? 'asks for host volumes' : undefined);
     if (unfit) {
       log.warn(`job ${job.job_id} does not fit this runner (${unfit}); giving it back`);
       await this.client.release(token, `does not fit runner ${this.credentials.name}: ${unfit}`).catch(() => {});

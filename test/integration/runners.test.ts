@@ -251,4 +251,26 @@ describe('gridx runner (GridxRunner with the no-op executor)', () => {
       await server.stop();
     }
   });
+
+  it("enforces the runner's own image policy: a denied image is given back, never run", async () => {
+    const server = await startTestNode({ flags: { slots: 0 }, env: { GRIDX_MAX_ATTEMPTS: '1' }, executor: new NoopExecutor() });
+    const executor = new NoopExecutor();
+    const runner = new GridxRunner({
+      config: loadConfig({ flags: { slots: 1, dataDir: tempDir('gridx-runner-'), denyImages: 'gridx/' } }),
+      serverUrl: server.url,
+      log: silentLogger,
+      executor: () => executor,
+    });
+    await runner.start();
+    try {
+      const task = await server.client.submitTask(TASK);
+      const job = await terminal(server, task.id);
+      expect(job).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(job.message).toContain('"gridx/busybox:local" is denied');
+      expect(executor.started).toEqual([]);
+    } finally {
+      await runner.stop();
+      await server.stop();
+    }
+  });
 });
