@@ -3,6 +3,7 @@ import path from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { writePrivateFile } from '../config/private-file.js';
 import { GridxError, messageOf } from '../errors.js';
 
 export interface Identity {
@@ -30,10 +31,7 @@ export async function loadIdentity(dataDir: string): Promise<Identity> {
       );
     }
     privateKey = await generateKeyPair('Ed25519');
-    fs.mkdirSync(dataDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, privateKeyToProtobuf(privateKey), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writePrivateFile(file, privateKeyToProtobuf(privateKey));
   }
   return { privateKey, peerId: peerIdFromPrivateKey(privateKey) };
 }

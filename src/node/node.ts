@@ -13,8 +13,7 @@ import { type JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type JobLimits, imageRef } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import { GridxError, messageOf } from '../errors.js';
-import { DockerExecutor } from '../executor/docker/docker-executor.js';
-import { connectDocker } from '../executor/docker/engine.js';
+import { openDockerExecutor } from '../executor/docker/engine.js';
 import type { Executor } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { type Identity, loadIdentity } from '../mesh/identity.js';
@@ -90,7 +89,7 @@ export class GridxNode {
     try {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
-      const executor = this.options.executor ?? (await this.dockerExecutor());
+      const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log));
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
       await monitor.start();
       await this.refreshImages(executor);
@@ -208,20 +207,6 @@ export class GridxNode {
     }
   }
 
-  private async dockerExecutor(): Promise<Executor> {
-    const { config, log } = this.options;
-    const docker = await connectDocker(config.dockerSocket);
-    return new DockerExecutor({
-      docker,
-      nodeId: this.id,
-      user: config.sandbox.user,
-      pidsLimit: config.sandbox.pidsLimit,
-      tmpfsBytes: config.sandbox.tmpfsBytes,
-      outputLimitBytes: config.sandbox.outputLimitBytes,
-      pullTimeoutMs: config.sandbox.pullTimeoutMs,
-      log: log.child('docker'),
-    });
-  }
 
   /**
    * Closes the API; waiting requests were answered when shutdown began. A client that

@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resultBody } from '../api/routes/runners.js';
+import { writePrivateFile } from '../config/private-file.js';
 import type { Config } from '../config/schema.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import { imageRefusal } from '../domain/spec.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
-import { DockerExecutor } from '../executor/docker/docker-executor.js';
-import { connectDocker } from '../executor/docker/engine.js';
+import { openDockerExecutor } from '../executor/docker/engine.js';
 import type { Executor, OutputStream } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
@@ -85,7 +85,7 @@ export class GridxRunner {
   /** Registers (or reuses its registration), clears what a crash left, and starts taking work. */
   async start(): Promise<void> {
     await this.login();
-    this.executor = this.options.executor?.(this.id) ?? (await this.dockerExecutor());
+    this.executor = this.options.executor?.(this.id) ?? (await openDockerExecutor(this.options.config, this.id, this.options.log));
     const reaped = await this.executor.reapOrphans();
     if (reaped > 0) this.options.log.info(`removed ${reaped} containers a previous run left; the server requeues their jobs`);
     this.loops = [this.claimLoop(), this.heartbeatLoop(), this.flushLoop()];
@@ -146,24 +146,11 @@ export class GridxRunner {
     });
     this.credentials = { server: serverUrl, id: registered.id, token: registered.token, name };
     this.heartbeatMs = registered.heartbeat_ms;
-    writeCredentials(file, this.credentials);
+    writePrivateFile(file, `${JSON.stringify(this.credentials, null, 2)}\n`);
     this.client = new RunnerClient(serverUrl, registered.id, registered.token);
     log.info(`registered with ${serverUrl} as runner ${registered.id} (${name})`);
   }
 
-  private async dockerExecutor(): Promise<Executor> {
-    const { config, log } = this.options;
-    return new DockerExecutor({
-      docker: await connectDocker(config.dockerSocket),
-      nodeId: this.id,
-      user: config.sandbox.user,
-      pidsLimit: config.sandbox.pidsLimit,
-      tmpfsBytes: config.sandbox.tmpfsBytes,
-      outputLimitBytes: config.sandbox.outputLimitBytes,
-      pullTimeoutMs: config.sandbox.pullTimeoutMs,
-      log: log.child('docker'),
-    });
-  }
 
   private async claimLoop(): Promise<void> {
     const slots = this.options.config.slots;
@@ -337,13 +324,6 @@ function readCredentials(file: string): Credentials | undefined {
       { cause: err },
     );
   }
-}
-
-function writeCredentials(file: string, credentials: Credentials): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
-  fs.renameSync(tmp, file);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

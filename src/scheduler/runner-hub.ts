@@ -121,9 +121,7 @@ export class RunnerHub {
     this.leaving.delete(runner.id);
     await this.deps.store.touchRunner(runner.id);
     // Only leases this runner holds are renewed: a token of another runner is reported lost.
-    const own: string[] = [];
-    for (const token of leases) if ((await this.deps.store.execution(token))?.nodeId === runner.id) own.push(token);
-    const renewed = await this.deps.store.renewLeases(own, this.deps.leaseTtlMs);
+    const renewed = await this.deps.store.renewLeases(leases, this.deps.leaseTtlMs, runner.id);
     const kept = new Set(renewed);
     return { renewed, lost: leases.filter((t) => !kept.has(t)) };
   }

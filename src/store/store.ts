@@ -127,8 +127,11 @@ export interface JobStore {
   claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
   /** Like claimNext for one given job; undefined if it is no longer pending. */
   claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
-  /** Extends the live, unexpired leases among `executionIds` to `ttlMs` from now; returns those renewed. */
-  renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]>;
+  /**
+   * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those
+   * `holder` holds when given; returns those renewed.
+   */
+  renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]>;
   /** Scheduled or running jobs whose lease has expired, oldest first, at most `limit`. */
   expiredLeases(limit: number): Promise<Job[]>;
   execution(id: string): Promise<ExecutionRecord | undefined>;

@@ -105,7 +105,8 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(a?.leaseExpiresAt).toBeDefined();
       expect(await store.expiredLeases(10)).toEqual([]);
       await sleep(80);
-      expect(await store.renewLeases(['lease-a', 'forged'], 150)).toEqual(['lease-a']);
+      expect(await store.renewLeases(['lease-a', 'lease-b'], 150, 'runner-2')).toEqual([]);
+      expect(await store.renewLeases(['lease-a', 'forged'], 150, 'runner-1')).toEqual(['lease-a']);
       await sleep(100);
       // b was not renewed: expired; a was: still held.
       expect((await store.expiredLeases(10)).map((j) => j.id)).toEqual(['b']);

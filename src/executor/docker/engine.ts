@@ -2,7 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
+import type { Config } from '../../config/schema.js';
 import { GridxError, messageOf } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { DockerExecutor } from './docker-executor.js';
 
 /** Connects to the Engine API and checks that it answers, with a message that says what to do if not. */
 export async function connectDocker(socketPath: string): Promise<Docker> {
@@ -19,6 +22,20 @@ export async function connectDocker(socketPath: string): Promise<Docker> {
     );
   }
   return docker;
+}
+
+/** The hardened Docker executor a node or runner runs its jobs with, labelled with its id. */
+export async function openDockerExecutor(config: Readonly<Config>, nodeId: string, log: Logger): Promise<DockerExecutor> {
+  return new DockerExecutor({
+    docker: await connectDocker(config.dockerSocket),
+    nodeId,
+    user: config.sandbox.user,
+    pidsLimit: config.sandbox.pidsLimit,
+    tmpfsBytes: config.sandbox.tmpfsBytes,
+    outputLimitBytes: config.sandbox.outputLimitBytes,
+    pullTimeoutMs: config.sandbox.pullTimeoutMs,
+    log: log.child('docker'),
+  });
 }
 
 /** The small image the demo and tests use, built from local files: no registry needed. */

@@ -177,13 +177,14 @@ export class PostgresStore implements JobStore {
     return this.claimWhere(id, nodeId, executionId, leaseTtlMs);
   }
 
-  async renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]> {
+  async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
     if (executionIds.length === 0) return [];
     const at = Date.now();
     const { rows } = await this.pool.query<{ execution_id: string }>(
       `UPDATE jobs SET lease_expires_at = $1 WHERE execution_id = ANY($2)
-       AND status IN ('scheduled', 'running') AND lease_expires_at > $3 RETURNING execution_id`,
-      [at + ttlMs, [...executionIds], at],
+       AND status IN ('scheduled', 'running') AND lease_expires_at > $3
+       ${holder === undefined ? '' : 'AND executed_by = $4'} RETURNING execution_id`,
+      holder === undefined ? [at + ttlMs, [...executionIds], at] : [at + ttlMs, [...executionIds], at, holder],
     );
     return rows.map((r) => r.execution_id);
   }

@@ -180,14 +180,15 @@ export class SqliteStore implements JobStore {
     return this.claimTx(id, nodeId, executionId, leaseTtlMs) === undefined ? undefined : this.get(id);
   }
 
-  async renewLeases(executionIds: readonly string[], ttlMs: number): Promise<string[]> {
+  async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
     if (executionIds.length === 0) return [];
     const at = Date.now();
     const rows = this.stmt(
         `UPDATE jobs SET lease_expires_at = ? WHERE execution_id IN (${executionIds.map(() => '?').join(',')})
-         AND status IN ('scheduled', 'running') AND lease_expires_at > ? RETURNING execution_id`,
+         AND status IN ('scheduled', 'running') AND lease_expires_at > ?
+         ${holder === undefined ? '' : 'AND executed_by = ?'} RETURNING execution_id`,
       )
-      .all(at + ttlMs, ...executionIds, at) as Array<{ execution_id: string }>;
+      .all(at + ttlMs, ...executionIds, at, ...(holder === undefined ? [] : [holder])) as Array<{ execution_id: string }>;
     return rows.map((r) => r.execution_id);
   }
 
