@@ -52,7 +52,9 @@ if ! docker_up; then
   fi
 fi
 
-# 4. Build.
+# 4. Build: the token contract (solc-js, offline; only when its source changed), then TypeScript.
+node scripts/build-contracts.mjs
+
 if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src bench -newer dist/src/cli/main.js -name '*.ts' -print -quit 2>/dev/null)" ]; then
   log "building"
   npx tsc -p tsconfig.build.json

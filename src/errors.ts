@@ -15,6 +15,8 @@ export const ErrorCodes = {
   UNAUTHORIZED: { httpStatus: 401, retryable: false },
   /** The caller is known but may not do this (another runner's lease, another account's task). */
   FORBIDDEN: { httpStatus: 403, retryable: false },
+  /** The account's balance does not cover what the request would take from it. */
+  PAYMENT_REQUIRED: { httpStatus: 402, retryable: false },
   NOT_FOUND: { httpStatus: 404, retryable: false },
   /** The request conflicts with the current state (for example cancelling a finished job). */
   CONFLICT: { httpStatus: 409, retryable: false },

@@ -17,6 +17,10 @@ import { type EventStreamOptions, eventRoutes } from './routes/events.js';
 import { runnerRoutes } from './routes/runners.js';
 import { taskRoutes } from './routes/tasks.js';
 import type { EventLog } from './event-log.js';
+import type { Accounts } from '../ledger/accounts.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Settlement } from '../ledger/settlement.js';
+import { accountRoutes } from './routes/accounts.js';
 
 /** What the routes need; wired in src/node/. */
 export interface ApiDeps {
@@ -37,6 +41,12 @@ export interface ApiDeps {
   /** The update stream behind the WebSocket routes. */
   eventLog: EventLog;
   eventStream?: EventStreamOptions;
+  accounts: Accounts;
+  ledger: Ledger;
+  /** "required": writes need an account key; "open": anonymous jobs (loopback nodes). */
+  auth: 'required' | 'open';
+  /** On-chain deposits and withdrawals, when settlement is on. */
+  settlement?: Settlement;
   /** Aborts when the node begins to shut down: waits and follows end then. */
   shutdown: AbortSignal;
   log: Logger;
@@ -88,6 +98,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(taskRoutes(deps));
   app.register(eventRoutes(deps, deps.eventStream));
   app.register(runnerRoutes(deps));
+  app.register(accountRoutes(deps));
   return app;
 }
 

@@ -17,6 +17,8 @@ export class EventLog {
     this.log.warn(`event subscriber failed: ${messageOf(err)}`),
   );
   private readonly offs: Array<() => void>;
+  /** Owner of each job with events in flight (output events do not carry the job). */
+  private readonly owners = new Map<string, string | null>();
 
   constructor(
     private readonly store: JobStore,
@@ -24,14 +26,23 @@ export class EventLog {
     private readonly log: Logger,
   ) {
     this.offs = [
-      events.on('job:status', ({ job }) =>
-        this.append({
+      events.on('job:status', ({ job }) => {
+        if (isTerminal(job.status)) this.owners.delete(job.id);
+        else this.owners.set(job.id, job.owner ?? null);
+        this.append(async () => ({
           jobId: job.id,
           type: isTerminal(job.status) ? 'result' : 'status',
           data: { status: job.status, task: taskView(job, { output: false }) },
-        }),
-      ),
-      events.on('job:output', (e) => this.append({ jobId: e.jobId, type: 'output', data: { stream: e.stream, data: e.data } })),
+          ...(job.owner ? { owner: job.owner } : {}),
+        }));
+      }),
+      events.on('job:output', (e) => {
+        const known = this.owners.get(e.jobId);
+        this.append(async () => {
+          const owner = known !== undefined ? known : ((await this.store.get(e.jobId))?.owner ?? null);
+          return { jobId: e.jobId, type: 'output', data: { stream: e.stream, data: e.data }, ...(owner ? { owner } : {}) };
+        });
+      }),
     ];
   }
 
@@ -49,9 +60,10 @@ export class EventLog {
     this.offs.forEach((off) => off());
   }
 
-  private append(event: Omit<StoredEvent, 'seq' | 'at'>): void {
+  /** Appends in emit order; `make` may look the owner up first. */
+  private append(make: () => Promise<Omit<StoredEvent, 'seq' | 'at'>>): void {
     this.chain = this.chain
-      .then(async () => this.live.emit('event:appended', await this.store.appendEvent(event)))
-      .catch((err: unknown) => this.log.error(`storing an event of job ${event.jobId} failed: ${messageOf(err)}`));
+      .then(async () => this.live.emit('event:appended', await this.store.appendEvent(await make())))
+      .catch((err: unknown) => this.log.error(`storing an event failed: ${messageOf(err)}`));
   }
 }

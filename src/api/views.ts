@@ -34,7 +34,12 @@ export interface JobView {
   executions?: ExecutionRecord[];
 }
 
-export function jobView(job: Job, options: { output?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
+/** `output: false` leaves stdout/stderr out; `result: false` also the exit code, reason and message (another account's job). */
+export function jobView(job: Job, options: { output?: boolean; result?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
+  if (options.result === false) {
+    const { exitCode: _e, reason: _r, message: _m, ...rest } = job;
+    return jobView(rest, { output: false });
+  }
   const view: JobView = {
     id: job.id,
     status: job.status,

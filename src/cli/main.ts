@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import '../polyfills.js';
 import { VERSION } from '../version.js';
+import { accountCommand, balanceCommand, tokenCommand, withdrawCommand } from './account-command.js';
 import { demoCommand } from './demo-command.js';
 import { devnetCommand } from './devnet-command.js';
 import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
@@ -21,6 +22,10 @@ commands:
   status    show a node's status
   jobs      list a node's jobs
   peers     list the mesh as a node sees it
+  account   create accounts and credit them (operator, on the server's store)
+  balance   show an account's balance and ledger (with its key)
+  withdraw  pay credits out as ERC20 tokens (settlement on)
+  token     deploy the ERC20 token on a development chain
   devnet    start N nodes on loopback that form a mesh
   demo      start a small local mesh and run real jobs through it
 
@@ -36,6 +41,10 @@ const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   peers: peersCommand,
   devnet: devnetCommand,
   demo: demoCommand,
+  account: accountCommand,
+  balance: balanceCommand,
+  withdraw: withdrawCommand,
+  token: tokenCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

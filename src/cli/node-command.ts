@@ -63,14 +63,21 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
     file: values.config ?? env.GRIDX_CONFIG,
     env,
     flags,
-    ...(role === 'server' ? { defaults: { apiPort: 8080 } } : {}),
+    ...(role === 'server' ? { defaults: { apiPort: 8080, auth: 'required' } } : {}),
   });
   const level = (values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel;
   const log = createLogger(level);
-  const node = new GridxNode({ config, log });
+  // Fault injection for the settlement crash test: die right after a withdrawal is broadcast.
+  const afterBroadcast = env.GRIDX_FAULT === 'crash-after-broadcast' ? () => process.kill(process.pid, 'SIGKILL') : undefined;
+  const node = new GridxNode({ config, log, ...(afterBroadcast ? { afterBroadcast } : {}) });
   const url = await node.start();
   console.log(`Grid-X ${role} ${node.id} listening on ${url}`);
   console.log(`  slots ${config.slots}, ${config.db ? 'jobs in PostgreSQL' : `data dir ${config.dataDir}`}`);
+  console.log(
+    config.auth === 'required'
+      ? '  writes need an account key (gridx account create); settlement ' + (config.settlement.enabled ? `on, token ${config.settlement.token}` : 'off (credits only)')
+      : '  open API on loopback: anonymous jobs accepted; rewards need an account key',
+  );
   const mesh = node.peerMesh;
   if (mesh) {
     console.log(`  peer id ${mesh.peerId}`);

@@ -22,6 +22,8 @@ options:
   --cpus N          CPU cores, e.g. 0.5
   --memory SIZE     memory limit, e.g. 256m
   --timeout DUR     time limit, e.g. 30s or 5m
+  --key KEY         account key (default $GRIDX_KEY); a server needs one, a reward is paid from it
+  --reward N        credits paid to whoever runs the job, from the key's account
   --detach, -d      print the job id and exit without waiting`;
 
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -39,6 +41,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
       memory: { type: 'string' },
       timeout: { type: 'string' },
       detach: { type: 'boolean', short: 'd' },
+      key: { type: 'string' },
+      reward: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -82,11 +86,14 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   }
 
   if (values.pin) body.pin = true;
-  if (values.server) return runAsTask(new GridxClient(values.server), body, values.detach ?? false);
+  if (values.reward) body.reward = values.reward;
+  const key = values.key ?? env.GRIDX_KEY;
+  const auth = key ? { token: key } : {};
+  if (values.server) return runAsTask(new GridxClient(values.server, auth), body, values.detach ?? false);
 
   const { client, submitted } = values.mesh
     ? await submitThroughMesh(body, values.bootstrap ?? env.GRIDX_BOOTSTRAP?.split(',').filter(Boolean) ?? [])
-    : await submitTo(new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000'), body);
+    : await submitTo(new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000', auth), body);
   if (values.detach) {
     console.log(submitted.id);
     return 0;
@@ -126,6 +133,7 @@ async function runAsTask(client: GridxClient, body: JobRequestBody, detach: bool
       },
     },
     environment: { type: 'docker', config: { image: body.image, ...(body.workdir ? { workdir: body.workdir } : {}), env } },
+    ...(body.reward === undefined ? {} : { reward: body.reward }),
   });
   if (detach) {
     console.log(task.id);

@@ -9,19 +9,23 @@ import { createLogger, type LogLevel } from '../logger.js';
 import { GridxRunner } from '../node/runner.js';
 import { waitForSignal } from './signals.js';
 
-export const RUNNER_USAGE = `usage: gridx runner --server URL [--slots N] [--data-dir DIR] [--name NAME]
+export const RUNNER_USAGE = `usage: gridx runner --server URL --key KEY [--slots N] [--data-dir DIR] [--name NAME]
                     [--label KEY=VALUE]... [--config FILE] [--log-level LEVEL]
 
 Pulls jobs from a gridx server (outbound HTTP only) and runs them in the hardened Docker
 sandbox, at most --slots at once (default: the CPUs). Its id and secret are kept in
 --data-dir (default ~/.gridx-runner). Per-job limits come from runner.docker.* in
---config or GRIDX_* variables, as for a node; the server sends only jobs that fit them.`;
+--config or GRIDX_* variables, as for a node; the server sends only jobs that fit them.
+--key (or GRIDX_KEY) is the account key it registers with (gridx account create --kind
+runner on the server); what it earns is paid to that account. Results are signed with a key
+of its own, kept with its id.`;
 
 export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       server: { type: 'string' },
+      key: { type: 'string' },
       slots: { type: 'string' },
       'data-dir': { type: 'string' },
       name: { type: 'string' },
@@ -58,6 +62,7 @@ export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
     labels,
     log,
     ...(values.name ? { name: values.name } : {}),
+    ...((values.key ?? env.GRIDX_KEY) ? { accountKey: values.key ?? env.GRIDX_KEY } : {}),
   });
   await runner.start();
   console.log(`Grid-X runner ${runner.id} working for ${server}`);

@@ -67,7 +67,25 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       offerTtlMs: v.offerTtlMs,
       ...(v.announceApiUrl === undefined ? {} : { announceApiUrl: v.announceApiUrl }),
     },
+    auth: v.auth,
+    feeBasisPoints: v.fee,
+    settlement: {
+      enabled: v.settlement,
+      ...(v.rpcUrl === undefined ? {} : { rpcUrl: v.rpcUrl }),
+      ...(v.token === undefined ? {} : { token: v.token }),
+      ...(v.treasuryKey === undefined ? {} : { treasuryKey: v.treasuryKey }),
+      confirmations: v.confirmations,
+      pollIntervalMs: v.settlementPoll,
+      startBlock: v.startBlock,
+    },
   };
+  if (config.settlement.enabled) {
+    const missing = (['rpcUrl', 'token', 'treasuryKey'] as const).filter((k) => config.settlement[k] === undefined);
+    if (missing.length > 0) {
+      const names = { rpcUrl: 'settlement.rpc_url (GRIDX_RPC_URL)', token: 'settlement.token (GRIDX_TOKEN_ADDRESS)', treasuryKey: 'settlement.treasury_key (GRIDX_TREASURY_KEY)' };
+      throw new GridxError('CONFIG_INVALID', `settlement is enabled but ${missing.map((k) => names[k]).join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set`);
+    }
+  }
   return deepFreeze(config);
 }
 
@@ -93,7 +111,7 @@ function resolve(
   if (value === undefined) {
     throw new GridxError(
       'CONFIG_INVALID',
-      `${last.where}: expected ${setting.expect}, got ${JSON.stringify(last.raw)}`,
+      `${last.where}: expected ${setting.expect}, got ${setting.secret ? 'something else (a secret: not shown)' : JSON.stringify(last.raw)}`,
     );
   }
   return value;

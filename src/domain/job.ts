@@ -118,6 +118,21 @@ export interface Job {
   description?: string;
   /** Credits offered for the job, as a decimal string (exact; settled by the ledger). */
   reward?: string;
+  /** The account that pays the reward; it alone sees the result and may cancel. */
+  owner?: string;
+  /** When the reward's escrow was paid out or refunded. */
+  settledAt?: string;
+}
+
+/**
+ * Whether the worker earns the reward for a job that ended so: it delivered what the job
+ * asked for (exit 0, a non-zero exit, an out-of-memory kill or the time limit are the job's
+ * own doing). Cancelled jobs and jobs that never ran to an end (no image, engine failure,
+ * lost executions) are refunded to the owner in full.
+ */
+export function workerEarns(job: Pick<Job, 'status' | 'reason'>): boolean {
+  if (job.status === 'completed' || job.status === 'timed_out') return true;
+  return job.status === 'failed' && (job.reason === 'exit_code' || job.reason === 'oom');
 }
 
 /** What one execution produced, as the executor observed it. */

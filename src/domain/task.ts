@@ -4,6 +4,7 @@
  */
 
 import { GridxError, invalid } from '../errors.js';
+import { formatAmount, parseAmount } from './amount.js';
 import type { JobSpec } from './job.js';
 import { type SpecPolicy, normalizeSpec } from './spec.js';
 
@@ -82,23 +83,7 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
 /** 100, "100", "0.25" → a canonical decimal string; at most 18 decimals, no exponent. */
 export function normalizeReward(raw: unknown): string | undefined {
   if (raw === undefined || raw === null) return undefined;
-  let text: string;
-  if (typeof raw === 'number') {
-    if (!Number.isFinite(raw) || raw < 0) throw invalid('reward', `must be a number of credits of 0 or more, got ${raw}`);
-    if (raw >= 1e21) throw invalid('reward', 'is too large to send as a JSON number; send it as a string such as "1000000000000000000000"');
-    text = String(raw);
-  } else if (typeof raw === 'string') {
-    text = raw.trim();
-  } else {
-    throw invalid('reward', 'must be a number or a decimal string of credits, such as 100 or "0.5"');
-  }
-  const match = /^(\d{1,30})(?:\.(\d{1,18}))?$/.exec(text);
-  if (!match) {
-    throw invalid('reward', `must be a non-negative decimal with at most 30 digits before the point and 18 after, got ${JSON.stringify(raw)}`);
-  }
-  const whole = match[1]!.replace(/^0+(?=\d)/, '');
-  const fraction = (match[2] ?? '').replace(/0+$/, '');
-  return fraction ? `${whole}.${fraction}` : whole;
+  return formatAmount(parseAmount(raw, 'reward', { allowZero: true }));
 }
 
 function text(raw: unknown, field: string, max: number, required: boolean): string | undefined {

@@ -4,7 +4,6 @@
  * Stop: refuse new work → stop running jobs and requeue them → close API → leave the mesh → close store.
  */
 
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { EventLog } from '../api/event-log.js';
@@ -23,10 +22,18 @@ import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
-import { PostgresStore } from '../store/postgres/postgres-store.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStore } from '../store/open.js';
 import type { JobStore } from '../store/store.js';
 import { VERSION } from '../version.js';
+import { isTerminal } from '../domain/job.js';
+import { Accounts } from '../ledger/accounts.js';
+import { connectChain } from '../ledger/chain.js';
+import { Ledger } from '../ledger/ledger.js';
+import { Settlement } from '../ledger/settlement.js';
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
 
 export interface NodeOptions {
   config: Readonly<Config>;
@@ -35,21 +42,16 @@ export interface NodeOptions {
   executor?: Executor;
   /** Skip nvidia-smi (tests). */
   detectGpus?: boolean;
-}
-
-/** SQLite in the data dir, or PostgreSQL when config.db names one (?schema= picks the schema). */
-async function openStore(config: Readonly<Config>): Promise<JobStore> {
-  if (!config.db) return new SqliteStore(path.join(config.dataDir, 'gridx.db'));
-  const url = new URL(config.db);
-  const schema = url.searchParams.get('schema') ?? undefined;
-  url.searchParams.delete('schema');
-  return PostgresStore.open(url.toString(), schema ? { schema } : {});
+  /** Fault injection for tests: runs after a withdrawal is broadcast, before it is recorded. */
+  afterBroadcast?: () => void;
 }
 
 /** Images listed in an offer at most. */
 const MAX_OFFER_IMAGES = 64;
 const IMAGE_REFRESH_MS = 10_000;
 const API_CLOSE_GRACE_MS = 2000;
+/** How often ended tasks whose settlement is missing (a crash, another server) are settled. */
+const SETTLE_SWEEP_MS = 5000;
 
 export class GridxNode {
   readonly events: TypedEmitter<JobEventMap>;
@@ -61,6 +63,12 @@ export class GridxNode {
   private mesh?: Mesh;
   private eventLog?: EventLog;
   private runners?: RunnerHub;
+  private settlement?: Settlement;
+  private settleTimer?: NodeJS.Timeout;
+  private readonly settling = new Set<Promise<void>>();
+  /** Accounts and the ledger, once started. */
+  accounts?: Accounts;
+  ledger?: Ledger;
   private images: ReadonlySet<string> = new Set();
   private imagesAt = 0;
   private readonly shutdown = new AbortController();
@@ -86,9 +94,19 @@ export class GridxNode {
 
   async start(): Promise<string> {
     const { config, log } = this.options;
+    if (config.auth === 'open' && !isLoopback(config.host)) {
+      throw new GridxError(
+        'CONFIG_INVALID',
+        `an open API (api.auth: open) on ${config.host} would let anyone on the network submit and cancel jobs; listen on 127.0.0.1, or set api.auth: required (GRIDX_AUTH=required) and give users keys from gridx account create`,
+      );
+    }
     try {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
+      const accounts = (this.accounts = new Accounts(store.ledger));
+      await accounts.ofPeer(this.id);
+      const ledger = (this.ledger = new Ledger({ store, accounts, log: log.child('ledger'), feeBasisPoints: config.feeBasisPoints }));
+      if (config.settlement.enabled) this.settlement = await this.openSettlement(store);
       const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log));
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
       await monitor.start();
@@ -133,6 +151,15 @@ export class GridxNode {
       }));
       // The offer follows the node's status: a change of free slots is published at once.
       this.events.on('job:status', () => this.mesh?.requestPublish());
+      // A task that ends is paid out or refunded at once; the sweep catches what a crash left.
+      this.events.on('job:status', ({ job }) => {
+        if (!job.owner || !isTerminal(job.status)) return;
+        const settling = ledger
+          .settle(job)
+          .catch((err: unknown) => log.error(`job ${job.id}: settlement failed, the sweep retries it: ${messageOf(err)}`))
+          .finally(() => this.settling.delete(settling));
+        this.settling.add(settling);
+      });
 
       this.eventLog = new EventLog(store, this.events, log.child('events'));
       const runners = (this.runners = new RunnerHub({
@@ -152,6 +179,10 @@ export class GridxNode {
         events: this.events,
         monitor,
         policy,
+        accounts,
+        ledger,
+        auth: config.auth,
+        ...(this.settlement ? { settlement: this.settlement } : {}),
         mesh: this.mesh,
         node: { id: this.id, version: VERSION },
         bodyLimitBytes: config.bodyLimitBytes,
@@ -162,6 +193,10 @@ export class GridxNode {
       this.url = address.replace('[::1]', 'localhost');
       await this.mesh?.start();
       await scheduler.start();
+      await this.settlement?.start();
+      await ledger.settleAll();
+      this.settleTimer = setInterval(() => void ledger.settleAll().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)), SETTLE_SWEEP_MS);
+      this.settleTimer.unref();
       return this.url;
     } catch (err) {
       await this.stop().catch(() => {});
@@ -174,6 +209,21 @@ export class GridxNode {
       }
       throw err;
     }
+  }
+
+  private async openSettlement(store: JobStore): Promise<Settlement> {
+    const { settlement: s } = this.options.config;
+    const clients = await connectChain(s.rpcUrl!, s.treasuryKey!);
+    return new Settlement({
+      ledger: store.ledger,
+      clients,
+      token: s.token as `0x${string}`,
+      confirmations: s.confirmations,
+      pollIntervalMs: s.pollIntervalMs,
+      startBlock: s.startBlock,
+      log: this.options.log.child('settlement'),
+      ...(this.options.afterBroadcast ? { afterBroadcast: this.options.afterBroadcast } : {}),
+    });
   }
 
   private async describe(executor: Executor, scheduler: Scheduler, limits: JobLimits): Promise<OfferFields> {
@@ -235,8 +285,11 @@ export class GridxNode {
     this.stopping ??= (async () => {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
       this.runners?.stop();
+      clearInterval(this.settleTimer);
       await this.scheduler?.stop();
       await this.closeApi();
+      await this.settlement?.stop();
+      await Promise.allSettled([...this.settling]);
       await this.mesh?.stop();
       this.monitor?.stop();
       this.eventLog?.stop();

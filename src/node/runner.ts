@@ -9,7 +9,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resultBody } from '../api/routes/runners.js';
 import { writePrivateFile } from '../config/private-file.js';
 import type { Config } from '../config/schema.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
@@ -18,6 +17,7 @@ import { GridxError, isGridxError, messageOf } from '../errors.js';
 import { openDockerExecutor } from '../executor/docker/engine.js';
 import type { Executor, OutputStream } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
+import { newSigningKeys } from '../domain/result-digest.js';
 import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
 import { VERSION } from '../version.js';
 
@@ -26,6 +26,8 @@ export interface RunnerOptions {
   serverUrl: string;
   name?: string;
   labels?: Record<string, string>;
+  /** The account key registration authenticates with; earnings go to that account. */
+  accountKey?: string;
   log: Logger;
   /** Replaces the Docker executor (tests and benchmarks use the no-op one). */
   executor?: (runnerId: string) => Executor;
@@ -36,6 +38,8 @@ interface Credentials {
   id: string;
   token: string;
   name: string;
+  /** The Ed25519 key results are signed with (PKCS#8 PEM). */
+  signingKey: string;
 }
 
 interface Running {
@@ -118,7 +122,7 @@ export class GridxRunner {
     const file = path.join(config.dataDir, CREDENTIALS_FILE);
     const saved = readCredentials(file);
     if (saved && saved.server === serverUrl) {
-      this.client = new RunnerClient(serverUrl, saved.id, saved.token);
+      this.client = new RunnerClient(serverUrl, saved.id, saved.token, saved.signingKey);
       try {
         const answer = await this.client.heartbeat([]);
         this.heartbeatMs = answer.heartbeat_ms;
@@ -131,7 +135,9 @@ export class GridxRunner {
       }
     }
     const name = this.options.name ?? saved?.name ?? `${os.hostname()}-${process.pid}`;
-    const registered = await new RunnerClient(serverUrl).register({
+    const keys = newSigningKeys();
+    const registered = await new RunnerClient(serverUrl, undefined, this.options.accountKey).register({
+      public_key: keys.publicKey,
       name,
       slots: config.slots,
       labels: this.options.labels ?? {},
@@ -144,10 +150,10 @@ export class GridxRunner {
       },
       version: VERSION,
     });
-    this.credentials = { server: serverUrl, id: registered.id, token: registered.token, name };
+    this.credentials = { server: serverUrl, id: registered.id, token: registered.token, name, signingKey: keys.privateKeyPem };
     this.heartbeatMs = registered.heartbeat_ms;
     writePrivateFile(file, `${JSON.stringify(this.credentials, null, 2)}\n`);
-    this.client = new RunnerClient(serverUrl, registered.id, registered.token);
+    this.client = new RunnerClient(serverUrl, registered.id, registered.token, keys.privateKeyPem);
     log.info(`registered with ${serverUrl} as runner ${registered.id} (${name})`);
   }
 
@@ -220,7 +226,7 @@ export class GridxRunner {
     if (state.lost) return;
     if (this.stopped && result.cancelled) return; // given back when the runner leaves
     await this.flush(token, state);
-    await this.report(job, state, () => this.client.result(token, resultBody(result)));
+    await this.report(job, state, () => this.client.result(token, job.job_id, result));
   }
 
   /** Sends a report, retrying while the server is unreachable; a refused lease ends it. */
@@ -312,10 +318,10 @@ export class GridxRunner {
 function readCredentials(file: string): Credentials | undefined {
   try {
     const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Credentials>;
-    if (typeof parsed.id === 'string' && typeof parsed.token === 'string' && typeof parsed.server === 'string') {
-      return { id: parsed.id, token: parsed.token, server: parsed.server, name: parsed.name ?? parsed.id };
+    if (typeof parsed.id === 'string' && typeof parsed.token === 'string' && typeof parsed.server === 'string' && typeof parsed.signingKey === 'string') {
+      return { id: parsed.id, token: parsed.token, server: parsed.server, name: parsed.name ?? parsed.id, signingKey: parsed.signingKey };
     }
-    throw new Error('missing id, token or server');
+    throw new Error('missing id, token, server or signingKey');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new GridxError(

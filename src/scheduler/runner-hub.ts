@@ -13,11 +13,16 @@ import { type JobLimits, misfit } from '../domain/offer.js';
 import { GridxError } from '../errors.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
+import { verifyResult } from '../domain/result-digest.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionRecord, JobStore, RunnerRecord, RunnerSummary } from '../store/store.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface RunnerRegistration {
+  /** The account its earnings are paid to (none on an open node without a key). */
+  accountId?: string;
+  /** Ed25519 public key (SPKI DER, base64) its results must be signed with. */
+  publicKey: string;
   name: string;
   slots: number;
   labels: Record<string, string>;
@@ -211,9 +216,17 @@ export class RunnerHub {
     }
   }
 
-  /** The execution's result. A repeat of a report already recorded answers with the job. */
-  async result(runner: RunnerRecord, token: string, result: ExecutionResult): Promise<Job> {
+  /**
+   * The execution's result, signed with the runner's key (403 when the signature does not
+   * verify: the report is not the runner's). A repeat of a report already recorded answers
+   * with the job.
+   */
+  async result(runner: RunnerRecord, token: string, result: ExecutionResult, signature: string): Promise<Job> {
     const execution = await this.execution(runner, token);
+    if (!runner.publicKey || !verifyResult(runner.publicKey, signature, execution.jobId, token, result)) {
+      this.deps.log.warn(`runner ${runner.id}: result for job ${execution.jobId} has a bad signature; refused`);
+      throw new GridxError('FORBIDDEN', `the signature of this result does not verify against runner ${runner.id}'s key; the report is refused`);
+    }
     const job = await this.deps.store.get(execution.jobId);
     // A retried report (its answer was lost) finds its own outcome recorded: answer alike.
     if (job && execution.status === job.status && execution.status === outcomeOf(result, job.spec).status) return job;

@@ -19,6 +19,7 @@ import {
 import { GridxError, isGridxError, messageOf } from '../errors.js';
 import type { Executor, OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
+import type { Transfer } from '../store/ledger-store.js';
 import type { Expectation, JobPatch, JobStore } from '../store/store.js';
 
 /** Where a job can run besides this node: the mesh. */
@@ -68,6 +69,12 @@ export interface SchedulerDeps {
 }
 
 export interface SubmitOptions {
+  /** The job's id; a new UUID when absent (an escrow transfer names it beforehand). */
+  id?: string;
+  /** The paying account. */
+  owner?: string;
+  /** Moves the reward into escrow in the same transaction as the insert. */
+  escrow?: Transfer;
   title?: string;
   description?: string;
   reward?: string;
@@ -171,14 +178,15 @@ export class Scheduler {
     }
     if (!this.started) throw new GridxError('UNAVAILABLE', 'this node is still starting; try again in a moment');
     const job = await this.deps.store.insert({
-      id: randomUUID(),
+      id: options.id ?? randomUUID(),
+      ...(options.owner ? { owner: options.owner } : {}),
       spec,
       ...(options.title ? { title: options.title } : {}),
       ...(options.description ? { description: options.description } : {}),
       ...(options.reward ? { reward: options.reward } : {}),
       ...(options.pinned ? { pinned: true } : {}),
       ...(options.origin ? { origin: options.origin } : {}),
-    });
+    }, options.escrow);
     this.deps.events.emit('job:status', { job });
     this.pump();
     return job;

@@ -19,6 +19,47 @@ export interface JobRequestBody {
   title?: string;
   /** Run only on the node it is sent to. */
   pin?: boolean;
+  /** Credits paid from the caller's account to whoever runs it. */
+  reward?: string | number;
+}
+
+export interface AccountInfo {
+  id: string;
+  kind: 'user' | 'runner' | 'node' | 'system';
+  name: string;
+  balance: string;
+  address?: string;
+  peer_id?: string;
+  created_at: string;
+  /** When the server settles on chain: where deposits go, and the token. */
+  treasury?: string;
+  token?: string;
+}
+
+export interface LedgerLine {
+  seq: number;
+  id: string;
+  kind: string;
+  /** Signed: "-5" left the account. */
+  amount: string;
+  counterparty: string;
+  task_id?: string;
+  execution_id?: string;
+  address?: string;
+  tx_hash?: string;
+  memo?: string;
+  at: string;
+}
+
+export interface WithdrawalInfo {
+  id: string;
+  address: string;
+  amount: string;
+  status: 'requested' | 'signed' | 'confirmed' | 'failed';
+  tx_hash?: string;
+  error?: string;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface NodeStatus {
@@ -137,7 +178,9 @@ export class GridxClient {
     let since = 0;
     for (let attempt = 0; ; attempt++) {
       const outcome = await new Promise<{ end?: TaskEvent; error?: Error }>((resolve) => {
-        const ws = new WebSocket(`${this.baseUrl.replace(/^http/, 'ws')}/api/tasks/${encodeURIComponent(id)}/events?since=${since}`);
+        const ws = new WebSocket(`${this.baseUrl.replace(/^http/, 'ws')}/api/tasks/${encodeURIComponent(id)}/events?since=${since}`, {
+          headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+        });
         ws.on('message', (raw) => {
           const event = JSON.parse(raw.toString()) as TaskEvent;
           since = event.seq;
@@ -147,7 +190,10 @@ export class GridxClient {
             resolve({ end: event });
           }
         });
-        ws.on('unexpected-response', (_req, res) => resolve({ error: new GridxError(res.statusCode === 404 ? 'NOT_FOUND' : 'REMOTE_ERROR', `no event stream for task ${id} (HTTP ${res.statusCode})`) }));
+        ws.on('unexpected-response', (_req, res) => {
+          const code = ({ 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND' } as const)[res.statusCode ?? 0] ?? 'REMOTE_ERROR';
+          resolve({ error: new GridxError(code, `no event stream for task ${id} (HTTP ${res.statusCode}${code === 'REMOTE_ERROR' ? '' : `: ${code.toLowerCase()}`})`) });
+        });
         ws.on('error', (err) => resolve({ error: err }));
         ws.on('close', () => resolve({ error: new Error('the event stream closed') }));
       });
@@ -181,6 +227,30 @@ export class GridxClient {
     }
     if (!end) throw new GridxError('REMOTE_ERROR', `the log stream of job ${id} ended before the job did`);
     return end;
+  }
+
+  /** The caller's account (needs the client's token). */
+  account(options: { signal?: AbortSignal } = {}): Promise<AccountInfo> {
+    return this.request('GET', '/api/accounts/me', undefined, options.signal);
+  }
+
+  ledger(options: { limit?: number; before?: number; signal?: AbortSignal } = {}): Promise<{ balance: string; entries: LedgerLine[]; next_before: number | null }> {
+    const q = new URLSearchParams();
+    if (options.limit) q.set('limit', String(options.limit));
+    if (options.before) q.set('before', String(options.before));
+    return this.request('GET', `/api/accounts/me/ledger${q.size ? `?${q}` : ''}`, undefined, options.signal);
+  }
+
+  bindAddress(address: string, signature: string): Promise<AccountInfo> {
+    return this.request('POST', '/api/accounts/me/address', { address, signature });
+  }
+
+  withdraw(amount: string, address?: string): Promise<WithdrawalInfo> {
+    return this.request('POST', '/api/accounts/me/withdrawals', { amount, ...(address ? { address } : {}) });
+  }
+
+  withdrawals(): Promise<{ withdrawals: WithdrawalInfo[] }> {
+    return this.request('GET', '/api/accounts/me/withdrawals');
   }
 
   protected async request<T>(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<T> {

@@ -1,7 +1,8 @@
 /** The runner's side of the runner API (src/api/routes/runners.ts), typed. */
 
-import type { ResultBody } from '../api/routes/runners.js';
-import type { JobSpec } from '../domain/job.js';
+import { resultBody } from '../api/routes/runners.js';
+import type { ExecutionResult, JobSpec } from '../domain/job.js';
+import { signResult } from '../domain/result-digest.js';
 import type { OutputStream } from '../executor/executor.js';
 import { GridxClient } from './client.js';
 
@@ -11,6 +12,8 @@ export interface RunnerRegistrationBody {
   labels?: Record<string, string>;
   limits?: { cpu?: number; memory?: string | number; timeout?: string | number; gpus?: number; networks?: string[] };
   version?: string;
+  /** Ed25519 public key (SPKI DER, base64) the runner signs its results with. */
+  public_key: string;
 }
 
 export interface RegisteredRunner {
@@ -48,12 +51,14 @@ export interface HeartbeatBody {
   heartbeat_ms: number;
 }
 
-/** Registration is open; everything else authenticates as one runner. */
+/** Registration authenticates with an account key; everything else as one runner (its own secret). */
 export class RunnerClient extends GridxClient {
   constructor(
     baseUrl: string,
     readonly runnerId?: string,
     token?: string,
+    /** The runner's Ed25519 private key (PKCS#8 PEM): results are signed with it. */
+    private readonly signingKey?: string,
   ) {
     super(baseUrl, token === undefined ? {} : { token });
   }
@@ -89,8 +94,10 @@ export class RunnerClient extends GridxClient {
     return this.request('POST', `${this.lease(token)}/output`, { chunks });
   }
 
-  result(token: string, result: ResultBody): Promise<{ job_id: string; status: string }> {
-    return this.request('POST', `${this.lease(token)}/result`, result);
+  /** Reports the result of job `jobId` under lease `token`, signed with the runner's key. */
+  result(token: string, jobId: string, result: ExecutionResult): Promise<{ job_id: string; status: string }> {
+    if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
+    return this.request('POST', `${this.lease(token)}/result`, resultBody(result, signResult(this.signingKey, jobId, token, result)));
   }
 
   /** The execution could not start. */

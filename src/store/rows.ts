@@ -6,7 +6,7 @@ import type { ExecutionRecord, RunnerRecord, RunnerSummary } from './store.js';
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at`;
+  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at, owner, settled_at`;
 
 /** A jobs row as either driver returns it (SQLite: 0/1 and JSON text; PostgreSQL: booleans, JSONB, bigint text). */
 export interface JobRow {
@@ -35,6 +35,8 @@ export interface JobRow {
   description: string | null;
   reward: string | null;
   lease_expires_at: number | string | null;
+  owner: string | null;
+  settled_at: string | null;
 }
 
 export function toJob(row: JobRow): Job {
@@ -63,6 +65,8 @@ export function toJob(row: JobRow): Job {
   if (row.origin !== null) job.origin = row.origin;
   if (row.description !== null) job.description = row.description;
   if (row.reward !== null) job.reward = row.reward;
+  if (row.owner !== null) job.owner = row.owner;
+  if (row.settled_at !== null) job.settledAt = row.settled_at;
   if (row.lease_expires_at !== null) job.leaseExpiresAt = new Date(Number(row.lease_expires_at)).toISOString();
   return job;
 }
@@ -103,6 +107,8 @@ export interface RunnerRow {
   version: string;
   registered_at: string;
   last_heartbeat_at: string;
+  account_id: string | null;
+  public_key: string | null;
   running?: number | string;
 }
 
@@ -117,6 +123,8 @@ export function toRunner(r: RunnerRow): RunnerSummary {
     version: r.version,
     registeredAt: r.registered_at,
     lastHeartbeatAt: r.last_heartbeat_at,
+    ...(r.account_id === null ? {} : { accountId: r.account_id }),
+    ...(r.public_key === null ? {} : { publicKey: r.public_key }),
     running: Number(r.running ?? 0),
   };
 }

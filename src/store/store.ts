@@ -7,6 +7,7 @@
 
 import type { FailureReason, Job, JobSpec, JobStatus } from '../domain/job.js';
 import type { JobLimits } from '../domain/offer.js';
+import type { LedgerStore, Transfer } from './ledger-store.js';
 
 export interface NewJob {
   id: string;
@@ -19,6 +20,8 @@ export interface NewJob {
   description?: string;
   /** Credits offered, as a decimal string. */
   reward?: string;
+  /** The account that pays the reward and alone may see the result and cancel. */
+  owner?: string;
 }
 
 /** Fields a transition may set. `undefined` leaves a field alone; `null` clears it. */
@@ -86,6 +89,8 @@ export interface StoredEvent {
   type: 'status' | 'result' | 'output';
   /** JSON-ready payload: the job view for status, {stream, data} for output. */
   data: Record<string, unknown>;
+  /** The job's owner: only that account is streamed the event (none: anybody). */
+  owner?: string;
   at: string;
 }
 
@@ -100,6 +105,10 @@ export interface RunnerRecord {
   /** The most one job may ask of this runner. */
   limits: JobLimits;
   version: string;
+  /** The account its earnings are paid to. */
+  accountId?: string;
+  /** Ed25519 public key (SPKI DER, base64) its results are signed with. */
+  publicKey?: string;
   registeredAt: string;
   lastHeartbeatAt: string;
 }
@@ -110,7 +119,10 @@ export interface RunnerSummary extends RunnerRecord {
 }
 
 export interface JobStore {
-  insert(job: NewJob): Promise<Job>;
+  /** Accounts and the journal, in the same database. */
+  readonly ledger: LedgerStore;
+  /** Inserts a pending job; with `escrow`, posts that transfer in the same transaction (PAYMENT_REQUIRED: nothing written). */
+  insert(job: NewJob, escrow?: Transfer): Promise<Job>;
   get(id: string): Promise<Job | undefined>;
   list(options?: ListOptions): Promise<JobPage>;
   /** Jobs in any of `statuses`, oldest first, at most `limit` (default all). */

@@ -7,6 +7,7 @@ import type { Executor } from '../../src/executor/executor.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { GridxNode } from '../../src/node/node.js';
 import { GridxClient } from '../../src/sdk/client.js';
+import { parseAmount } from '../../src/domain/amount.js';
 
 export interface TestNode {
   node: GridxNode;
@@ -47,4 +48,15 @@ export async function startMeshNode(
     ...options,
     flags: { meshEnabled: true, p2pPort: 0, bootstrap: options.bootstrap ?? [], ...options.flags },
   });
+}
+
+/** A new account on the node's own store, credited with `credits`; its API key and an authenticated client. */
+export async function fundedAccount(
+  t: TestNode,
+  credits = '1000',
+  options: { kind?: 'user' | 'runner'; name?: string } = {},
+): Promise<{ id: string; key: string; client: GridxClient }> {
+  const { account, key } = await t.node.accounts!.create(options.kind ?? 'user', options.name ?? 'tester');
+  if (credits !== '0') await t.node.ledger!.credit(account.id, parseAmount(credits, 'credits'), 'test credit');
+  return { id: account.id, key, client: new GridxClient(t.url, { token: key }) };
 }

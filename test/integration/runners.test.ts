@@ -5,7 +5,7 @@
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { resultBody } from '../../src/api/routes/runners.js';
+import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { ExecutionResult } from '../../src/domain/job.js';
 import { isGridxError } from '../../src/errors.js';
@@ -41,8 +41,9 @@ function ok(stdout = 'hi\n'): ExecutionResult {
 }
 
 async function registered(server: TestNode, name = 'r'): Promise<RunnerClient> {
-  const reg = await new RunnerClient(server.url).register({ name, slots: 2 });
-  return new RunnerClient(server.url, reg.id, reg.token);
+  const keys = newSigningKeys();
+  const reg = await new RunnerClient(server.url).register({ name, slots: 2, public_key: keys.publicKey });
+  return new RunnerClient(server.url, reg.id, reg.token, keys.privateKeyPem);
 }
 
 function terminal(node: TestNode, id: string) {
@@ -83,9 +84,9 @@ describe('runner API (in-process server)', () => {
     expect(await runner.started(claimed!.lease_token)).toMatchObject({ status: 'running' });
     await runner.output(claimed!.lease_token, [{ stream: 'stdout', data: 'hi\n' }]);
     expect((await s.client.get(task.id)).stdout).toBe('hi\n'); // live, relayed
-    expect(await runner.result(claimed!.lease_token, resultBody(ok()))).toMatchObject({ status: 'completed' });
+    expect(await runner.result(claimed!.lease_token, claimed!.job_id, ok())).toMatchObject({ status: 'completed' });
     // The same report again (a retry after a lost answer) is recorded once and answered alike.
-    expect(await runner.result(claimed!.lease_token, resultBody(ok('other\n')))).toMatchObject({ status: 'completed' });
+    expect(await runner.result(claimed!.lease_token, claimed!.job_id, ok('other\n'))).toMatchObject({ status: 'completed' });
 
     const job = await s.client.get(task.id);
     expect(job).toMatchObject({ status: 'completed', exitCode: 0, stdout: 'hi\n', attempts: 1, executedBy: runner.runnerId });
@@ -115,8 +116,8 @@ describe('runner API (in-process server)', () => {
     const [lease] = await a.claim(1, 0);
     const token = lease!.lease_token;
 
-    expect(await errorOf(b.result(token, resultBody(ok('forged\n'))))).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('another runner') });
-    expect(await errorOf(a.result('0b7c0a55-0000-4000-8000-000000000000', resultBody(ok()))))
+    expect(await errorOf(b.result(token, task.id, ok('forged\n')))).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('another runner') });
+    expect(await errorOf(a.result('0b7c0a55-0000-4000-8000-000000000000', task.id, ok())))
       .toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining('never handed out') });
     expect(await errorOf(new RunnerClient(s.url, a.runnerId).heartbeat([]))).toMatchObject({ code: 'UNAUTHORIZED' });
     expect(await errorOf(new RunnerClient(s.url, a.runnerId, 'wrong').heartbeat([]))).toMatchObject({ code: 'UNAUTHORIZED' });
@@ -127,9 +128,9 @@ describe('runner API (in-process server)', () => {
     const [again] = await eventually(() => b.claim(1, 0), (claimed) => claimed.length === 1, 5000);
     expect(again).toMatchObject({ job_id: task.id, attempt: 2 });
     // a's late report under the stale lease is refused and changes nothing.
-    expect(await errorOf(a.result(token, resultBody(ok('late\n'))))).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('no longer held') });
+    expect(await errorOf(a.result(token, task.id, ok('late\n')))).toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('no longer held') });
     expect(await a.heartbeat([token])).toMatchObject({ renewed: [], lost: [token] });
-    await b.result(again!.lease_token, resultBody(ok('b\n')));
+    await b.result(again!.lease_token, task.id, ok('b\n'));
     const job = await s.client.get(task.id);
     expect(job).toMatchObject({ status: 'completed', stdout: 'b\n', attempts: 2, executedBy: b.runnerId });
     expect(job.executions?.map((e) => [e.nodeId, e.status])).toEqual([
@@ -160,14 +161,14 @@ describe('runner API (in-process server)', () => {
     expect((await s.client.get(task.id)).status).toBe('scheduled'); // held past 1 s by renewals
     expect((await s.client.cancel(task.id)).status).toBe('cancelled');
     expect(await runner.heartbeat([lease!.lease_token])).toMatchObject({ lost: [lease!.lease_token] });
-    expect(await errorOf(runner.result(lease!.lease_token, resultBody(ok())))).toMatchObject({ code: 'CONFLICT' });
+    expect(await errorOf(runner.result(lease!.lease_token, task.id, ok()))).toMatchObject({ code: 'CONFLICT' });
     expect((await s.client.get(task.id)).status).toBe('cancelled');
   });
 
   it('hands out only tasks that fit the runner', async () => {
     const s = await server();
     const small = new RunnerClient(s.url);
-    const reg = await small.register({ name: 'small', slots: 1, limits: { cpu: 0.5, memory: '64m', timeout: '10s' } });
+    const reg = await small.register({ name: 'small', slots: 1, limits: { cpu: 0.5, memory: '64m', timeout: '10s' }, public_key: newSigningKeys().publicKey });
     const runner = new RunnerClient(s.url, reg.id, reg.token);
     await s.client.submitTask({ ...TASK, config: { command: ['true'], resources: { memory: '128m' } } });
     const fits = await s.client.submitTask({ ...TASK, config: { command: ['true'], resources: { memory: '32m', cpu: 0.5, timeout: 5 } } });
@@ -177,7 +178,7 @@ describe('runner API (in-process server)', () => {
 
   it('answers bad input on every runner route with 4xx naming the field', async () => {
     const s = await server();
-    const reg = await new RunnerClient(s.url).register({ name: 'r', slots: 1 });
+    const reg = await new RunnerClient(s.url).register({ name: 'r', slots: 1, public_key: newSigningKeys().publicKey });
     const post = async (path: string, body: unknown, auth = true) => {
       const res = await fetch(`${s.url}${path}`, {
         method: 'POST',
@@ -187,12 +188,15 @@ describe('runner API (in-process server)', () => {
       return { status: res.status, body: (await res.json()) as { error: string; code: string } };
     };
     const base = `/api/runners/${reg.id}`;
+    const pk = newSigningKeys().publicKey;
     const cases: Array<[string, unknown, number, RegExp]> = [
-      ['/api/runners', { slots: 1 }, 400, /body\.name/],
-      ['/api/runners', { name: 'x', slots: 0 }, 400, /body\.slots/],
-      ['/api/runners', { name: 'x', slots: 1, limits: { memory: 'lots' } }, 400, /body\.limits\.memory/],
-      ['/api/runners', { name: 'x', slots: 1, limits: { cpu: -1 } }, 400, /body\.limits\.cpu/],
-      ['/api/runners', { name: 'x', slots: 1, extra: true }, 400, /body/],
+      ['/api/runners', { slots: 1, public_key: pk }, 400, /body\.name/],
+      ['/api/runners', { name: 'x', slots: 0, public_key: pk }, 400, /body\.slots/],
+      ['/api/runners', { name: 'x', slots: 1, limits: { memory: 'lots' }, public_key: pk }, 400, /body\.limits\.memory/],
+      ['/api/runners', { name: 'x', slots: 1, limits: { cpu: -1 }, public_key: pk }, 400, /body\.limits\.cpu/],
+      ['/api/runners', { name: 'x', slots: 1, extra: true, public_key: pk }, 400, /body/],
+      ['/api/runners', { name: 'x', slots: 1 }, 400, /body\.public_key/],
+      ['/api/runners', { name: 'x', slots: 1, public_key: 'A'.repeat(60) }, 400, /body\.public_key: must be an Ed25519/],
       [`${base}/claim`, { max: 0 }, 400, /body\.max/],
       [`${base}/claim`, { wait: 999 }, 400, /body\.wait/],
       [`${base}/heartbeat`, { leases: 'all' }, 400, /body\.leases/],
@@ -202,7 +206,8 @@ describe('runner API (in-process server)', () => {
       [`/api/runners/nobody/heartbeat`, { leases: [] }, 401, /unknown here/],
     ];
     for (const [path, body, status, message] of cases) {
-      const answer = await post(path, body);
+      // Registration takes an account key (none: this server runs open), not a runner token.
+      const answer = await post(path, body, path !== '/api/runners');
       expect({ path, body, status: answer.status }).toEqual({ path, body, status });
       expect(answer.body.error).toMatch(message);
     }

@@ -14,7 +14,6 @@ const TASK = {
   type: 'docker',
   config: { command: ['echo', 'hi'] },
   environment: { type: 'docker', config: { image: 'alpine:latest' } },
-  reward: 1,
 };
 
 interface Message {

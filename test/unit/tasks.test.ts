@@ -3,7 +3,7 @@ import { normalizeReward, normalizeTask } from '../../src/domain/task.js';
 import { GridxError } from '../../src/errors.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { POLICY } from '../helpers/fixtures.js';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { fundedAccount, startTestNode, type TestNode } from '../helpers/node.js';
 
 /** The shape of the seed's curl example for Parity (title, type, config.command, environment, reward). */
 const SEED_TASK = {
@@ -58,8 +58,8 @@ describe('normalizeTask', () => {
     [{ ...SEED_TASK, environment: { type: 'docker', config: { image: '' } } }, 'environment.config.image: must not be empty'],
     [{ ...SEED_TASK, environment: { type: 'docker', config: { image: 'a', env: ['NOPE'] } } }, 'environment.config.env[0]'],
     [{ ...SEED_TASK, environment: { type: 'docker' } }, 'environment.config: is required'],
-    [{ ...SEED_TASK, reward: -1 }, 'reward: must be a number of credits of 0 or more'],
-    [{ ...SEED_TASK, reward: '1.0000000000000000001' }, 'reward: must be a non-negative decimal'],
+    [{ ...SEED_TASK, reward: -1 }, 'reward: must not be negative'],
+    [{ ...SEED_TASK, reward: '1.0000000000000000001' }, 'reward: has more than 18 decimals'],
     [{ ...SEED_TASK, reward: 1e30 }, 'reward: is too large to send as a JSON number'],
     [{ ...SEED_TASK, reward: { amount: 1 } }, 'reward: must be a number or a decimal string'],
   ])('refuses %j naming the Parity field', (body, message) => {
@@ -78,15 +78,17 @@ describe('normalizeTask', () => {
 
 describe('/api/tasks (no-op executor)', () => {
   let t: TestNode;
+  let auth: { authorization: string };
   beforeAll(async () => {
     t = await startTestNode({ executor: new NoopExecutor({ output: 'ran\n' }) });
+    auth = { authorization: `Bearer ${(await fundedAccount(t, '100000')).key}` };
   });
   afterAll(async () => {
     await t.stop();
   });
 
   it('accepts the seed curl body, answers 201 with the task, and shows it under /jobs too', async () => {
-    const res = await t.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK });
+    const res = await t.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK, headers: auth });
     expect(res.statusCode).toBe(201);
     const task = res.json();
     expect(task).toMatchObject({
@@ -102,14 +104,14 @@ describe('/api/tasks (no-op executor)', () => {
     expect(job.status).toBe('completed');
     const same = await t.client.get(task.id);
     expect(same).toMatchObject({ title: 'Hello World Task', reward: '100', status: 'completed' });
-    const got = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}` })).json();
+    const got = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}`, headers: auth })).json();
     expect(got).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'ran\n' } });
-    const logs = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}/logs` })).json();
+    const logs = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}/logs`, headers: auth })).json();
     expect(logs).toMatchObject({ task_id: task.id, stdout: 'ran\n', stderr: '' });
   });
 
   it('lists tasks by status with pagination', async () => {
-    for (let i = 0; i < 3; i++) await t.node.http.inject({ method: 'POST', url: '/api/tasks', payload: { ...SEED_TASK, title: `t${i}` } });
+    for (let i = 0; i < 3; i++) await t.node.http.inject({ method: 'POST', url: '/api/tasks', payload: { ...SEED_TASK, title: `t${i}` }, headers: auth });
     const res = await t.node.http.inject({ method: 'GET', url: '/api/tasks?limit=2' });
     expect(res.statusCode).toBe(200);
     const page = res.json();
@@ -140,9 +142,10 @@ describe('/api/tasks (no-op executor)', () => {
   it('cancels a queued task', async () => {
     const slow = await startTestNode({ executor: new NoopExecutor({ delayMs: 10_000 }), flags: { slots: 1 } });
     try {
-      await slow.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK });
-      const queued = (await slow.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK })).json();
-      const res = await slow.node.http.inject({ method: 'POST', url: `/api/tasks/${queued.id}/cancel` });
+      const headers = { authorization: `Bearer ${(await fundedAccount(slow)).key}` };
+      await slow.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK, headers });
+      const queued = (await slow.node.http.inject({ method: 'POST', url: '/api/tasks', payload: SEED_TASK, headers })).json();
+      const res = await slow.node.http.inject({ method: 'POST', url: `/api/tasks/${queued.id}/cancel`, headers });
       expect(res.statusCode).toBe(200);
       expect(res.json()).toMatchObject({ status: 'cancelled', result: { reason: 'cancelled' } });
     } finally {

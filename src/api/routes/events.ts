@@ -7,11 +7,21 @@
  */
 
 import type {} from '@fastify/websocket';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { GridxError } from '../../errors.js';
 import type { StoredEvent } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
+import { mustOwn, optionalAccount } from '../auth.js';
+
+/** The account id of a stream's requester; null for a key that matches nobody. */
+async function viewerOf(request: FastifyRequest, deps: ApiDeps): Promise<string | undefined | null> {
+  try {
+    return (await optionalAccount(request, deps))?.id;
+  } catch {
+    return null;
+  }
+}
 
 export interface EventStreamOptions {
   pingIntervalMs?: number;
@@ -31,7 +41,7 @@ function wire(event: StoredEvent): string {
 export function streamEvents(
   socket: Pick<WebSocket, 'send' | 'close' | 'ping' | 'on' | 'terminate' | 'bufferedAmount'>,
   deps: Pick<ApiDeps, 'eventLog' | 'store' | 'shutdown'>,
-  options: { since: number; jobId?: string; pingIntervalMs?: number; maxBufferedBytes?: number },
+  options: { since: number; jobId?: string; pingIntervalMs?: number; maxBufferedBytes?: number; viewer?: string | undefined },
 ): void {
   const { since, jobId } = options;
   const pingMs = options.pingIntervalMs ?? 15_000;
@@ -48,6 +58,11 @@ export function streamEvents(
   };
   const send = (event: StoredEvent) => {
     if (!open || event.seq <= last || (jobId !== undefined && event.jobId !== jobId)) return;
+    // Another account's task: skipped, but the position moves on.
+    if (event.owner !== undefined && event.owner !== options.viewer) {
+      last = event.seq;
+      return;
+    }
     if (socket.bufferedAmount > maxBuffered) {
       close(CLOSE_SLOW_CONSUMER, `consumer too slow; reconnect with ?since=${last}`);
       return;
@@ -94,21 +109,26 @@ export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
   } as const;
 
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get<{ Querystring: { since: number } }>('/api/events', { websocket: true, schema: sinceSchema }, (socket, request) =>
-      streamEvents(socket, deps, { ...options, since: request.query.since }),
-    );
+    app.get<{ Querystring: { since: number } }>('/api/events', { websocket: true, schema: sinceSchema }, async (socket, request) => {
+      const viewer = await viewerOf(request, deps);
+      if (viewer === null) return void socket.close(4001, 'the API key is not valid here');
+      streamEvents(socket, deps, { ...options, since: request.query.since, viewer });
+    });
     app.get<{ Params: { id: string }; Querystring: { since: number } }>(
       '/api/tasks/:id/events',
       {
         websocket: true,
         schema: sinceSchema,
         preHandler: async (request) => {
-          if (!(await deps.store.get(request.params.id))) {
-            throw new GridxError('NOT_FOUND', `no task with id ${request.params.id}; list tasks with GET /api/tasks`);
-          }
+          const job = await deps.store.get(request.params.id);
+          if (!job) throw new GridxError('NOT_FOUND', `no task with id ${request.params.id}; list tasks with GET /api/tasks`);
+          mustOwn(job, await optionalAccount(request, deps), 'follow');
         },
       },
-      (socket, request) => streamEvents(socket, deps, { ...options, since: request.query.since, jobId: request.params.id }),
+      async (socket, request) => {
+        const viewer = (await optionalAccount(request, deps))?.id;
+        streamEvents(socket, deps, { ...options, since: request.query.since, jobId: request.params.id, viewer });
+      },
     );
   };
 }

@@ -8,7 +8,9 @@ import { type SpecPolicy, normalizeSpec } from '../../domain/spec.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import { GridxError, isGridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
-import { type ListQuery, idParams, listPage, listQuerySchema } from './shared.js';
+import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from './shared.js';
+import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
+import { normalizeReward } from '../../domain/task.js';
 import { jobView } from '../views.js';
 
 export function gridxRoutes(deps: ApiDeps) {
@@ -50,14 +52,16 @@ export function gridxRoutes(deps: ApiDeps) {
       '/job',
       { schema: { querystring: { type: 'object', properties: { wait: { type: 'boolean', default: true } } } } },
       async (request, reply) => {
-        const body = (request.body ?? {}) as { title?: unknown; pin?: unknown };
+        const account = await writerAccount(request, deps);
+        const body = (request.body ?? {}) as { title?: unknown; pin?: unknown; reward?: unknown };
         if (body.pin !== undefined && typeof body.pin !== 'boolean') {
           throw new GridxError('INVALID_INPUT', 'pin: must be true (run only on this node) or false');
         }
         const pinned = body.pin === true;
         const spec = validateForMesh(request.body, deps, pinned);
         const title = typeof body.title === 'string' ? body.title.slice(0, 200) : undefined;
-        const job = await scheduler.submit(spec, { ...(title ? { title } : {}), pinned });
+        const reward = normalizeReward(body.reward);
+        const job = await submitPaid(deps, account, spec, { ...(title ? { title } : {}), pinned, ...(reward ? { reward } : {}) });
         if (request.query.wait === false) return reply.code(202).send(jobView(job));
         const gone = abortOnClose(reply);
         try {
@@ -85,18 +89,22 @@ export function gridxRoutes(deps: ApiDeps) {
     });
 
     app.get<{ Querystring: ListQuery }>('/jobs', { schema: listQuerySchema }, async (request) => {
+      const viewer = await optionalAccount(request, deps);
       const page = await listPage(store, request.query);
-      return { jobs: page.jobs.map((j) => jobView(j, { output: false })), nextCursor: page.nextCursor ?? null };
+      return { jobs: page.jobs.map((j) => jobView(j, { output: false, result: canSee(j, viewer) })), nextCursor: page.nextCursor ?? null };
     });
 
     app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);
+      if (!canSee(job, await optionalAccount(request, deps))) return jobView(job, { output: false, result: false });
       const live = scheduler.liveOutput(job.id);
       const shown = live ? { ...job, ...live } : job;
       return jobView(shown, { executions: await store.executions(job.id) });
     });
 
     app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {
+      const account = await writerAccount(request, deps);
+      mustOwn(await mustGet(request.params.id), account, 'cancel');
       return jobView(await scheduler.cancel(request.params.id));
     });
 
@@ -110,6 +118,7 @@ export function gridxRoutes(deps: ApiDeps) {
       },
       async (request, reply) => {
         const job = await mustGet(request.params.id);
+        mustOwn(job, await optionalAccount(request, deps), 'read the logs of');
         if (!request.query.follow) {
           const out = scheduler.liveOutput(job.id) ?? job;
           return {

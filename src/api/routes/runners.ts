@@ -10,6 +10,8 @@ import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from 
 import { invalid } from '../../errors.js';
 import type { RunnerRecord, RunnerSummary } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
+import { bearerOf, writerAccount } from '../auth.js';
+import { isSigningKey } from '../../domain/result-digest.js';
 
 /** A runner as GET /api/runners shows it; never its token. */
 export function runnerView(runner: RunnerSummary, onlineWithinMs: number) {
@@ -51,7 +53,7 @@ const leaseParams = {
 
 const registerSchema = {
   type: 'object',
-  required: ['name', 'slots'],
+  required: ['name', 'slots', 'public_key'],
   additionalProperties: false,
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 },
@@ -74,6 +76,7 @@ const registerSchema = {
       },
     },
     version: { type: 'string', maxLength: 64 },
+    public_key: { type: 'string', minLength: 40, maxLength: 200 },
   },
 } as const;
 
@@ -83,6 +86,7 @@ interface RegisterBody {
   labels?: Record<string, string>;
   limits?: { cpu?: number | string; memory?: string | number; timeout?: string | number; gpus?: number; networks?: string[] };
   version?: string;
+  public_key: string;
 }
 
 const claimSchema = {
@@ -121,7 +125,7 @@ const outputSchema = {
 
 const resultSchema = {
   type: 'object',
-  required: ['oom_killed', 'timed_out', 'cancelled', 'stdout', 'stderr', 'started_at', 'finished_at', 'duration_ms'],
+  required: ['oom_killed', 'timed_out', 'cancelled', 'stdout', 'stderr', 'started_at', 'finished_at', 'duration_ms', 'signature'],
   additionalProperties: false,
   properties: {
     exit_code: { type: ['integer', 'null'], minimum: -1, maximum: 255 },
@@ -135,6 +139,7 @@ const resultSchema = {
     started_at: { type: 'string', format: 'date-time' },
     finished_at: { type: 'string', format: 'date-time' },
     duration_ms: { type: 'integer', minimum: 0 },
+    signature: { type: 'string', minLength: 1, maxLength: 200 },
   },
 } as const;
 
@@ -151,10 +156,13 @@ export interface ResultBody {
   started_at: string;
   finished_at: string;
   duration_ms: number;
+  /** The runner's Ed25519 signature over the result (domain/result-digest.ts). */
+  signature: string;
 }
 
-export function resultBody(r: ExecutionResult): ResultBody {
+export function resultBody(r: ExecutionResult, signature: string): ResultBody {
   return {
+    signature,
     exit_code: r.exitCode ?? null,
     oom_killed: r.oomKilled,
     timed_out: r.timedOut,
@@ -185,20 +193,16 @@ function fromResultBody(b: ResultBody): ExecutionResult {
   };
 }
 
-function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  const match = header === undefined ? null : /^Bearer\s+(\S+)$/i.exec(header);
-  return match?.[1];
-}
-
 export function runnerRoutes(deps: ApiDeps) {
   const { runners } = deps;
   const caller = (request: FastifyRequest<{ Params: { id: string } }>): Promise<RunnerRecord> =>
-    runners.authenticate(request.params.id, bearer(request));
+    runners.authenticate(request.params.id, bearerOf(request));
 
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post<{ Body: RegisterBody }>('/api/runners', { schema: { body: registerSchema } }, async (request, reply) => {
+      const account = await writerAccount(request, deps);
       const body = request.body;
+      if (!isSigningKey(body.public_key)) throw invalid('body.public_key', 'must be an Ed25519 public key, SPKI DER in base64');
       const policy = deps.policy();
       const limits = body.limits ?? {};
       const parsed = {
@@ -211,6 +215,8 @@ export function runnerRoutes(deps: ApiDeps) {
       if (parsed.timeoutMs === undefined) throw invalid('body.limits.timeout', 'must be a duration such as "10m" or a number of seconds');
       const networks = limits.networks ?? ['none'];
       const { runner, token } = await runners.register({
+        ...(account ? { accountId: account.id } : {}),
+        publicKey: body.public_key,
         name: body.name,
         slots: body.slots,
         labels: body.labels ?? {},
@@ -303,7 +309,7 @@ export function runnerRoutes(deps: ApiDeps) {
       // Output of up to the cap per stream, JSON-escaped: allow well past the usual body limit.
       { schema: { params: leaseParams, body: resultSchema }, bodyLimit: 16 * 1024 * 1024 },
       async (request) => {
-        const job = await runners.result(await caller(request), request.params.token, fromResultBody(request.body));
+        const job = await runners.result(await caller(request), request.params.token, fromResultBody(request.body), request.body.signature);
         return { job_id: job.id, status: job.status };
       },
     );

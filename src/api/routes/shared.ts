@@ -1,7 +1,12 @@
 /** Route pieces both dialects use: id params and the paged listing. */
 
-import { type Job, JOB_STATUSES } from '../../domain/job.js';
+import { randomUUID } from 'node:crypto';
+import { type Job, type JobSpec, JOB_STATUSES } from '../../domain/job.js';
+import { GridxError } from '../../errors.js';
+import type { SubmitOptions } from '../../scheduler/scheduler.js';
+import type { Account } from '../../store/ledger-store.js';
 import type { JobPage, JobStore } from '../../store/store.js';
+import type { ApiDeps } from '../app.js';
 
 export const idParams = {
   type: 'object',
@@ -33,4 +38,26 @@ export function listPage(store: JobStore, query: ListQuery): Promise<JobPage> {
     ...(query.limit ? { limit: query.limit } : {}),
     ...(query.cursor ? { cursor: query.cursor } : {}),
   });
+}
+
+/**
+ * Submits a job for `account`: its reward moves into
+ * escrow in the same transaction as the insert; 402 and nothing written when the balance
+ * does not cover it. Anonymous jobs (an open node) cannot offer a reward.
+ */
+export function submitPaid(
+  deps: Pick<ApiDeps, 'scheduler' | 'ledger'>,
+  account: Account | undefined,
+  spec: JobSpec,
+  options: Omit<SubmitOptions, 'id' | 'owner' | 'escrow'>,
+): Promise<Job> {
+  const id = randomUUID();
+  if (!account) {
+    if (options.reward !== undefined && options.reward !== '0') {
+      throw new GridxError('UNAUTHORIZED', 'a reward is paid from an account: send "Authorization: Bearer <key>" (gridx account create prints one)');
+    }
+    return deps.scheduler.submit(spec, { ...options, id });
+  }
+  const escrow = deps.ledger.escrowOf(id, account.id, options.reward);
+  return deps.scheduler.submit(spec, { ...options, id, owner: account.id, ...(escrow ? { escrow } : {}) });
 }

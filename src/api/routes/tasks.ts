@@ -9,10 +9,12 @@ import { normalizeTask } from '../../domain/task.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import { GridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
-import { type ListQuery, idParams, listPage, listQuerySchema } from './shared.js';
+import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from './shared.js';
+import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
 
 /** A job in Parity's task shape (snake_case, config/environment as submitted). */
-export function taskView(job: Job, options: { output?: boolean } = {}) {
+/** `output: false` leaves stdout/stderr out; `result: false` the whole result (another account's task). */
+export function taskView(job: Job, options: { output?: boolean; result?: boolean } = {}) {
   const { spec } = job;
   return {
     id: job.id,
@@ -44,7 +46,7 @@ export function taskView(job: Job, options: { output?: boolean } = {}) {
     ...(job.finishedAt ? { completed_at: job.finishedAt } : {}),
     ...(job.executedBy ? { runner_id: job.executedBy } : {}),
     attempts: job.attempts,
-    ...(job.finishedAt
+    ...(job.finishedAt && options.result !== false
       ? {
           result: {
             exit_code: job.exitCode ?? null,
@@ -70,8 +72,9 @@ export function taskRoutes(deps: ApiDeps) {
 
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post('/api/tasks', async (request, reply) => {
+      const account = await writerAccount(request, deps);
       const task = normalizeTask(request.body, deps.policy());
-      const job = await scheduler.submit(task.spec, {
+      const job = await submitPaid(deps, account, task.spec, {
         title: task.title,
         ...(task.description ? { description: task.description } : {}),
         ...(task.reward ? { reward: task.reward } : {}),
@@ -80,16 +83,23 @@ export function taskRoutes(deps: ApiDeps) {
     });
 
     app.get<{ Querystring: ListQuery }>('/api/tasks', { schema: listQuerySchema }, async (request) => {
+      const viewer = await optionalAccount(request, deps);
       const page = await listPage(store, request.query);
-      return { tasks: page.jobs.map((j) => taskView(j, { output: false })), next_cursor: page.nextCursor ?? null };
+      return {
+        tasks: page.jobs.map((j) => taskView(j, { output: false, result: canSee(j, viewer) })),
+        next_cursor: page.nextCursor ?? null,
+      };
     });
 
-    app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) =>
-      taskView(await mustGet(request.params.id)),
-    );
+    app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) => {
+      const job = await mustGet(request.params.id);
+      const mine = canSee(job, await optionalAccount(request, deps));
+      return taskView(job, { output: mine, result: mine });
+    });
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id/logs', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);
+      mustOwn(job, await optionalAccount(request, deps), 'read the logs of');
       const out = scheduler.liveOutput(job.id) ?? job;
       return {
         task_id: job.id,
@@ -102,7 +112,8 @@ export function taskRoutes(deps: ApiDeps) {
     });
 
     app.post<{ Params: { id: string } }>('/api/tasks/:id/cancel', { schema: { params: idParams } }, async (request) => {
-      await mustGet(request.params.id);
+      const account = await writerAccount(request, deps);
+      mustOwn(await mustGet(request.params.id), account, 'cancel');
       return taskView(await scheduler.cancel(request.params.id));
     });
   };

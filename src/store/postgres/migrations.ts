@@ -72,4 +72,62 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- The claim scans only pending rows, oldest first.
   CREATE INDEX jobs_pending ON jobs (seq) WHERE status = 'pending';
   `,
+  `
+  -- Accounts and the double-entry journal (issue 5). Amounts are base units (18 decimals)
+  -- as NUMERIC(78, 0). A job has the owner who
+  -- pays for it and settled_at once its escrow has been paid out or refunded.
+  CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                         -- user | runner | node | system
+    name TEXT NOT NULL,
+    key_hash TEXT UNIQUE,                       -- sha256 of the API key, hex
+    peer_id TEXT UNIQUE,
+    address TEXT UNIQUE,                        -- lowercase 0x address
+    balance NUMERIC(78, 0) NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE ledger (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,                    -- idempotency key
+    kind TEXT NOT NULL,
+    debit TEXT NOT NULL REFERENCES accounts (id),
+    credit TEXT NOT NULL REFERENCES accounts (id),
+    amount NUMERIC(78, 0) NOT NULL,
+    job_id TEXT,
+    execution_id TEXT,
+    address TEXT,
+    tx_hash TEXT,
+    memo TEXT,
+    at TEXT NOT NULL
+  );
+  CREATE INDEX ledger_debit ON ledger (debit, seq);
+  CREATE INDEX ledger_credit ON ledger (credit, seq);
+  CREATE INDEX ledger_job ON ledger (job_id) WHERE job_id IS NOT NULL;
+  CREATE TABLE withdrawals (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    address TEXT NOT NULL,
+    amount NUMERIC(78, 0) NOT NULL,
+    status TEXT NOT NULL,                       -- requested | signed | confirmed | failed
+    tx_hash TEXT,
+    nonce BIGINT,
+    raw_tx TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX withdrawals_account ON withdrawals (account_id, created_at);
+  CREATE TABLE chain_cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  ALTER TABLE jobs ADD COLUMN owner TEXT;
+  ALTER TABLE events ADD COLUMN owner TEXT;                -- only its owner is streamed an owned job's events
+  ALTER TABLE jobs ADD COLUMN settled_at TEXT;
+  CREATE INDEX jobs_unsettled ON jobs (seq) WHERE owner IS NOT NULL AND settled_at IS NULL;
+  ALTER TABLE runners ADD COLUMN account_id TEXT;
+  ALTER TABLE runners ADD COLUMN public_key TEXT;
+  INSERT INTO accounts (id, kind, name, created_at) VALUES
+    ('world', 'system', 'the outside world (deposits, withdrawals)', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+    ('escrow', 'system', 'rewards held for running tasks', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+    ('fees', 'system', 'operator fees', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+    ('unclaimed', 'system', 'deposits from addresses bound to no account', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+  `,
 ];

@@ -30,6 +30,8 @@ import {
   toRunner,
 } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { PostgresLedger } from './postgres-ledger.js';
+import type { Transfer } from '../ledger-store.js';
 
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
@@ -40,10 +42,14 @@ export interface PostgresStoreOptions {
 }
 
 export class PostgresStore implements JobStore {
+  readonly ledger: PostgresLedger;
+
   private constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string,
-  ) {}
+  ) {
+    this.ledger = new PostgresLedger(pool);
+  }
 
   /** Connects, creates the schema if needed and runs the migrations. */
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
@@ -85,14 +91,26 @@ export class PostgresStore implements JobStore {
     }
   }
 
-  async insert(job: NewJob): Promise<Job> {
-    const at = now();
-    const { rows } = await this.pool.query<JobRow>(
-      `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward)
-       VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8) RETURNING *`,
-      [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null, job.reward ?? null],
-    );
-    return toJob(rows[0]!);
+  async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      // The reward leaves the owner's balance in the same transaction: no task without its escrow.
+      if (escrow) await this.ledger.postWith(client, [escrow]);
+      const { rows } = await client.query<JobRow>(
+        `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner)
+         VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9) RETURNING *`,
+        [job.id, JSON.stringify(job.spec), job.title ?? null, now(), job.pinned ?? false, job.origin ?? null,
+          job.description ?? null, job.reward ?? null, job.owner ?? null],
+      );
+      await client.query('COMMIT');
+      return toJob(rows[0]!);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async get(id: string): Promise<Job | undefined> {
@@ -261,28 +279,36 @@ export class PostgresStore implements JobStore {
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
     const { rows } = await this.pool.query<{ seq: string }>(
-      'INSERT INTO events (job_id, type, data, at) VALUES ($1, $2, $3, $4) RETURNING seq',
-      [event.jobId, event.type, JSON.stringify(event.data), at],
+      'INSERT INTO events (job_id, type, data, at, owner) VALUES ($1, $2, $3, $4, $5) RETURNING seq',
+      [event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null],
     );
     return { ...event, seq: Number(rows[0]!.seq), at };
   }
 
   async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
-    const { rows } = await this.pool.query<{ seq: string; job_id: string; type: StoredEvent['type']; data: Record<string, unknown>; at: string }>(
+    const { rows } = await this.pool.query<{
+      seq: string;
+      job_id: string;
+      type: StoredEvent['type'];
+      data: Record<string, unknown>;
+      at: string;
+      owner: string | null;
+    }>(
       options.jobId === undefined
         ? 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2'
         : 'SELECT * FROM events WHERE seq > $1 AND job_id = $3 ORDER BY seq LIMIT $2',
       options.jobId === undefined ? [since, limit] : [since, limit, options.jobId],
     );
-    return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, type: r.type, data: r.data, at: r.at }));
+    return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, type: r.type, data: r.data, ...(r.owner === null ? {} : { owner: r.owner }), at: r.at }));
   }
 
   async addRunner(r: RunnerRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt, r.lastHeartbeatAt],
+      `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at, account_id, public_key)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt,
+        r.lastHeartbeatAt, r.accountId ?? null, r.publicKey ?? null],
     );
   }
 

@@ -26,6 +26,8 @@ import {
   toRunner,
 } from '../rows.js';
 import { MIGRATIONS } from './migrations.js';
+import { SqliteLedger } from './sqlite-ledger.js';
+import type { Transfer } from '../ledger-store.js';
 
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
@@ -35,6 +37,7 @@ export class SqliteStore implements JobStore {
   private readonly db: Database.Database;
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
   private readonly statements = new Map<string, Database.Statement>();
+  readonly ledger: SqliteLedger;
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -45,6 +48,7 @@ export class SqliteStore implements JobStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.ledger = new SqliteLedger(this.db, (sql) => this.stmt(sql));
   }
 
   private migrate(): void {
@@ -62,24 +66,29 @@ export class SqliteStore implements JobStore {
     }
   }
 
-  async insert(job: NewJob): Promise<Job> {
+  async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
     const at = now();
-    this.stmt(
-        `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
-           stdout_truncated, stderr_truncated, pinned, origin, description, reward)
-         VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?)`,
-      )
-      .run(
-        job.id,
-        JSON.stringify(job.spec),
-        job.title ?? null,
-        at,
-        at,
-        job.pinned ? 1 : 0,
-        job.origin ?? null,
-        job.description ?? null,
-        job.reward ?? null,
-      );
+    this.db.transaction(() => {
+      // The reward leaves the owner's balance in the same transaction: no task without its escrow.
+      if (escrow) this.ledger.postInTransaction([escrow]);
+      this.stmt(
+          `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
+             stdout_truncated, stderr_truncated, pinned, origin, description, reward, owner)
+           VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          job.id,
+          JSON.stringify(job.spec),
+          job.title ?? null,
+          at,
+          at,
+          job.pinned ? 1 : 0,
+          job.origin ?? null,
+          job.description ?? null,
+          job.reward ?? null,
+          job.owner ?? null,
+        );
+    }).immediate();
     return (await this.get(job.id))!;
   }
 
@@ -271,8 +280,8 @@ export class SqliteStore implements JobStore {
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
-    const result = this.stmt('INSERT INTO events (job_id, type, data, at) VALUES (?, ?, ?, ?)')
-      .run(event.jobId, event.type, JSON.stringify(event.data), at);
+    const result = this.stmt('INSERT INTO events (job_id, type, data, at, owner) VALUES (?, ?, ?, ?, ?)')
+      .run(event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null);
     return { ...event, seq: Number(result.lastInsertRowid), at };
   }
 
@@ -282,16 +291,26 @@ export class SqliteStore implements JobStore {
       options.jobId === undefined
         ? this.stmt('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(since, limit)
         : this.stmt('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
-    ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string }>;
-    return rows.map((r) => ({ seq: r.seq, jobId: r.job_id, type: r.type, data: JSON.parse(r.data) as Record<string, unknown>, at: r.at }));
+    ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string; owner: string | null }>;
+    return rows.map((r) => ({
+      seq: r.seq,
+      jobId: r.job_id,
+      type: r.type,
+      data: JSON.parse(r.data) as Record<string, unknown>,
+      ...(r.owner === null ? {} : { owner: r.owner }),
+      at: r.at,
+    }));
   }
 
   async addRunner(r: RunnerRecord): Promise<void> {
     this.stmt(
-        `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO runners (id, name, token_hash, slots, labels, limits, version, registered_at, last_heartbeat_at, account_id, public_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt, r.lastHeartbeatAt);
+      .run(
+        r.id, r.name, r.tokenHash, r.slots, JSON.stringify(r.labels), JSON.stringify(r.limits), r.version, r.registeredAt,
+        r.lastHeartbeatAt, r.accountId ?? null, r.publicKey ?? null,
+      );
   }
 
   async getRunner(id: string): Promise<RunnerRecord | undefined> {

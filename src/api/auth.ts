@@ -1,0 +1,56 @@
+/**
+ * Who is asking. An account presents its API key as "Authorization: Bearer <key>"; a
+ * server requires one on every write, a loopback-only node may run open (anonymous jobs,
+ * which anybody may see). A task with an owner is that account's alone: only it sees the
+ * output and result, follows it, and cancels it.
+ */
+
+import type { FastifyRequest } from 'fastify';
+import type { Job } from '../domain/job.js';
+import { GridxError } from '../errors.js';
+import type { Accounts } from '../ledger/accounts.js';
+import type { Account } from '../store/ledger-store.js';
+
+export interface AuthDeps {
+  accounts: Accounts;
+  auth: 'required' | 'open';
+}
+
+/** The Bearer token of a request, if any; malformed headers are a 401 that says how to send one. */
+export function bearerOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined || header === '') return undefined;
+  const match = /^Bearer\s+(\S{8,200})\s*$/i.exec(header);
+  if (!match) throw new GridxError('UNAUTHORIZED', 'Authorization header must be "Bearer <key>"');
+  return match[1];
+}
+
+/** The requesting account, or undefined when no key was sent. A key that matches nobody is a 401. */
+export async function optionalAccount(request: FastifyRequest, deps: AuthDeps): Promise<Account | undefined> {
+  const key = bearerOf(request);
+  return key === undefined ? undefined : deps.accounts.authenticate(key);
+}
+
+/** The account a write acts for; anonymous (undefined) only where the API runs open. */
+export async function writerAccount(request: FastifyRequest, deps: AuthDeps): Promise<Account | undefined> {
+  const account = await optionalAccount(request, deps);
+  if (!account && deps.auth === 'required') {
+    throw new GridxError(
+      'UNAUTHORIZED',
+      'this server needs an API key for that: send "Authorization: Bearer <key>" (gridx account create prints one; gridx run takes --key or GRIDX_KEY)',
+    );
+  }
+  return account;
+}
+
+/** Whether `viewer` may see the job's output and result. */
+export function canSee(job: Pick<Job, 'owner'>, viewer: Account | undefined): boolean {
+  return job.owner === undefined || job.owner === viewer?.id;
+}
+
+/** 401/403 unless `viewer` owns the job (jobs without an owner are anybody's). */
+export function mustOwn(job: Pick<Job, 'id' | 'owner'>, viewer: Account | undefined, what: string): void {
+  if (canSee(job, viewer)) return;
+  if (!viewer) throw new GridxError('UNAUTHORIZED', `task ${job.id} belongs to an account: send its key to ${what} it`);
+  throw new GridxError('FORBIDDEN', `task ${job.id} belongs to another account; only its owner may ${what} it`);
+}

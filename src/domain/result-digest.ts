@@ -1,0 +1,74 @@
+/**
+ * What a worker vouches for: the digest of one execution's result, which it signs with its
+ * Ed25519 key, and the digest of the result alone (exit code and output), which redundant
+ * executions of one task are compared by.
+ */
+
+import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import type { ExecutionResult } from './job.js';
+
+/** sha256 of the exit code and output: equal for equal results, whoever ran them. */
+export function outputDigest(result: Pick<ExecutionResult, 'exitCode' | 'stdout' | 'stderr'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([result.exitCode ?? null, result.stdout, result.stderr]))
+    .digest('hex');
+}
+
+/** The bytes a worker signs: which job and lease, and everything it reports about the result. */
+export function signedBytes(jobId: string, leaseToken: string, r: ExecutionResult): Buffer {
+  return Buffer.from(
+    JSON.stringify([
+      'gridx-result/1',
+      jobId,
+      leaseToken,
+      r.exitCode ?? null,
+      r.oomKilled,
+      r.timedOut,
+      r.cancelled,
+      outputDigest(r),
+      r.stdoutTruncated,
+      r.stderrTruncated,
+      r.startedAt,
+      r.finishedAt,
+      r.durationMs,
+    ]),
+  );
+}
+
+export interface SigningKeys {
+  /** PKCS#8 PEM; stays with the worker. */
+  privateKeyPem: string;
+  /** SPKI DER, base64: what the server is told. */
+  publicKey: string;
+}
+
+export function newSigningKeys(): SigningKeys {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return {
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+  };
+}
+
+export function signResult(privateKeyPem: string, jobId: string, leaseToken: string, result: ExecutionResult): string {
+  return sign(null, signedBytes(jobId, leaseToken, result), privateKeyPem).toString('base64');
+}
+
+/** Whether `signature` is the holder of `publicKey` vouching for this result; false for malformed keys or signatures. */
+export function verifyResult(publicKey: string, signature: string, jobId: string, leaseToken: string, result: ExecutionResult): boolean {
+  try {
+    const key = createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
+    return verify(null, signedBytes(jobId, leaseToken, result), key, Buffer.from(signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `publicKey` is a well-formed Ed25519 SPKI key. */
+export function isSigningKey(publicKey: string): boolean {
+  try {
+    return createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' }).asymmetricKeyType === 'ed25519';
+  } catch {
+    return false;
+  }
+}

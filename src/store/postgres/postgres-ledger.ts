@@ -1,0 +1,231 @@
+/**
+ * The ledger on PostgreSQL: balances are NUMERIC(78,0) and every posting is one
+ * transaction. The journal insert comes first (ON CONFLICT DO NOTHING), so a concurrent
+ * duplicate waits on the unique id and then does nothing; a debit is a conditional UPDATE
+ * that cannot take a balance below zero.
+ */
+
+import type pg from 'pg';
+import { formatAmount } from '../../domain/amount.js';
+import { GridxError } from '../../errors.js';
+import {
+  type Account,
+  type EntryQuery,
+  type LedgerEntry,
+  type LedgerStore,
+  type LedgerTotals,
+  type NewAccount,
+  type PostOptions,
+  SYSTEM_ACCOUNTS,
+  type Transfer,
+  type Withdrawal,
+} from '../ledger-store.js';
+import {
+  type AccountRow,
+  ENTRY_COLUMNS,
+  type EntryRow,
+  NET_INFLOW_SQL,
+  WITHDRAWAL_COLUMNS,
+  type WithdrawalRow,
+  entryValues,
+  toAccount,
+  toEntry,
+  toWithdrawal,
+} from '../ledger-rows.js';
+import { inflowOf } from '../ledger-checks.js';
+
+/** Serialization failures and deadlocks: the transaction is retried from the start. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+export class PostgresLedger implements LedgerStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async createAccount(a: NewAccount): Promise<Account> {
+    try {
+      const { rows } = await this.pool.query<AccountRow>(
+        'INSERT INTO accounts (id, kind, name, key_hash, peer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *, balance::text AS balance',
+        [a.id, a.kind, a.name, a.keyHash ?? null, a.peerId ?? null, new Date().toISOString()],
+      );
+      return toAccount(rows[0]!);
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new GridxError('CONFLICT', `account ${a.id} (or its key or peer id) exists already`);
+      throw err;
+    }
+  }
+
+  account(id: string): Promise<Account | undefined> {
+    return this.one('id', id);
+  }
+
+  accountByKey(keyHash: string): Promise<Account | undefined> {
+    return this.one('key_hash', keyHash);
+  }
+
+  accountByPeer(peerId: string): Promise<Account | undefined> {
+    return this.one('peer_id', peerId);
+  }
+
+  accountByAddress(address: string): Promise<Account | undefined> {
+    return this.one('address', address.toLowerCase());
+  }
+
+  async bindAddress(accountId: string, address: string): Promise<void> {
+    try {
+      await this.pool.query('UPDATE accounts SET address = $1 WHERE id = $2', [address.toLowerCase(), accountId]);
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new GridxError('CONFLICT', `address ${address} is bound to another account`);
+      throw err;
+    }
+  }
+
+  async post(transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const posted = await this.postWith(client, transfers, options);
+        await client.query('COMMIT');
+        return posted;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
+        throw err;
+      } finally {
+        client.release();
+      }
+    }
+  }
+
+  /** The body of post on a client inside a transaction the caller owns (a job insert with its escrow). */
+  async postWith(client: pg.PoolClient, transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
+    const posted: LedgerEntry[] = [];
+    const at = new Date().toISOString();
+    for (const t of transfers) {
+      if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
+      const inserted = await client.query<{ seq: string }>(
+        `INSERT INTO ledger (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO NOTHING RETURNING seq`,
+        entryValues(t, at),
+      );
+      if (inserted.rowCount === 0) continue;
+      const amount = t.amount.toString();
+      const debited = await client.query(
+        'UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND (balance >= $2 OR id = $3)',
+        [t.from, amount, SYSTEM_ACCOUNTS.world],
+      );
+      if (debited.rowCount === 0) {
+        const from = await this.accountWith(client, t.from);
+        if (!from) throw new GridxError('NOT_FOUND', `no account ${t.from}`);
+        throw new GridxError(
+          'PAYMENT_REQUIRED',
+          `account ${t.from} holds ${formatAmount(from.balance)} credits, less than the ${formatAmount(t.amount)} this needs; deposit or get credited first`,
+        );
+      }
+      const credited = await client.query('UPDATE accounts SET balance = balance + $2 WHERE id = $1', [t.to, amount]);
+      if (credited.rowCount === 0) throw new GridxError('NOT_FOUND', `no account ${t.to}`);
+      posted.push({ ...t, seq: Number(inserted.rows[0]!.seq), at });
+    }
+    if (options.settleJob) await client.query('UPDATE jobs SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL', [at, options.settleJob]);
+    if (options.cursor) {
+      await client.query(
+        'INSERT INTO chain_cursors (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+        [options.cursor.name, options.cursor.value],
+      );
+    }
+    if (options.withdrawal) {
+      const w = options.withdrawal;
+      await client.query(
+        `INSERT INTO withdrawals (${WITHDRAWAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, NULL, $6, $7)`,
+        [w.id, w.accountId, w.address, w.amount.toString(), w.status, w.createdAt, w.updatedAt],
+      );
+    }
+    if (options.withdrawalUpdate) {
+      const { id, expect, patch } = options.withdrawalUpdate;
+      const changed = await client.query(
+        `UPDATE withdrawals SET status = $1, tx_hash = COALESCE($2, tx_hash), nonce = COALESCE($3, nonce),
+           raw_tx = COALESCE($4, raw_tx), error = COALESCE($5, error), updated_at = $6
+         WHERE id = $7 AND status = ANY($8)`,
+        [patch.status, patch.txHash ?? null, patch.nonce ?? null, patch.rawTx ?? null, patch.error ?? null, at, id, expect],
+      );
+      if (changed.rowCount === 0) throw new GridxError('CONFLICT', `withdrawal ${id} is no longer ${expect.join('/')}`);
+    }
+    return posted;
+  }
+
+  async entries(query: EntryQuery): Promise<LedgerEntry[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.accountId !== undefined) {
+      params.push(query.accountId);
+      where.push(`(debit = $${params.length} OR credit = $${params.length})`);
+    }
+    if (query.jobId !== undefined) {
+      params.push(query.jobId);
+      where.push(`job_id = $${params.length}`);
+    }
+    if (query.before !== undefined) {
+      params.push(query.before);
+      where.push(`seq < $${params.length}`);
+    }
+    params.push(Math.min(Math.max(query.limit ?? 100, 1), 1000));
+    const { rows } = await this.pool.query<EntryRow>(
+      `SELECT *, amount::text AS amount FROM ledger ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toEntry);
+  }
+
+  async totals(): Promise<LedgerTotals> {
+    const { rows } = await this.pool.query<{ held: string; world: string }>(
+      `SELECT COALESCE(SUM(balance) FILTER (WHERE id <> $1), 0)::text AS held,
+              COALESCE(SUM(balance) FILTER (WHERE id = $1), 0)::text AS world FROM accounts`,
+      [SYSTEM_ACCOUNTS.world],
+    );
+    const flows = await this.pool.query<{ debit: string; amount: string }>(NET_INFLOW_SQL);
+    return { held: BigInt(rows[0]!.held), world: BigInt(rows[0]!.world), netInflow: inflowOf(flows.rows) };
+  }
+
+  async unsettledJobs(limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM jobs WHERE owner IS NOT NULL AND settled_at IS NULL
+       AND status IN ('completed', 'failed', 'timed_out', 'cancelled') ORDER BY seq LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async chainCursor(name: string): Promise<string | undefined> {
+    const { rows } = await this.pool.query<{ value: string }>('SELECT value FROM chain_cursors WHERE name = $1', [name]);
+    return rows[0]?.value;
+  }
+
+  async withdrawal(id: string): Promise<Withdrawal | undefined> {
+    const { rows } = await this.pool.query<WithdrawalRow>('SELECT *, amount::text AS amount FROM withdrawals WHERE id = $1', [id]);
+    return rows[0] && toWithdrawal(rows[0]);
+  }
+
+  async openWithdrawals(): Promise<Withdrawal[]> {
+    const { rows } = await this.pool.query<WithdrawalRow>(
+      "SELECT *, amount::text AS amount FROM withdrawals WHERE status IN ('requested', 'signed') ORDER BY created_at",
+    );
+    return rows.map(toWithdrawal);
+  }
+
+  async withdrawals(accountId: string, limit: number): Promise<Withdrawal[]> {
+    const { rows } = await this.pool.query<WithdrawalRow>(
+      'SELECT *, amount::text AS amount FROM withdrawals WHERE account_id = $1 ORDER BY created_at DESC LIMIT $2',
+      [accountId, limit],
+    );
+    return rows.map(toWithdrawal);
+  }
+
+  private async one(column: 'id' | 'key_hash' | 'peer_id' | 'address', value: string): Promise<Account | undefined> {
+    const { rows } = await this.pool.query<AccountRow>(`SELECT *, balance::text AS balance FROM accounts WHERE ${column} = $1`, [value]);
+    return rows[0] && toAccount(rows[0]);
+  }
+
+  private async accountWith(client: pg.PoolClient, id: string): Promise<Account | undefined> {
+    const { rows } = await client.query<AccountRow>('SELECT *, balance::text AS balance FROM accounts WHERE id = $1', [id]);
+    return rows[0] && toAccount(rows[0]);
+  }
+}
