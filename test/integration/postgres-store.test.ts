@@ -4,11 +4,13 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { startTestNode } from '../helpers/node.js';
 import { SPEC, jobStoreSuite } from '../helpers/store-suite.js';
+import { ledgerStoreSuite } from '../helpers/ledger-suite.js';
 
 const url = inject('pgUrl');
 const schema = () => `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
 
 jobStoreSuite('postgres', () => PostgresStore.open(url, { schema: schema() }));
+ledgerStoreSuite('postgres', () => PostgresStore.open(url, { schema: schema() }));
 
 describe('PostgresStore', () => {
   it('two stores on one database never claim the same job twice', async () => {
