@@ -38,6 +38,11 @@ export class Ledger {
     return { id: `escrow:${jobId}`, kind: 'escrow', from: owner, to: SYSTEM_ACCOUNTS.escrow, amount, jobId };
   }
 
+  /** An account's balance in base units; 0 for an unknown account. */
+  async balanceOf(accountId: string): Promise<bigint> {
+    return (await this.deps.store.ledger.account(accountId))?.balance ?? 0n;
+  }
+
   /** Development credit from the operator (`gridx account credit`); `key` makes a retried credit idempotent. */
   async credit(accountId: string, amount: bigint, memo: string, key = randomUUID()): Promise<LedgerEntry[]> {
     const account = await this.deps.store.ledger.account(accountId);
