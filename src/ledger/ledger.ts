@@ -10,7 +10,7 @@ import { formatAmount, parseAmount, share } from '../domain/amount.js';
 import { type Job, isTerminal, workerEarns } from '../domain/job.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { SYSTEM_ACCOUNTS, type LedgerEntry, type Transfer } from '../store/ledger-store.js';
+import { SYSTEM_ACCOUNTS, type LedgerEntry, type LedgerTotals, type Transfer } from '../store/ledger-store.js';
 import type { JobStore } from '../store/store.js';
 import type { Accounts } from './accounts.js';
 
@@ -36,6 +36,11 @@ export class Ledger {
     const amount = reward === undefined ? 0n : parseAmount(reward, 'reward', { allowZero: true });
     if (amount === 0n) return undefined;
     return { id: `escrow:${jobId}`, kind: 'escrow', from: owner, to: SYSTEM_ACCOUNTS.escrow, amount, jobId };
+  }
+
+  /** Sums over the whole ledger (the invariant: held = netInflow = −world). */
+  totals(): Promise<LedgerTotals> {
+    return this.deps.store.ledger.totals();
   }
 
   /** An account's balance in base units; 0 for an unknown account. */

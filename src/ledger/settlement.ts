@@ -10,7 +10,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { type Address, type Hex, encodeFunctionData, erc20Abi, getAddress, keccak256, parseAbiItem, verifyMessage } from 'viem';
+import { type Address, type Hex, zeroAddress, encodeFunctionData, erc20Abi, getAddress, keccak256, parseAbiItem, verifyMessage } from 'viem';
 import { formatAmount } from '../domain/amount.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -164,8 +164,8 @@ export class Settlement {
         const sender = log.args.from?.toLowerCase();
         const value = log.args.value ?? 0n;
         if (!sender || value === 0n || log.removed) continue;
-        // The treasury paying itself is no deposit.
-        if (sender === this.treasuryAddress.toLowerCase()) continue;
+        // Minting (from the zero address) and the treasury paying itself are no deposits.
+        if (sender === zeroAddress || sender === this.treasuryAddress.toLowerCase()) continue;
         const owner = await ledger.accountByAddress(sender);
         credits.push({
           id: `deposit:${log.transactionHash}:${log.logIndex}`,
