@@ -86,3 +86,19 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** `gridx account create` (and `credit`) on a server's store, as an operator does: the new id and key. */
+export async function cliAccount(
+  storeArgs: string[],
+  options: { name?: string; kind?: 'user' | 'runner'; credit?: string } = {},
+): Promise<{ id: string; key: string }> {
+  const created = await runCli(['account', 'create', '--name', options.name ?? 'e2e', '--kind', options.kind ?? 'user', ...storeArgs]);
+  const id = /^account (\S+)/m.exec(created.stdout)?.[1];
+  const key = /^key\s+(\S+)/m.exec(created.stdout)?.[1];
+  if (created.code !== 0 || !id || !key) throw new Error(`gridx account create failed: ${created.stdout}${created.stderr}`);
+  if (options.credit) {
+    const credited = await runCli(['account', 'credit', id, options.credit, ...storeArgs]);
+    if (credited.code !== 0) throw new Error(`gridx account credit failed: ${credited.stderr}`);
+  }
+  return { id, key };
+}
