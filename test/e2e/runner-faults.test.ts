@@ -14,7 +14,7 @@ import { GridxClient } from '../../src/sdk/client.js';
 import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { containersOf, docker, eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
-import { type NodeProcess, runCli, spawnNode, spawnRunner } from '../helpers/process.js';
+import { type NodeProcess, cliAccount, runCli, spawnNode, spawnRunner } from '../helpers/process.js';
 
 const FAST_LEASES = { GRIDX_LEASE_TTL: '2s', GRIDX_RETRY_BACKOFF: '0' };
 
@@ -28,14 +28,19 @@ describe('gridx runner faults', () => {
   });
 
   it('a runner SIGKILLed mid-task: the task completes on another runner after the lease expires', async () => {
-    const server = await spawnNode(tempDir(), ['--no-mesh', '--slots', '0'], 'server', FAST_LEASES);
+    const dataDir = tempDir();
+    const user = await cliAccount(['--data-dir', dataDir], { name: 'user', credit: '10' });
+    const worker = await cliAccount(['--data-dir', dataDir], { name: 'worker', kind: 'runner' });
+    const server = await spawnNode(dataDir, ['--no-mesh', '--slots', '0'], 'server', FAST_LEASES);
     processes.push(server);
-    const first = await spawnRunner(server.url, tempDir('gridx-runner-'), ['--slots', '1', '--name', 'first']);
+    const first = await spawnRunner(server.url, tempDir('gridx-runner-'), ['--slots', '1', '--name', 'first', '--key', worker.key]);
     processes.push(first);
 
     // The client follows the task over the event stream while its runner dies under it.
-    const following = runCli(['run', '--server', server.url, LOCAL_IMAGE, '--', 'sh', '-c', 'echo start; sleep 2; echo done']);
-    const client = new GridxClient(server.url);
+    const following = runCli(['run', '--server', server.url, '--reward', '2', LOCAL_IMAGE, '--', 'sh', '-c', 'echo start; sleep 2; echo done'], {
+      GRIDX_KEY: user.key,
+    });
+    const client = new GridxClient(server.url, { token: user.key });
     const running = await eventually(
       () => client.list({ status: 'running' }),
       (page) => page.jobs.length === 1,
@@ -47,7 +52,7 @@ describe('gridx runner faults', () => {
     await first.exited;
     killedRunners.push(first.id);
 
-    const second = await spawnRunner(server.url, tempDir('gridx-runner-'), ['--slots', '1', '--name', 'second']);
+    const second = await spawnRunner(server.url, tempDir('gridx-runner-'), ['--slots', '1', '--name', 'second', '--key', worker.key]);
     processes.push(second);
     const result = await following;
     expect(result.code).toBe(0);
@@ -62,6 +67,10 @@ describe('gridx runner faults', () => {
     expect(job.executions![0]!.message).toContain(`the lease of ${first.id} expired`);
     const { runners } = await new RunnerClient(server.url).runners();
     expect(Object.fromEntries(runners.map((r) => [r.name, r.status]))).toEqual({ first: 'offline', second: 'online' });
+    // Paid once, to the runners' account, for the execution that completed.
+    const paid = await eventually(() => new GridxClient(server.url, { token: worker.key }).ledger(), (l) => l.entries.length > 0, 5000);
+    expect(paid.entries).toEqual([expect.objectContaining({ kind: 'payout', amount: '2', task_id: taskId, execution_id: job.executions![1]!.id })]);
+    expect((await client.account()).balance).toBe('8');
 
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
@@ -71,6 +80,8 @@ describe('gridx runner faults', () => {
 
   it('two servers on one PostgreSQL, four runners, 500 tasks: each completed exactly once', async () => {
     const db = `${inject('pgUrl')}?schema=runners_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const user = await cliAccount(['--db', db], { name: 'user', credit: '1000' });
+    const worker = await cliAccount(['--db', db], { name: 'worker', kind: 'runner' });
     const servers = [
       await spawnNode(tempDir(), ['--no-mesh', '--slots', '0', '--db', db], 'server', FAST_LEASES),
       await spawnNode(tempDir(), ['--no-mesh', '--slots', '0', '--db', db], 'server', FAST_LEASES),
@@ -85,6 +96,7 @@ describe('gridx runner faults', () => {
           config: loadConfig({ flags: { slots: 4, dataDir: tempDir('gridx-runner-') } }),
           serverUrl: servers[i % 2]!.url,
           name: `r${i}`,
+          accountKey: worker.key,
           log: silentLogger,
           executor: () => {
             const executor = new NoopExecutor({ delayMs: 2, output: 'ok\n' });
@@ -101,14 +113,15 @@ describe('gridx runner faults', () => {
         title: `t${i}`,
         config: { command: ['echo', String(i)] },
         environment: { config: { image: LOCAL_IMAGE } },
+        reward: '1',
       });
       // All submitted to the first server: the second server's runners get them through the shared queue.
-      const submitter = new GridxClient(servers[0]!.url);
+      const submitter = new GridxClient(servers[0]!.url, { token: user.key });
       const ids: string[] = [];
       for (let i = 0; i < 500; i += 50) {
         ids.push(...(await Promise.all(Array.from({ length: 50 }, (_, k) => submitter.submitTask(task(i + k))))).map((t) => t.id));
       }
-      const reader = new GridxClient(servers[1]!.url);
+      const reader = new GridxClient(servers[1]!.url, { token: user.key });
       await eventually(() => reader.list({ status: 'completed', limit: 500 }), (p) => p.jobs.length === 500, 60_000);
 
       const jobs = await Promise.all(ids.map((id) => reader.get(id)));
@@ -123,6 +136,10 @@ describe('gridx runner faults', () => {
       const byRunner = new Map<string, number>();
       for (const job of jobs) byRunner.set(job.executedBy!, (byRunner.get(job.executedBy!) ?? 0) + 1);
       expect(byRunner.size).toBe(4);
+      // Each task paid exactly once, whichever server settled it.
+      const earned = await eventually(() => new GridxClient(servers[1]!.url, { token: worker.key }).account(), (a) => a.balance === '500', 20_000);
+      expect(earned.balance).toBe('500');
+      expect((await reader.account()).balance).toBe('500');
     } finally {
       await Promise.all(runners.map((r) => r.stop()));
     }

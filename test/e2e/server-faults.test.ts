@@ -4,16 +4,17 @@ import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
-import { spawnNode } from '../helpers/process.js';
+import { cliAccount, spawnNode } from '../helpers/process.js';
 
 describe('gridx server faults', () => {
   it('SIGKILL with 100 tasks queued and some running: after restart every task ends, none lost, none completed twice', async () => {
     const dataDir = tempDir();
+    const payer = await cliAccount(['--data-dir', dataDir], { name: 'payer', credit: '1000' });
     const first = await spawnNode(dataDir, ['--slots', '2', '--no-mesh'], 'server');
     const submit = (i: number) =>
       fetch(`${first.url}/api/tasks`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${payer.key}` },
         body: JSON.stringify({
           title: `task ${i}`,
           type: 'docker',
@@ -24,14 +25,14 @@ describe('gridx server faults', () => {
       }).then((r) => r.json() as Promise<{ id: string }>);
     const ids: string[] = [];
     for (let i = 0; i < 100; i++) ids.push((await submit(i)).id);
-    const client = new GridxClient(first.url);
+    const client = new GridxClient(first.url, { token: payer.key });
     await eventually(() => client.list({ status: 'completed' }), (p) => p.jobs.length >= 3, 20_000);
     await eventually(() => client.status(), (s) => s.queue.running > 0, 10_000);
     first.child.kill('SIGKILL');
     await first.exited;
 
     const second = await spawnNode(dataDir, ['--slots', '2', '--no-mesh'], 'server');
-    const again = new GridxClient(second.url);
+    const again = new GridxClient(second.url, { token: payer.key });
     try {
       await eventually(
         async () => (await again.status()).queue,
@@ -47,6 +48,10 @@ describe('gridx server faults', () => {
         expect(job.executions!.every((e) => e.status === 'completed' || e.status === 'interrupted')).toBe(true);
       }
       expect(jobs.filter((j) => j.attempts === 2).length).toBeGreaterThan(0);
+      // Each task paid for exactly once, to the server's own node account, however often it ran.
+      expect((await eventually(() => again.account(), (a) => a.balance === '900', 10_000)).balance).toBe('900');
+      const spent = (await again.ledger({ limit: 1000 })).entries.filter((e) => e.kind === 'escrow');
+      expect(spent).toHaveLength(100);
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

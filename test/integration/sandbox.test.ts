@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import type { JobRequestBody } from '../../src/sdk/client.js';
 import { eventually } from '../helpers/docker.js';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { GridxClient } from '../../src/sdk/client.js';
+import { fundedAccount, startTestNode, type TestNode } from '../helpers/node.js';
 
 const image = LOCAL_IMAGE;
 
@@ -29,9 +30,10 @@ describe('sandbox (real Docker)', () => {
   });
 
   it('runs a Parity task body in the same sandbox, visible under /jobs', async () => {
+    const { key } = await fundedAccount(t, '100');
     const res = await fetch(`${t.url}/api/tasks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
       body: JSON.stringify({
         title: 'whoami',
         type: 'docker',
@@ -42,9 +44,10 @@ describe('sandbox (real Docker)', () => {
     });
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as { id: string };
-    const job = await t.node.http.inject({ method: 'GET', url: `/jobs/${id}` });
+    const job = await t.node.http.inject({ method: 'GET', url: `/jobs/${id}`, headers: { authorization: `Bearer ${key}` } });
     expect(job.statusCode).toBe(200);
-    const finished = await eventually(() => t.client.get(id), (j) => j.finishedAt !== undefined);
+    const owner = new GridxClient(t.url, { token: key });
+    const finished = await eventually(() => owner.get(id), (j) => j.finishedAt !== undefined);
     expect(finished).toMatchObject({ status: 'completed', stdout: 'value\n65534\n/tmp\n', reward: '100', title: 'whoami' });
   });
 
