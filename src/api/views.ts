@@ -32,6 +32,10 @@ export interface JobView {
   network: string;
   workdir?: string;
   executions?: ExecutionRecord[];
+  /** Redundant execution: how many workers run it. */
+  replicas?: number;
+  /** The task this job is a replica of. */
+  parent?: string;
 }
 
 /** `output: false` leaves stdout/stderr out; `result: false` also the exit code, reason and message (another account's job). */
@@ -61,6 +65,8 @@ export function jobView(job: Job, options: { output?: boolean; result?: boolean;
     attempts: job.attempts,
     ...(job.executedBy === undefined ? {} : { executedBy: job.executedBy }),
     pinned: job.pinned,
+    ...(job.replicas === undefined ? {} : { replicas: job.replicas }),
+    ...(job.parent === undefined ? {} : { parent: job.parent }),
     ...(job.origin === undefined ? {} : { origin: job.origin }),
     resources: {
       cpus: job.spec.resources.cpus,

@@ -24,6 +24,7 @@ options:
   --timeout DUR     time limit, e.g. 30s or 5m
   --key KEY         account key (default $GRIDX_KEY); a server needs one, a reward is paid from it
   --reward N        credits paid to whoever runs the job, from the key's account
+  --replicas K      run on K different workers; the majority result is accepted (and paid)
   --detach, -d      print the job id and exit without waiting`;
 
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -43,6 +44,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
       detach: { type: 'boolean', short: 'd' },
       key: { type: 'string' },
       reward: { type: 'string' },
+      replicas: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -87,6 +89,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
 
   if (values.pin) body.pin = true;
   if (values.reward) body.reward = values.reward;
+  if (values.replicas) body.verification = { replicas: Number(values.replicas) };
   const key = values.key ?? env.GRIDX_KEY;
   const auth = key ? { token: key } : {};
   if (values.server) return runAsTask(new GridxClient(values.server, auth), body, values.detach ?? false);
@@ -134,6 +137,7 @@ async function runAsTask(client: GridxClient, body: JobRequestBody, detach: bool
     },
     environment: { type: 'docker', config: { image: body.image, ...(body.workdir ? { workdir: body.workdir } : {}), env } },
     ...(body.reward === undefined ? {} : { reward: body.reward }),
+    ...(body.verification === undefined ? {} : { verification: body.verification }),
   });
   if (detach) {
     console.log(task.id);

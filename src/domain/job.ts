@@ -53,6 +53,7 @@ export type FailureReason =
   | 'peer_failed' // the peers it was forwarded to failed or vanished, too many times
   | 'lease_expired' // the runner or server holding it stopped renewing its lease, too many times
   | 'cancelled' // the user cancelled it
+  | 'unverified' // redundant executions disagreed: no result had a majority
   | 'executor_error'; // Docker refused or failed in a way that is not the job's fault
 
 /** The canonical job spec; the Grid-X and Parity request bodies both map onto it. */
@@ -122,6 +123,10 @@ export interface Job {
   owner?: string;
   /** When the reward's escrow was paid out or refunded. */
   settledAt?: string;
+  /** Redundant execution: how many workers run this task (it is then a parent, never run itself). */
+  replicas?: number;
+  /** The task this job is one replica of. */
+  parent?: string;
 }
 
 /**

@@ -5,6 +5,7 @@
 
 import { GridxError, invalid } from '../errors.js';
 import { formatAmount, parseAmount } from './amount.js';
+import { normalizeVerification } from './verification.js';
 import type { JobSpec } from './job.js';
 import { type SpecPolicy, normalizeSpec } from './spec.js';
 
@@ -12,8 +13,10 @@ export interface TaskRequest {
   spec: JobSpec;
   title: string;
   description?: string;
-  /** Credits offered, as a canonical decimal string. */
+  /** Credits offered per execution, as a canonical decimal string. */
   reward?: string;
+  /** Workers that each run the task (verification.replicas); 1 runs it once. */
+  replicas: number;
 }
 
 /** Grid-X field → Parity field, for error messages. */
@@ -75,6 +78,7 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
   return {
     spec,
     title,
+    replicas: normalizeVerification(b.verification),
     ...(description === undefined ? {} : { description }),
     ...(reward === undefined ? {} : { reward }),
   };

@@ -6,7 +6,8 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { formatAmount, parseAmount, share } from '../domain/amount.js';
+import { formatAmount, parseAmount, share as shareOf } from '../domain/amount.js';
+import { majorityOf } from '../domain/verification.js';
 import { type Job, isTerminal, workerEarns } from '../domain/job.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -32,8 +33,8 @@ export class Ledger {
   constructor(private readonly deps: LedgerDeps) {}
 
   /** The transfer that moves a task's reward into escrow; undefined when it offers none. */
-  escrowOf(jobId: string, owner: string, reward: string | undefined): Transfer | undefined {
-    const amount = reward === undefined ? 0n : parseAmount(reward, 'reward', { allowZero: true });
+  escrowOf(jobId: string, owner: string, reward: string | undefined, replicas = 1): Transfer | undefined {
+    const amount = (reward === undefined ? 0n : parseAmount(reward, 'reward', { allowZero: true })) * BigInt(replicas);
     if (amount === 0n) return undefined;
     return { id: `escrow:${jobId}`, kind: 'escrow', from: owner, to: SYSTEM_ACCOUNTS.escrow, amount, jobId };
   }
@@ -94,6 +95,7 @@ export class Ledger {
       .filter((e) => e.kind === 'escrow')
       .reduce((sum, e) => sum + e.amount, 0n);
     if (escrowed === 0n) return { jobId: job.id, transfers: [] };
+    if (job.replicas) return this.planReplicated(job, escrowed);
     const worker = workerEarns(job) ? await this.workerOf(job) : undefined;
     if (!worker) {
       return {
@@ -101,12 +103,38 @@ export class Ledger {
         transfers: [{ id: `refund:${job.id}`, kind: 'refund', from: SYSTEM_ACCOUNTS.escrow, to: job.owner!, amount: escrowed, jobId: job.id, memo: `task ${job.status}` }],
       };
     }
-    const fee = share(escrowed, this.deps.feeBasisPoints);
+    const fee = shareOf(escrowed, this.deps.feeBasisPoints);
     const transfers: Transfer[] = [
       { id: `payout:${job.id}:${worker.executionId}`, kind: 'payout', from: SYSTEM_ACCOUNTS.escrow, to: worker.accountId, amount: escrowed - fee, jobId: job.id, executionId: worker.executionId },
     ];
     if (fee > 0n) {
       transfers.push({ id: `fee:${job.id}:${worker.executionId}`, kind: 'fee', from: SYSTEM_ACCOUNTS.escrow, to: SYSTEM_ACCOUNTS.fees, amount: fee, jobId: job.id, executionId: worker.executionId });
+    }
+    return { jobId: job.id, transfers: transfers.filter((t) => t.amount > 0n) };
+  }
+
+  /**
+   * A redundant task: each replica in the majority earns one replica's share (less the fee);
+   * the shares of the others, and everything when the task was cancelled or unverified, go
+   * back to the owner.
+   */
+  private async planReplicated(job: Job, escrowed: bigint): Promise<Settlement> {
+    const replicas = await this.deps.store.children(job.id);
+    const share = escrowed / BigInt(job.replicas!);
+    const decided = job.status !== 'cancelled' && job.reason !== 'unverified';
+    const winners = decided ? (majorityOf(replicas)?.winners ?? []) : [];
+    const transfers: Transfer[] = [];
+    let paid = 0n;
+    for (const replica of winners) {
+      const worker = await this.workerOf(replica);
+      if (!worker) continue;
+      const fee = shareOf(share, this.deps.feeBasisPoints);
+      transfers.push({ id: `payout:${job.id}:${worker.executionId}`, kind: 'payout', from: SYSTEM_ACCOUNTS.escrow, to: worker.accountId, amount: share - fee, jobId: job.id, executionId: worker.executionId });
+      if (fee > 0n) transfers.push({ id: `fee:${job.id}:${worker.executionId}`, kind: 'fee', from: SYSTEM_ACCOUNTS.escrow, to: SYSTEM_ACCOUNTS.fees, amount: fee, jobId: job.id, executionId: worker.executionId });
+      paid += share;
+    }
+    if (escrowed > paid) {
+      transfers.push({ id: `refund:${job.id}`, kind: 'refund', from: SYSTEM_ACCOUNTS.escrow, to: job.owner!, amount: escrowed - paid, jobId: job.id, memo: `${winners.length} of ${job.replicas} replicas paid` });
     }
     return { jobId: job.id, transfers: transfers.filter((t) => t.amount > 0n) };
   }

@@ -22,6 +22,7 @@ import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { Verifier } from '../scheduler/verifier.js';
 import { openStore } from '../store/open.js';
 import type { JobStore } from '../store/store.js';
 import { VERSION } from '../version.js';
@@ -64,6 +65,7 @@ export class GridxNode {
   private eventLog?: EventLog;
   private runners?: RunnerHub;
   private settlement?: Settlement;
+  private verifier?: Verifier;
   private settleTimer?: NodeJS.Timeout;
   private readonly settling = new Set<Promise<void>>();
   /** Accounts and the ledger, once started. */
@@ -161,6 +163,7 @@ export class GridxNode {
         this.settling.add(settling);
       });
 
+      const verifier = (this.verifier = new Verifier({ store, scheduler, events: this.events, log: log.child('verifier') }));
       this.eventLog = new EventLog(store, this.events, log.child('events'));
       const runners = (this.runners = new RunnerHub({
         store,
@@ -194,8 +197,12 @@ export class GridxNode {
       await this.mesh?.start();
       await scheduler.start();
       await this.settlement?.start();
-      await ledger.settleAll();
-      this.settleTimer = setInterval(() => void ledger.settleAll().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)), SETTLE_SWEEP_MS);
+      const sweep = async () => {
+        await verifier.sweep();
+        await ledger.settleAll();
+      };
+      await sweep();
+      this.settleTimer = setInterval(() => void sweep().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)), SETTLE_SWEEP_MS);
       this.settleTimer.unref();
       return this.url;
     } catch (err) {
@@ -285,6 +292,7 @@ export class GridxNode {
     this.stopping ??= (async () => {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
       this.runners?.stop();
+      this.verifier?.stop();
       clearInterval(this.settleTimer);
       await this.scheduler?.stop();
       await this.closeApi();

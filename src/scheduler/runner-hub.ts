@@ -171,6 +171,8 @@ export class RunnerHub {
     for (const job of await this.deps.store.pendingReady(CLAIM_SCAN)) {
       if (claimed.length >= max) break;
       if (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits)) continue;
+      // A runner runs one replica of a task at most: k replicas need k different runners.
+      if (job.parent && (await this.deps.store.ranReplica(job.parent, runner.id))) continue;
       const leaseToken = randomUUID();
       const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs);
       if (!held) continue;

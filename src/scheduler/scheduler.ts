@@ -75,6 +75,8 @@ export interface SubmitOptions {
   owner?: string;
   /** Moves the reward into escrow in the same transaction as the insert. */
   escrow?: Transfer;
+  /** Redundant execution: this many different workers run the job (2 or more). */
+  replicas?: number;
   title?: string;
   description?: string;
   reward?: string;
@@ -121,6 +123,8 @@ export class Scheduler {
       // Jobs held by runners or by other servers on the same database keep their leases;
       // those run on, or come back when their leases expire.
       if (job.executedBy !== undefined && job.executedBy !== this.deps.nodeId) continue;
+      // A redundant job's parent never runs itself: its replicas decide it.
+      if (job.replicas) continue;
       if (job.origin) {
         // The forwarding node saw its stream break and retries the job itself.
         await this.fail(job, 'node_restarted', `the node restarted while it ran; its origin ${job.origin} places it again`);
@@ -177,16 +181,33 @@ export class Scheduler {
       throw new GridxError('UNAVAILABLE', 'this node is shutting down and takes no new jobs; submit to another node');
     }
     if (!this.started) throw new GridxError('UNAVAILABLE', 'this node is still starting; try again in a moment');
-    const job = await this.deps.store.insert({
-      id: options.id ?? randomUUID(),
-      ...(options.owner ? { owner: options.owner } : {}),
+    const id = options.id ?? randomUUID();
+    const fields = {
       spec,
-      ...(options.title ? { title: options.title } : {}),
+      ...(options.owner ? { owner: options.owner } : {}),
       ...(options.description ? { description: options.description } : {}),
       ...(options.reward ? { reward: options.reward } : {}),
-      ...(options.pinned ? { pinned: true } : {}),
-      ...(options.origin ? { origin: options.origin } : {}),
-    }, options.escrow);
+    };
+    const k = options.replicas ?? 1;
+    const replicas =
+      k > 1
+        ? Array.from({ length: k }, (_, i) => ({
+            ...fields,
+            id: randomUUID(),
+            title: `${options.title ?? spec.image} (replica ${i + 1} of ${k})`,
+          }))
+        : undefined;
+    const job = await this.deps.store.insert(
+      {
+        ...fields,
+        id,
+        ...(options.title ? { title: options.title } : {}),
+        ...(options.pinned ? { pinned: true } : {}),
+        ...(options.origin ? { origin: options.origin } : {}),
+        ...(replicas ? { replicas } : {}),
+      },
+      options.escrow,
+    );
     this.deps.events.emit('job:status', { job });
     this.pump();
     return job;
@@ -203,6 +224,14 @@ export class Scheduler {
     if (isTerminal(job.status)) {
       if (job.status === 'cancelled') return job;
       throw new GridxError('CONFLICT', `job ${id} already ended as ${job.status}; nothing to cancel`);
+    }
+    if (job.replicas) {
+      // The parent first, so its replicas ending under the cancel cannot decide it.
+      const cancelled = await this.write(id, { status: ['running'] }, { status: 'cancelled', reason: 'cancelled', message: 'cancelled by request', finishedAt: now() });
+      for (const replica of await this.deps.store.children(id)) {
+        if (!isTerminal(replica.status)) await this.cancel(replica.id).catch(() => {});
+      }
+      return cancelled ?? (await this.deps.store.get(id))!;
     }
     if (job.status === 'pending') {
       const cancelled = await this.write(
@@ -287,7 +316,8 @@ export class Scheduler {
     const { placement } = this.deps;
     const local: Target = { nodeId: this.deps.nodeId, executor: this.deps.executor, remote: false };
     const localOk = this.localUsed() < this.deps.slots && (placement?.fitsLocally(job) ?? true);
-    if (job.pinned || !placement) return localOk ? local : undefined;
+    // Replicas run here or on runners, where the distinct-worker rule can be kept; never forwarded.
+    if (job.pinned || job.parent || !placement) return localOk ? local : undefined;
     if (localOk && !placement.prefersRemote(job)) return local;
     const peer = placement.choosePeer(job, this.failedPeers.get(job.id) ?? new Set());
     if (peer) return { nodeId: peer.peerId, executor: peer.executor, remote: true };
@@ -311,6 +341,8 @@ export class Scheduler {
           if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
           const target = this.choose(job);
           if (!target) continue;
+          // One replica of a task per worker: this node ran one already.
+          if (job.parent && !target.remote && (await this.deps.store.ranReplica(job.parent, this.deps.nodeId))) continue;
           const executionId = randomUUID();
           const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId, this.deps.leaseTtlMs);
           if (!claimed) {
@@ -433,6 +465,11 @@ export class Scheduler {
       { status: ['scheduled', 'running'], executionId },
       { status: 'failed', reason, message, finishedAt: now(), executionId: null },
     );
+  }
+
+  /** Ends a redundant job's parent (running, never leased) as its replicas decided. */
+  endGroup(parentId: string, patch: JobPatch): Promise<Job | undefined> {
+    return this.write(parentId, { status: ['running'] }, patch);
   }
 
   /** scheduled → running under the lease, when the container has started. */

@@ -21,6 +21,8 @@ export interface JobRequestBody {
   pin?: boolean;
   /** Credits paid from the caller's account to whoever runs it. */
   reward?: string | number;
+  /** Run by this many different workers; the majority result is accepted and paid. */
+  verification?: { replicas: number };
 }
 
 export interface AccountInfo {
@@ -91,7 +93,10 @@ export interface ParityTask {
   type?: 'docker';
   config: { command: string[]; resources?: { memory?: string; cpu?: number; timeout?: number | string } };
   environment: { type?: 'docker'; config: { image: string; workdir?: string; env?: string[] } };
+  /** Credits per execution, paid from the caller's account. */
   reward?: number | string;
+  /** Run by this many different workers; the majority result is accepted and paid. */
+  verification?: { replicas: number };
 }
 
 /** One message of a task's event stream. */

@@ -6,7 +6,7 @@ import type { ExecutionRecord, RunnerRecord, RunnerSummary } from './store.js';
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at, owner, settled_at`;
+  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at, owner, settled_at, parent, replicas`;
 
 /** A jobs row as either driver returns it (SQLite: 0/1 and JSON text; PostgreSQL: booleans, JSONB, bigint text). */
 export interface JobRow {
@@ -37,6 +37,8 @@ export interface JobRow {
   lease_expires_at: number | string | null;
   owner: string | null;
   settled_at: string | null;
+  parent: string | null;
+  replicas: number | null;
 }
 
 export function toJob(row: JobRow): Job {
@@ -67,6 +69,8 @@ export function toJob(row: JobRow): Job {
   if (row.reward !== null) job.reward = row.reward;
   if (row.owner !== null) job.owner = row.owner;
   if (row.settled_at !== null) job.settledAt = row.settled_at;
+  if (row.parent !== null) job.parent = row.parent;
+  if (row.replicas !== null) job.replicas = row.replicas;
   if (row.lease_expires_at !== null) job.leaseExpiresAt = new Date(Number(row.lease_expires_at)).toISOString();
   return job;
 }

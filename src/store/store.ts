@@ -22,6 +22,13 @@ export interface NewJob {
   reward?: string;
   /** The account that pays the reward and alone may see the result and cancel. */
   owner?: string;
+  /**
+   * Redundant execution: the job is inserted as a running parent that is never claimed,
+   * with these child jobs (one per replica) pending under it, in the same transaction.
+   */
+  replicas?: NewJob[];
+  /** Set on the children of a redundant job. */
+  parent?: string;
 }
 
 /** Fields a transition may set. `undefined` leaves a field alone; `null` clears it. */
@@ -150,6 +157,10 @@ export interface JobStore {
   /** Conditional write; undefined when the expectation no longer holds. */
   transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
   executions(jobId: string): Promise<ExecutionRecord[]>;
+  /** The replicas of a redundant job, in the order they were made. */
+  children(parentId: string): Promise<Job[]>;
+  /** Whether `workerId` has run (or runs) any replica of `parentId`: a worker runs one replica of a task at most. */
+  ranReplica(parentId: string, workerId: string): Promise<boolean>;
   /** Appends to the update stream; returns the event with its sequence number. */
   appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent>;
   /** Events after `since`, oldest first, optionally of one job, at most `limit`. */

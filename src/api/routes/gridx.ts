@@ -11,6 +11,7 @@ import type { ApiDeps } from '../app.js';
 import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from './shared.js';
 import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
 import { normalizeReward } from '../../domain/task.js';
+import { normalizeVerification } from '../../domain/verification.js';
 import { jobView } from '../views.js';
 
 export function gridxRoutes(deps: ApiDeps) {
@@ -53,7 +54,7 @@ export function gridxRoutes(deps: ApiDeps) {
       { schema: { querystring: { type: 'object', properties: { wait: { type: 'boolean', default: true } } } } },
       async (request, reply) => {
         const account = await writerAccount(request, deps);
-        const body = (request.body ?? {}) as { title?: unknown; pin?: unknown; reward?: unknown };
+        const body = (request.body ?? {}) as { title?: unknown; pin?: unknown; reward?: unknown; verification?: unknown };
         if (body.pin !== undefined && typeof body.pin !== 'boolean') {
           throw new GridxError('INVALID_INPUT', 'pin: must be true (run only on this node) or false');
         }
@@ -61,7 +62,13 @@ export function gridxRoutes(deps: ApiDeps) {
         const spec = validateForMesh(request.body, deps, pinned);
         const title = typeof body.title === 'string' ? body.title.slice(0, 200) : undefined;
         const reward = normalizeReward(body.reward);
-        const job = await submitPaid(deps, account, spec, { ...(title ? { title } : {}), pinned, ...(reward ? { reward } : {}) });
+        const replicas = normalizeVerification(body.verification);
+        const job = await submitPaid(deps, account, spec, {
+          ...(title ? { title } : {}),
+          pinned,
+          ...(reward ? { reward } : {}),
+          ...(replicas > 1 ? { replicas } : {}),
+        });
         if (request.query.wait === false) return reply.code(202).send(jobView(job));
         const gone = abortOnClose(reply);
         try {

@@ -41,7 +41,7 @@ export function listPage(store: JobStore, query: ListQuery): Promise<JobPage> {
 }
 
 /**
- * Submits a job for `account`: its reward moves into
+ * Submits a job for `account`: its reward (per execution, times the replicas) moves into
  * escrow in the same transaction as the insert; 402 and nothing written when the balance
  * does not cover it. Anonymous jobs (an open node) cannot offer a reward.
  */
@@ -58,6 +58,6 @@ export function submitPaid(
     }
     return deps.scheduler.submit(spec, { ...options, id });
   }
-  const escrow = deps.ledger.escrowOf(id, account.id, options.reward);
+  const escrow = deps.ledger.escrowOf(id, account.id, options.reward, options.replicas ?? 1);
   return deps.scheduler.submit(spec, { ...options, id, owner: account.id, ...(escrow ? { escrow } : {}) });
 }

@@ -45,6 +45,8 @@ export function taskView(job: Job, options: { output?: boolean; result?: boolean
     ...(job.startedAt ? { started_at: job.startedAt } : {}),
     ...(job.finishedAt ? { completed_at: job.finishedAt } : {}),
     ...(job.executedBy ? { runner_id: job.executedBy } : {}),
+    ...(job.replicas ? { verification: { replicas: job.replicas } } : {}),
+    ...(job.parent ? { replica_of: job.parent } : {}),
     attempts: job.attempts,
     ...(job.finishedAt && options.result !== false
       ? {
@@ -78,6 +80,7 @@ export function taskRoutes(deps: ApiDeps) {
         title: task.title,
         ...(task.description ? { description: task.description } : {}),
         ...(task.reward ? { reward: task.reward } : {}),
+        ...(task.replicas > 1 ? { replicas: task.replicas } : {}),
       });
       return reply.code(201).send(taskView(job));
     });

@@ -121,6 +121,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN owner TEXT;
   ALTER TABLE events ADD COLUMN owner TEXT;                -- only its owner is streamed an owned job's events
   ALTER TABLE jobs ADD COLUMN settled_at TEXT;
+  -- Redundant execution: a task run by several workers is a parent that never queues
+  -- itself, and one child job per replica (parent = its id); the majority result wins.
+  ALTER TABLE jobs ADD COLUMN parent TEXT;
+  ALTER TABLE jobs ADD COLUMN replicas INTEGER;
+  CREATE INDEX jobs_parent ON jobs (parent) WHERE parent IS NOT NULL;
   CREATE INDEX jobs_unsettled ON jobs (seq) WHERE owner IS NOT NULL AND settled_at IS NULL;
   ALTER TABLE runners ADD COLUMN account_id TEXT;
   ALTER TABLE runners ADD COLUMN public_key TEXT;

@@ -93,16 +93,21 @@ export class PostgresStore implements JobStore {
 
   async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
     const client = await this.pool.connect();
+    const at = now();
+    const add = (j: NewJob, status: 'pending' | 'running', parent: string | null) =>
+      client.query<JobRow>(
+        `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, started_at, attempts, pinned, origin, description, reward,
+           owner, parent, replicas)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+        [j.id, status, JSON.stringify(j.spec), j.title ?? null, at, status === 'running' ? at : null, j.pinned ?? false, j.origin ?? null,
+          j.description ?? null, j.reward ?? null, j.owner ?? null, parent, j.replicas?.length ?? null],
+      );
     try {
       await client.query('BEGIN');
       // The reward leaves the owner's balance in the same transaction: no task without its escrow.
       if (escrow) await this.ledger.postWith(client, [escrow]);
-      const { rows } = await client.query<JobRow>(
-        `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner)
-         VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9) RETURNING *`,
-        [job.id, JSON.stringify(job.spec), job.title ?? null, now(), job.pinned ?? false, job.origin ?? null,
-          job.description ?? null, job.reward ?? null, job.owner ?? null],
-      );
+      const { rows } = await add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
+      for (const child of job.replicas ?? []) await add(child, 'pending', job.id);
       await client.query('COMMIT');
       return toJob(rows[0]!);
     } catch (err) {
@@ -274,6 +279,19 @@ export class PostgresStore implements JobStore {
   async executions(jobId: string): Promise<ExecutionRecord[]> {
     const { rows } = await this.pool.query<ExecutionRow>('SELECT * FROM executions WHERE job_id = $1 ORDER BY attempt ASC', [jobId]);
     return rows.map(toExecution);
+  }
+
+  async children(parentId: string): Promise<Job[]> {
+    const { rows } = await this.pool.query<JobRow>('SELECT * FROM jobs WHERE parent = $1 ORDER BY seq', [parentId]);
+    return rows.map(toJob);
+  }
+
+  async ranReplica(parentId: string, workerId: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id WHERE j.parent = $1 AND e.node_id = $2 LIMIT 1',
+      [parentId, workerId],
+    );
+    return (rowCount ?? 0) > 0;
   }
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {

@@ -68,26 +68,33 @@ export class SqliteStore implements JobStore {
 
   async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
     const at = now();
+    const add = (j: NewJob, status: 'pending' | 'running', parent: string | null) =>
+      this.stmt(
+          `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, started_at, attempts, stdout, stderr,
+             stdout_truncated, stderr_truncated, pinned, origin, description, reward, owner, parent, replicas)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          j.id,
+          status,
+          JSON.stringify(j.spec),
+          j.title ?? null,
+          at,
+          at,
+          status === 'running' ? at : null,
+          j.pinned ? 1 : 0,
+          j.origin ?? null,
+          j.description ?? null,
+          j.reward ?? null,
+          j.owner ?? null,
+          parent,
+          j.replicas?.length ?? null,
+        );
     this.db.transaction(() => {
       // The reward leaves the owner's balance in the same transaction: no task without its escrow.
       if (escrow) this.ledger.postInTransaction([escrow]);
-      this.stmt(
-          `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, stdout, stderr,
-             stdout_truncated, stderr_truncated, pinned, origin, description, reward, owner)
-           VALUES (?, 'pending', ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          job.id,
-          JSON.stringify(job.spec),
-          job.title ?? null,
-          at,
-          at,
-          job.pinned ? 1 : 0,
-          job.origin ?? null,
-          job.description ?? null,
-          job.reward ?? null,
-          job.owner ?? null,
-        );
+      add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
+      for (const child of job.replicas ?? []) add(child, 'pending', job.id);
     }).immediate();
     return (await this.get(job.id))!;
   }
@@ -276,6 +283,17 @@ export class SqliteStore implements JobStore {
     const rows = this.stmt('SELECT * FROM executions WHERE job_id = ? ORDER BY attempt ASC')
       .all(jobId) as ExecutionRow[];
     return rows.map(toExecution);
+  }
+
+  async children(parentId: string): Promise<Job[]> {
+    return (this.stmt('SELECT * FROM jobs WHERE parent = ? ORDER BY seq').all(parentId) as JobRow[]).map(toJob);
+  }
+
+  async ranReplica(parentId: string, workerId: string): Promise<boolean> {
+    return (
+      this.stmt('SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id WHERE j.parent = ? AND e.node_id = ? LIMIT 1').get(parentId, workerId) !==
+      undefined
+    );
   }
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {

@@ -1,0 +1,73 @@
+/**
+ * Decides redundant jobs: when every replica of a task has ended, the result that a strict
+ * majority of them share becomes the task's result; without a majority the task fails as
+ * `unverified`. The ledger then pays the majority's workers and refunds the rest.
+ */
+
+import type { JobEventMap, TypedEmitter } from '../domain/events.js';
+import { isTerminal } from '../domain/job.js';
+import { majorityOf } from '../domain/verification.js';
+import { messageOf } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { JobPatch, JobStore } from '../store/store.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface VerifierDeps {
+  store: JobStore;
+  scheduler: Scheduler;
+  events: TypedEmitter<JobEventMap>;
+  log: Logger;
+}
+
+export class Verifier {
+  private readonly off: () => void;
+
+  constructor(private readonly deps: VerifierDeps) {
+    this.off = deps.events.on('job:status', ({ job }) => {
+      if (job.parent && isTerminal(job.status)) {
+        this.decide(job.parent).catch((err: unknown) => deps.log.error(`task ${job.parent}: verification failed, the sweep retries it: ${messageOf(err)}`));
+      }
+    });
+  }
+
+  /** Ends the parent once all its replicas have ended; a no-op before that, or when already decided. */
+  async decide(parentId: string): Promise<void> {
+    const { store, scheduler, log } = this.deps;
+    const parent = await store.get(parentId);
+    if (!parent?.replicas || parent.status !== 'running') return;
+    const replicas = await store.children(parentId);
+    if (replicas.some((r) => !isTerminal(r.status))) return;
+    const k = replicas.length;
+    const majority = majorityOf(replicas);
+    let patch: JobPatch;
+    if (majority) {
+      const w = majority.winners[0]!;
+      patch = {
+        status: w.status,
+        reason: w.reason ?? null,
+        message: `${majority.winners.length} of ${k} replicas agree${w.message ? `; ${w.message}` : ''}`,
+        stdout: w.stdout,
+        stderr: w.stderr,
+        stdoutTruncated: w.stdoutTruncated,
+        stderrTruncated: w.stderrTruncated,
+        finishedAt: new Date().toISOString(),
+        ...(w.exitCode === undefined ? {} : { exitCode: w.exitCode }),
+        ...(w.durationMs === undefined ? {} : { durationMs: w.durationMs }),
+      };
+    } else {
+      const seen = replicas.map((r) => (r.exitCode === undefined ? r.status : `${r.status} ${r.exitCode}`)).join(', ');
+      patch = { status: 'failed', reason: 'unverified', message: `no result had a majority of the ${k} replicas (${seen})`, finishedAt: new Date().toISOString() };
+    }
+    const ended = await scheduler.endGroup(parentId, patch);
+    if (ended) log.info(`task ${parentId}: ${majority ? `${majority.winners.length} of ${k} replicas agree` : 'replicas disagree'}; ${ended.status}`);
+  }
+
+  /** Decides parents whose last replica ended while this process was down. */
+  async sweep(): Promise<void> {
+    for (const job of await this.deps.store.withStatus(['running'])) if (job.replicas) await this.decide(job.id);
+  }
+
+  stop(): void {
+    this.off();
+  }
+}
