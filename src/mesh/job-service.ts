@@ -7,6 +7,7 @@
 
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, isTerminal } from '../domain/job.js';
+import { signedBytes } from '../domain/result-digest.js';
 import { type SpecPolicy, normalizeSpec } from '../domain/spec.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -21,7 +22,7 @@ export type JobMessage =
   | { type: 'status'; status: Job['status'] }
   | { type: 'output'; stream: 'stdout' | 'stderr'; data: string }
   | { type: 'heartbeat' }
-  | { type: 'result'; result: ExecutionResult }
+  | { type: 'result'; result: ExecutionResult; signature: string }
   | { type: 'cancel' };
 
 export interface JobServiceDeps {
@@ -31,6 +32,8 @@ export interface JobServiceDeps {
   policy: () => SpecPolicy;
   log: Logger;
   heartbeatMs?: number;
+  /** Signs with this node's libp2p key: the origin checks a result against the peer id it ran on. */
+  sign: (bytes: Uint8Array) => Promise<Uint8Array>;
 }
 
 /**
@@ -135,7 +138,9 @@ export async function serveForwardedJob(channel: JsonChannel, from: string, deps
     })();
     const outcome = await Promise.race([ended.then((j) => ({ job: j })), reading.then(() => ({}), (err: unknown) => ({ err }))]);
     if ('job' in outcome && outcome.job) {
-      await send({ type: 'result', result: resultOf(outcome.job) });
+      const result = resultOf(outcome.job);
+      const signature = Buffer.from(await deps.sign(signedBytes(request.jobId, request.executionId, result))).toString('base64');
+      await send({ type: 'result', result, signature });
       await chain;
       await channel.stream.close().catch(() => {});
     } else {

@@ -133,7 +133,14 @@ export class GridxNode {
           log: log.child('mesh'),
           describe: async () => this.describe(executor, this.scheduler!, limits()),
           serveJob: (channel, from) =>
-            serveForwardedJob(channel, from, { scheduler: this.scheduler!, store, events: this.events, policy, log: log.child('jobs') }),
+            serveForwardedJob(channel, from, {
+              scheduler: this.scheduler!,
+              store,
+              events: this.events,
+              policy,
+              log: log.child('jobs'),
+              sign: async (bytes) => this.identity!.privateKey.sign(bytes),
+            }),
           onOffersChanged: () => this.scheduler?.poke(),
         });
       }

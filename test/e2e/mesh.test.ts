@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { signOffer } from '../../src/mesh/offer-book.js';
 import { PROTOCOLS, jsonChannel } from '../../src/mesh/wire.js';
+import { signedBytes } from '../../src/domain/result-digest.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
@@ -227,6 +228,53 @@ describe('a five-node mesh of processes', () => {
       expect(job.attempts).toBe(1); // a refusal costs no attempt
       await a.cancel(blocker.id);
       await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${attacker.peerId} did not take it`));
+    });
+
+    it('a peer that returns a result its key did not sign: discarded, the job runs again elsewhere', async () => {
+      await attacker.unhandle(PROTOCOLS.job);
+      await attacker.handle(PROTOCOLS.job, async (stream) => {
+        const channel = jsonChannel(stream);
+        const run = (await channel.read()) as { jobId: string; executionId: string };
+        await channel.write({ type: 'accepted', jobId: run.jobId });
+        const at = new Date().toISOString();
+        const result = { exitCode: 0, oomKilled: false, timedOut: false, cancelled: false, stdout: 'forged\n', stderr: '', stdoutTruncated: false, stderrTruncated: false, startedAt: at, finishedAt: at, durationMs: 1 };
+        // Signed, but by a key other than the one its peer id names.
+        const signature = Buffer.from(await (await generateKeyPair('Ed25519')).sign(signedBytes(run.jobId, run.executionId, result))).toString('base64');
+        await channel.write({ type: 'result', result, signature });
+        await stream.close();
+      });
+      const a = new GridxClient(nodes[0]!.url);
+      await new Promise((r) => setTimeout(r, 5500)); // the refusal above suspended the attacker for 5 s
+      const template = (await a.peers()).peers.find((p) => p.peerId !== attacker.peerId.toString())!.offer;
+      const now = Date.now();
+      const lie = await signOffer(
+        {
+          ...template,
+          peerId: attacker.peerId.toString(),
+          apiUrl: 'http://127.0.0.1:9',
+          multiaddrs: attacker.getMultiaddrs().map(String),
+          status: 'idle',
+          slots: { total: 64, free: 64 },
+          images: [`${image}`],
+          seq: now,
+          issuedAt: now,
+          expiresAt: now + 60_000,
+        },
+        attackerKey,
+      );
+      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
+      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
+      await stream.close();
+
+      const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
+      await eventually(() => a.get(blocker.id), (j) => j.status === 'running');
+      const job = await a.submit({ image, command: 'echo honest' });
+      await a.cancel(blocker.id);
+      expect(job).toMatchObject({ status: 'completed', stdout: 'honest\n' });
+      expect(job.executedBy).not.toBe(attacker.peerId.toString());
+      const full = await a.get(job.id);
+      expect(full.executions!.map((e) => [e.nodeId, e.status])[0]).toEqual([attacker.peerId.toString(), 'interrupted']);
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes('sent a result its key did not sign'));
     });
 
     it('a job request with a bad spec is refused, not run', async () => {
