@@ -8,9 +8,9 @@ import type { Hex } from 'viem';
 import { loadConfig } from '../config/load.js';
 import { Secret } from '../config/schema.js';
 import { formatAmount, parseAmount } from '../domain/amount.js';
-import { invalid } from '../errors.js';
+import { GridxError, invalid } from '../errors.js';
 import { Accounts } from '../ledger/accounts.js';
-import { connectChain, deployToken } from '../ledger/chain.js';
+import { connectChain, deployToken, errorKind } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
 import { createLogger } from '../logger.js';
 import { GridxClient } from '../sdk/client.js';
@@ -189,6 +189,9 @@ export async function tokenCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     symbol: values.symbol ?? 'GRIDX',
     supply,
     treasury: clients.address,
+  }).catch((err: unknown) => {
+    // viem's messages carry the RPC URL, which may hold an API key.
+    throw new GridxError('REMOTE_ERROR', `the deployment failed (${errorKind(err)}); does the key's account hold ether for gas?`, { cause: err });
   });
   console.log(`token ${deployed.address} deployed in block ${deployed.block} (tx ${deployed.txHash as Hex})`);
   console.log(`${formatAmount(supply)} tokens minted to the treasury ${clients.address}`);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { GridxError } from '../../src/errors.js';
@@ -93,5 +94,44 @@ runner:
     expect(caught).toBeInstanceOf(GridxError);
     expect((caught as GridxError).code).toBe('CONFIG_INVALID');
     expect((caught as GridxError).message).toContain(message);
+  });
+});
+
+describe('settlement settings', () => {
+  const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
+  const RPC = 'https://rpc.example.invalid/v1/secret-api-key';
+
+  it('is off by default; on, it needs the RPC URL, the token and the treasury key', () => {
+    expect(loadConfig().settlement.enabled).toBe(false);
+    expect(() => loadConfig({ env: { GRIDX_SETTLEMENT: 'true', GRIDX_RPC_URL: RPC } })).toThrow(
+      /settlement is enabled but settlement.token \(GRIDX_TOKEN_ADDRESS\), settlement.treasury_key \(GRIDX_TREASURY_KEY\) are not set/,
+    );
+  });
+
+  it('never shows the treasury key or the RPC URL: not in the config printed, inspected, or in an error about them', () => {
+    const config = loadConfig({
+      env: { GRIDX_SETTLEMENT: 'true', GRIDX_RPC_URL: RPC, GRIDX_TOKEN_ADDRESS: `0x${'ab'.repeat(20)}`, GRIDX_TREASURY_KEY: KEY },
+    });
+    expect(config.settlement.treasuryKey?.reveal()).toBe(KEY);
+    for (const shown of [JSON.stringify(config), inspect(config, { depth: 10 }), String(config.settlement.rpcUrl), `${config.settlement.treasuryKey}`]) {
+      expect(shown).not.toContain(KEY.slice(2));
+      expect(shown).not.toContain('secret-api-key');
+    }
+    const bad = `${KEY}00`;
+    let message = '';
+    try {
+      loadConfig({ env: { GRIDX_TREASURY_KEY: bad } });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('env GRIDX_TREASURY_KEY: expected a private key');
+    expect(message).not.toContain(KEY.slice(2, 20));
+  });
+
+  it('reads the operator fee as a percentage', () => {
+    expect(loadConfig({ env: { GRIDX_FEE: '2.5' } }).feeBasisPoints).toBe(250);
+    expect(loadConfig({ env: { GRIDX_FEE: '0' } }).feeBasisPoints).toBe(0);
+    expect(() => loadConfig({ env: { GRIDX_FEE: '60' } })).toThrow(/GRIDX_FEE: expected a percentage 0-50/);
+    expect(() => loadConfig({ env: { GRIDX_FEE: '-1' } })).toThrow(/GRIDX_FEE/);
   });
 });
