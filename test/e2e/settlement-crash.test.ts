@@ -77,4 +77,17 @@ describe('withdrawal crash (real processes, anvil)', () => {
       await restarted.exited;
     }
   });
+
+  it('gridx token deploy deploys the token on a development chain and prints the settings that switch settlement on', { timeout: 30_000 }, async () => {
+    const deployed = await runCli(['token', 'deploy', '--rpc-url', anvil.url, '--supply', '5000', '--symbol', 'TST'], { GRIDX_TREASURY_KEY: TREASURY_KEY });
+    expect(deployed.code).toBe(0);
+    const address = /^token (0x[0-9a-fA-F]{40}) deployed in block (\d+)/m.exec(deployed.stdout)?.[1] as `0x${string}`;
+    expect(address).toBeDefined();
+    expect(await anvil.balanceOf(address, addressOf(TREASURY_KEY))).toBe(5000n * C);
+    expect(deployed.stdout).toContain(`GRIDX_TOKEN_ADDRESS=${address}`);
+    expect(deployed.stdout + deployed.stderr).not.toContain(TREASURY_KEY.slice(2));
+    const refused = await runCli(['token', 'deploy', '--rpc-url', 'http://127.0.0.1:1'], { GRIDX_TREASURY_KEY: TREASURY_KEY });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('does not answer');
+  });
 });
