@@ -4,7 +4,9 @@
  * dies or goes silent mid-job rejects wait(), and the scheduler places the job again.
  */
 
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { ExecutionResult } from '../domain/job.js';
+import { signedBytes } from '../domain/result-digest.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
@@ -16,6 +18,8 @@ export const SILENCE_LIMIT_MS = 15_000;
 const ANSWER_TIMEOUT_MS = 10_000;
 
 interface RemoteRun {
+  jobId: string;
+  executionId: string;
   channel?: JsonChannel;
   cancelled: boolean;
   stdout: CappedOutput;
@@ -35,6 +39,8 @@ export class RemoteExecutor implements Executor {
   async start(request: ExecutionRequest, options: StartOptions = {}): Promise<void> {
     if (this.runs.has(request.executionId)) return;
     const run: RemoteRun = {
+      jobId: request.jobId,
+      executionId: request.executionId,
       cancelled: false,
       stdout: new CappedOutput(this.outputLimitBytes),
       stderr: new CappedOutput(this.outputLimitBytes),
@@ -75,9 +81,23 @@ export class RemoteExecutor implements Executor {
         if (kept) options.onOutput?.(message.stream, kept);
       } else if (message?.type === 'result') {
         await channel.stream.close().catch(() => {});
+        if (!(await this.signedByPeer(run, message.result, message.signature))) {
+          throw new GridxError('REMOTE_ERROR', `peer ${this.peerId} sent a result its key did not sign; discarded`);
+        }
         return message.result;
       }
       // status and heartbeat messages only prove the peer is alive.
+    }
+  }
+
+  /** Whether the result is signed by the key the peer id names (the peer that ran it, not a relay). */
+  private async signedByPeer(run: RemoteRun, result: ExecutionResult, signature: unknown): Promise<boolean> {
+    try {
+      const key = peerIdFromString(this.peerId).publicKey;
+      if (!key || typeof signature !== 'string' || typeof result !== 'object' || result === null) return false;
+      return await key.verify(signedBytes(run.jobId, run.executionId, result), Buffer.from(signature, 'base64'));
+    } catch {
+      return false;
     }
   }
 
