@@ -11,6 +11,9 @@ import type { Logger } from '../logger.js';
 import type { JobStore, StoredEvent } from '../store/store.js';
 import { taskView } from './routes/tasks.js';
 
+/** Jobs whose owner is remembered for their output events; older ones are looked up again. */
+const MAX_OWNERS = 10_000;
+
 export class EventLog {
   private chain: Promise<void> = Promise.resolve();
   private readonly live = new TypedEmitter<{ 'event:appended': StoredEvent }>((_, err) =>
@@ -29,6 +32,8 @@ export class EventLog {
       events.on('job:status', ({ job }) => {
         if (isTerminal(job.status)) this.owners.delete(job.id);
         else this.owners.set(job.id, job.owner ?? null);
+        // Jobs that end elsewhere (another server's runner) never say so here: keep the map bounded.
+        if (this.owners.size > MAX_OWNERS) this.owners.delete(this.owners.keys().next().value!);
         this.append(async () => ({
           jobId: job.id,
           type: isTerminal(job.status) ? 'result' : 'status',

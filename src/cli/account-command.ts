@@ -80,16 +80,8 @@ export async function accountCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
       return 0;
     }
     case 'list': {
-      const rows = await withStore(values, env, async (store) => {
-        const out: string[][] = [['ACCOUNT', 'KIND', 'NAME', 'BALANCE']];
-        for (const id of ['world', 'escrow', 'fees', 'unclaimed']) {
-          const a = (await store.ledger.account(id))!;
-          out.push([a.id, a.kind, a.name, formatAmount(a.balance)]);
-        }
-        return out;
-      });
-      console.log(table(rows));
-      console.error('(user, runner and node accounts: gridx balance with their key)');
+      const accounts = await withStore(values, env, (store) => store.ledger.listAccounts(10_000));
+      console.log(table([['ACCOUNT', 'KIND', 'NAME', 'BALANCE', 'ADDRESS'], ...accounts.map((a) => [a.id, a.kind, a.name, formatAmount(a.balance), a.address ?? ''])]));
       return 0;
     }
     default:

@@ -130,6 +130,8 @@ export interface LedgerStore {
   /** Creates the system accounts if absent; idempotent. */
   createAccount(account: NewAccount): Promise<Account>;
   account(id: string): Promise<Account | undefined>;
+  /** Accounts, oldest first, at most `limit`. */
+  listAccounts(limit: number): Promise<Account[]>;
   accountByKey(keyHash: string): Promise<Account | undefined>;
   accountByPeer(peerId: string): Promise<Account | undefined>;
   accountByAddress(address: string): Promise<Account | undefined>;

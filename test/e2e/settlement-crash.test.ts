@@ -68,6 +68,9 @@ describe('withdrawal crash (real processes, anvil)', () => {
       expect(balance.code).toBe(0);
       expect(balance.stdout).toContain(`${payee.id} (payee): 15 credits`);
       expect(balance.stdout).toMatch(/withdrawal\s+-10/);
+      const listed = await runCli(['account', 'list', ...store]);
+      expect(listed.stdout).toMatch(new RegExp(`${payee.id}\\s+user\\s+payee\\s+15\\s+${addressOf(PAYEE_KEY).toLowerCase()}`));
+      expect(listed.stdout).toMatch(/^world\s+system\s+.*\s-15\s*$/m);
       for (const out of [crashing.output(), restarted.output()]) {
         expect(out).not.toContain(payee.key);
         expect(out).not.toContain(TREASURY_KEY.slice(2));

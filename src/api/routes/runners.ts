@@ -31,6 +31,7 @@ export function runnerView(runner: RunnerSummary, onlineWithinMs: number) {
       networks: runner.limits.networks,
     },
     version: runner.version,
+    ...(runner.accountId ? { account_id: runner.accountId } : {}),
     registered_at: runner.registeredAt,
     last_heartbeat_at: runner.lastHeartbeatAt,
   };

@@ -57,6 +57,11 @@ export class PostgresLedger implements LedgerStore {
     return this.one('id', id);
   }
 
+  async listAccounts(limit: number): Promise<Account[]> {
+    const { rows } = await this.pool.query<AccountRow>('SELECT *, balance::text AS balance FROM accounts ORDER BY created_at, id LIMIT $1', [limit]);
+    return rows.map(toAccount);
+  }
+
   accountByKey(keyHash: string): Promise<Account | undefined> {
     return this.one('key_hash', keyHash);
   }

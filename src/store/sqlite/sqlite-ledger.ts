@@ -56,6 +56,10 @@ export class SqliteLedger implements LedgerStore {
     return this.one('SELECT * FROM accounts WHERE id = ?', id);
   }
 
+  async listAccounts(limit: number): Promise<Account[]> {
+    return (this.stmt('SELECT * FROM accounts ORDER BY created_at, id LIMIT ?').all(limit) as AccountRow[]).map(toAccount);
+  }
+
   async accountByKey(keyHash: string): Promise<Account | undefined> {
     return this.one('SELECT * FROM accounts WHERE key_hash = ?', keyHash);
   }
