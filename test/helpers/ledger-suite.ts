@@ -101,6 +101,27 @@ export function ledgerStoreSuite(name: string, open: () => Promise<JobStore>): v
       expect(await store.ledger.totals()).toEqual({ held: 3n * C, world: -3n * C, netInflow: 3n * C });
     });
 
+    it('concurrent transfers in both directions between the same accounts: every one posted once, balances exact', async () => {
+      const { account: a } = await accounts.create('user', 'a');
+      const { account: b } = await accounts.create('user', 'b');
+      await store.ledger.post([credit(a.id, 1000n * C), credit(b.id, 1000n * C)]);
+      const transfers: Transfer[] = Array.from({ length: 200 }, (_, i) => ({
+        id: `x${i}`,
+        kind: 'payout',
+        from: i % 2 === 0 ? a.id : b.id,
+        to: i % 2 === 0 ? b.id : a.id,
+        amount: BigInt(i + 1) * C,
+      }));
+      // Pairs of transfers in one posting, in opposite account order: the deadlock-prone case.
+      await Promise.all(Array.from({ length: 100 }, (_, i) => store.ledger.post([transfers[2 * i]!, transfers[2 * i + 1]!])));
+      await Promise.all(transfers.slice(0, 50).map((t) => store.ledger.post([t]))); // duplicates, concurrently
+      const sent = (id: string) => transfers.filter((t) => t.from === id).reduce((sum, t) => sum + t.amount, 0n);
+      const got = (id: string) => transfers.filter((t) => t.to === id).reduce((sum, t) => sum + t.amount, 0n);
+      expect((await store.ledger.account(a.id))!.balance).toBe(1000n * C - sent(a.id) + got(a.id));
+      expect((await store.ledger.account(b.id))!.balance).toBe(1000n * C - sent(b.id) + got(b.id));
+      expect(await store.ledger.entries({ accountId: a.id, limit: 1000 })).toHaveLength(201);
+    });
+
     it('keeps the invariant through 2,000 random operations, duplicates and refusals included', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) ids.push((await accounts.create('user', `u${i}`)).account.id);

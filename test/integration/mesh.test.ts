@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { eventually } from '../helpers/docker.js';
-import { startMeshNode, type TestNode } from '../helpers/node.js';
+import { fundedAccount, startMeshNode, type TestNode } from '../helpers/node.js';
 
 const image = LOCAL_IMAGE;
 const nodes: TestNode[] = [];
@@ -26,13 +26,18 @@ describe('mesh (in-process nodes, real Docker)', () => {
     const [a] = await mesh(3);
     const blocker = await a!.client.submit({ image, command: ['sleep', '5'], pin: true }, { wait: false });
     await eventually(() => a!.client.get(blocker.id), (j) => j.status === 'running');
-    const job = await a!.client.submit({ image, command: ['sh', '-c', 'echo forwarded; echo e >&2; exit 3'] });
-    expect(job).toMatchObject({ status: 'failed', exitCode: 3, stdout: 'forwarded\n', stderr: 'e\n' });
+    // A paid job: the origin's ledger pays the account bound to the peer that ran it.
+    const payer = await fundedAccount(a!, '5');
+    const job = await payer.client.submit({ image, command: ['sh', '-c', 'echo forwarded; echo e >&2; exit 3'], reward: '1.5' });
+    expect(job).toMatchObject({ status: 'failed', exitCode: 3, stdout: 'forwarded\n', stderr: 'e\n', reward: '1.5' });
     expect(job.executedBy).not.toBe(a!.node.id);
     expect(nodes.map((n) => n.node.id)).toContain(job.executedBy);
     const remote = nodes.find((n) => n.node.id === job.executedBy)!;
     const copy = (await remote.client.list()).jobs[0]!;
     expect(copy).toMatchObject({ pinned: true, origin: a!.node.id, status: 'failed' });
+    // A non-zero exit is the job's own doing: the peer did the work and earns the reward.
+    await eventually(() => a!.node.ledger!.balanceOf(`node-${job.executedBy}`).then(String), (b) => b === String(15n * 10n ** 17n), 5000);
+    expect((await payer.client.account()).balance).toBe('3.5');
     await a!.client.cancel(blocker.id);
   });
 
