@@ -8,9 +8,12 @@
  *            per fetch, one completion per call) on the same PostgreSQL with concurrency W.
  *            Targets: PostgreSQL ≥ 1.0× graphile-worker; SQLite ≥ 1000 tasks/s.
  *   runners: N tasks POSTed to /api/tasks of a server (slots 0) whose R runners (no-op
- *            executor, each S slots) claim, report start and result over HTTP.
+ *            executor, each S slots) claim, report start and result over HTTP. Then the
+ *            same paid: keys required, each task escrows a reward at submit and pays the
+ *            runner's account when it completes (signed results); the ratio paid / free
+ *            is what accounts and the ledger cost on this path.
  *
- * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R]
+ * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http]
  * Needs PostgreSQL: scripts/postgres.sh starts one and prints its URL (or set GRIDX_BENCH_PG).
  */
 
@@ -52,6 +55,8 @@ const { values } = parseArgs({
     runners: { type: 'string', default: '4' },
     'runner-slots': { type: 'string', default: '8' },
     'http-tasks': { type: 'string', default: '2000' },
+    /** "store" or "http": run only that part. */
+    only: { type: 'string' },
   },
 });
 const N = Number(values.tasks);
@@ -193,20 +198,27 @@ async function dropSchema(schema: string): Promise<void> {
   await client.end();
 }
 
-/** N tasks through a server's HTTP API and R runners, all no-op, on the given store. */
-async function httpRun(db: string | undefined): Promise<Figures> {
+/**
+ * N tasks through a server's HTTP API and R runners, all no-op, on the given store;
+ * `paid`: with account keys, a reward per task, escrow and payouts.
+ */
+async function httpRun(db: string | undefined, paid = false): Promise<Figures> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-http-'));
   const config = loadConfig({
-    flags: { dataDir, apiPort: 0, slots: 0, meshEnabled: false, ...(db ? { db } : {}) },
+    flags: { dataDir, apiPort: 0, slots: 0, meshEnabled: false, ...(db ? { db } : {}), ...(paid ? { auth: 'required' } : {}) },
   });
   const server = new GridxNode({ config, log: silentLogger, executor: new NoopExecutor(), detectGpus: false });
   const url = await server.start();
+  const payer = paid ? await server.accounts!.create('user', 'bench-payer') : undefined;
+  const worker = paid ? await server.accounts!.create('runner', 'bench-worker') : undefined;
+  if (payer) await server.ledger!.credit(payer.account.id, BigInt(HTTP_TASKS) * 10n ** 18n, 'bench');
   const runners = await Promise.all(
     Array.from({ length: RUNNERS }, async (_, i) => {
       const runner = new GridxRunner({
         config: loadConfig({ flags: { slots: RUNNER_SLOTS, dataDir: path.join(dataDir, `runner-${i}`) } }),
         serverUrl: url,
         name: `bench-${i}`,
+        ...(worker ? { accountKey: worker.key } : {}),
         log: silentLogger,
         executor: () => new NoopExecutor(),
       });
@@ -214,8 +226,8 @@ async function httpRun(db: string | undefined): Promise<Figures> {
       return runner;
     }),
   );
-  const client = new GridxClient(url);
-  const task = { title: 'noop', config: { command: ['true'] }, environment: { config: { image: 'bench' } } };
+  const client = new GridxClient(url, payer ? { token: payer.key } : {});
+  const task = { title: 'noop', config: { command: ['true'] }, environment: { config: { image: 'bench' } }, ...(paid ? { reward: '1' } : {}) };
   let completed = 0;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -233,7 +245,13 @@ async function httpRun(db: string | undefined): Promise<Figures> {
     };
     await Promise.all(Array.from({ length: 16 }, post));
     await done;
-    return { tasksPerSec: HTTP_TASKS / ((performance.now() - t0) / 1000) };
+    const tasksPerSec = HTTP_TASKS / ((performance.now() - t0) / 1000);
+    if (worker) {
+      // Every task paid exactly once, or the figure means nothing.
+      const earned = await server.ledger!.balanceOf(worker.account.id);
+      if (earned !== BigInt(HTTP_TASKS) * 10n ** 18n) throw new Error(`the runners earned ${earned}, expected ${HTTP_TASKS} credits`);
+    }
+    return { tasksPerSec };
   } finally {
     await Promise.all(runners.map((r) => r.stop()));
     await server.stop();
@@ -244,36 +262,54 @@ async function httpRun(db: string | undefined): Promise<Figures> {
 const fmt = (f: Figures) =>
   `${f.tasksPerSec.toFixed(0).padStart(6)} tasks/s${f.claimMs ? `   claim median ${f.claimMs.median.toFixed(3)} ms, p99 ${f.claimMs.p99.toFixed(3)} ms` : ''}`;
 
-console.log(`queue benchmark: ${N} no-op tasks, ${W} workers (and ${W} submitters), ${ROUNDS} rounds, ${os.availableParallelism()} cores`);
-console.log(`PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}`);
-const sqlite: Figures[] = [];
-const postgres: Figures[] = [];
-const graphile: Figures[] = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  // Alternate so each sees the same machine state.
-  const s = await sqliteRun();
-  const p = await postgresRun();
-  const g = await graphileRun();
-  sqlite.push(s);
-  postgres.push(p);
-  graphile.push(g);
-  console.log(`round ${round}`);
-  console.log(`  Grid-X store, SQLite      ${fmt(s)}`);
-  console.log(`  Grid-X store, PostgreSQL  ${fmt(p)}`);
-  console.log(`  graphile-worker, same PG  ${fmt(g)}`);
-  console.log(`  PostgreSQL / graphile-worker: ${(p.tasksPerSec / g.tasksPerSec).toFixed(2)}×`);
+if (values.only !== 'http') {
+  console.log(`queue benchmark: ${N} no-op tasks, ${W} workers (and ${W} submitters), ${ROUNDS} rounds, ${os.availableParallelism()} cores`);
+  console.log(`PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}`);
+  const sqlite: Figures[] = [];
+  const postgres: Figures[] = [];
+  const graphile: Figures[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Alternate so each sees the same machine state.
+    const s = await sqliteRun();
+    const p = await postgresRun();
+    const g = await graphileRun();
+    sqlite.push(s);
+    postgres.push(p);
+    graphile.push(g);
+    console.log(`round ${round}`);
+    console.log(`  Grid-X store, SQLite      ${fmt(s)}`);
+    console.log(`  Grid-X store, PostgreSQL  ${fmt(p)}`);
+    console.log(`  graphile-worker, same PG  ${fmt(g)}`);
+    console.log(`  PostgreSQL / graphile-worker: ${(p.tasksPerSec / g.tasksPerSec).toFixed(2)}×`);
+  }
+  const med = (xs: Figures[]) => median(xs.map((f) => f.tasksPerSec));
+  console.log('medians');
+  console.log(`  Grid-X SQLite      ${med(sqlite).toFixed(0)} tasks/s (target ≥ 1000), claim median ${median(sqlite.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
+  console.log(`  Grid-X PostgreSQL  ${med(postgres).toFixed(0)} tasks/s, claim median ${median(postgres.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
+  console.log(`  graphile-worker    ${med(graphile).toFixed(0)} tasks/s`);
+  console.log(`  ratio PostgreSQL / graphile-worker: ${(med(postgres) / med(graphile)).toFixed(2)}× (target ≥ 1.0)`);
 }
-const med = (xs: Figures[]) => median(xs.map((f) => f.tasksPerSec));
-console.log('medians');
-console.log(`  Grid-X SQLite      ${med(sqlite).toFixed(0)} tasks/s (target ≥ 1000), claim median ${median(sqlite.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
-console.log(`  Grid-X PostgreSQL  ${med(postgres).toFixed(0)} tasks/s, claim median ${median(postgres.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
-console.log(`  graphile-worker    ${med(graphile).toFixed(0)} tasks/s`);
-console.log(`  ratio PostgreSQL / graphile-worker: ${(med(postgres) / med(graphile)).toFixed(2)}× (target ≥ 1.0)`);
 
-console.log(`through runners over HTTP: ${HTTP_TASKS} tasks, ${RUNNERS} runners × ${RUNNER_SLOTS} slots, 16 submitters`);
-const httpSqlite = await httpRun(undefined);
-console.log(`  server on SQLite      ${fmt(httpSqlite)}`);
-const schema = schemaName('bench_http');
-const httpPg = await httpRun(`${pgUrl}?schema=${schema}`);
-await dropSchema(schema);
-console.log(`  server on PostgreSQL  ${fmt(httpPg)}`);
+if (values.only !== 'store') {
+  console.log(`through runners over HTTP: ${HTTP_TASKS} tasks, ${RUNNERS} runners × ${RUNNER_SLOTS} slots, 16 submitters; free, then paid`);
+  const pgRun = async (paid: boolean) => {
+    const schema = schemaName('bench_http');
+    try {
+      return await httpRun(`${pgUrl}?schema=${schema}`, paid);
+    } finally {
+      await dropSchema(schema);
+    }
+  };
+  const paidRatios: Record<string, number[]> = { SQLite: [], PostgreSQL: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    const free = { SQLite: await httpRun(undefined), PostgreSQL: await pgRun(false) };
+    const paid = { SQLite: await httpRun(undefined, true), PostgreSQL: await pgRun(true) };
+    console.log(`round ${round}`);
+    for (const store of ['SQLite', 'PostgreSQL'] as const) {
+      const ratio = paid[store].tasksPerSec / free[store].tasksPerSec;
+      paidRatios[store]!.push(ratio);
+      console.log(`  server on ${store.padEnd(10)} free ${fmt(free[store])}   paid ${fmt(paid[store])}   paid / free ${ratio.toFixed(2)}×`);
+    }
+  }
+  for (const store of ['SQLite', 'PostgreSQL']) console.log(`  median paid / free on ${store}: ${median(paidRatios[store]!).toFixed(2)}×`);
+}
