@@ -22,6 +22,7 @@ const TRANSFER_EVENT = parseAbiItem('event Transfer(address indexed from, addres
 /** Blocks read per getLogs call. */
 const SCAN_SPAN = 2000n;
 const DEPOSIT_CURSOR = 'deposits';
+const RECEIPT_WAIT_MS = 15_000;
 
 export interface SettlementDeps {
   ledger: LedgerStore;
@@ -98,7 +99,7 @@ export class Settlement {
 
   /** Binds `address` to the account once `signature` proves its owner signed bindingMessage; claims its earlier deposits. */
   async bindAddress(account: Account, address: string, signature: Hex): Promise<void> {
-    const checksummed = getAddress(address);
+    const checksummed = getAddress(address.toLowerCase());
     const valid = await verifyMessage({ address: checksummed, message: bindingMessage(account.id), signature }).catch(() => false);
     if (!valid) {
       throw new GridxError('FORBIDDEN', `the signature does not prove control of ${checksummed}: sign exactly "${bindingMessage(account.id)}" with its key`);
@@ -129,7 +130,7 @@ export class Settlement {
     const withdrawal: Withdrawal = {
       id: randomUUID(),
       accountId: account.id,
-      address: getAddress(address).toLowerCase(),
+      address: address.toLowerCase(),
       amount,
       status: 'requested',
       createdAt: at,
@@ -226,7 +227,8 @@ export class Settlement {
         }
       }
       this.deps.afterBroadcast?.(w);
-      receipt ??= await clients.public.waitForTransactionReceipt({ hash, timeout: 60_000 });
+      // Not mined yet: left signed, the next pass looks again (a stop does not wait long).
+      receipt ??= await clients.public.waitForTransactionReceipt({ hash, timeout: RECEIPT_WAIT_MS });
     }
     if (receipt.status === 'success') {
       await this.deps.ledger.post([], { withdrawalUpdate: { id: w.id, expect: ['signed'], patch: { status: 'confirmed' } } });

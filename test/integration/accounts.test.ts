@@ -168,9 +168,14 @@ describe('accounts, escrow and payouts (server with auth required)', () => {
     const mallory = await fundedAccount(s, '5', { name: 'mallory' });
     const worker = await fundedAccount(s, '0', { kind: 'runner' });
     const runner = await runnerOf(s, worker.key);
-    const task = await alice.client.submitTask({ ...TASK, reward: '1' });
+    const task = await alice.client.submitTask({ ...TASK, environment: { config: { image: 'gridx/busybox:local', env: ['TOKEN=s3cret'] } }, reward: '1' });
     const [lease] = await runner.claim(1, 0);
     await runner.result(lease!.lease_token, task.id, result('secret\n'));
+    for (const path of [`/api/tasks/${task.id}`, '/api/tasks', `/jobs/${task.id}`, '/jobs']) {
+      const text = await (await fetch(`${s.url}${path}`, { headers: { authorization: `Bearer ${mallory.key}` } })).text();
+      expect(text, path).not.toContain('s3cret');
+    }
+    expect(JSON.stringify(await (await fetch(`${s.url}/api/tasks/${task.id}`, { headers: { authorization: `Bearer ${alice.key}` } })).json())).toContain('TOKEN=s3cret');
 
     const seen = await mallory.client.get(task.id);
     expect(seen.status).toBe('completed');

@@ -13,7 +13,10 @@ import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from 
 import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
 
 /** A job in Parity's task shape (snake_case, config/environment as submitted). */
-/** `output: false` leaves stdout/stderr out; `result: false` the whole result (another account's task). */
+/**
+ * `output: false` leaves stdout/stderr out; `result: false` (another account's task) also
+ * the whole result and the environment variables, which may hold the owner's secrets.
+ */
 export function taskView(job: Job, options: { output?: boolean; result?: boolean } = {}) {
   const { spec } = job;
   return {
@@ -37,7 +40,7 @@ export function taskView(job: Job, options: { output?: boolean; result?: boolean
       config: {
         image: spec.image,
         ...(spec.workdir === undefined ? {} : { workdir: spec.workdir }),
-        env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        env: options.result === false ? [] : Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       },
     },
     created_at: job.createdAt,
