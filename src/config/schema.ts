@@ -6,7 +6,11 @@
 
 import os from 'node:os';
 import path from 'node:path';
-import { parseCpus, parseDuration, parseSize } from '../domain/units.js';
+import { LEDGER_SETTINGS } from './ledger-settings.js';
+import { type Parser, bool, cpus, duration, int, list, size, str, userSpec } from './parsers.js';
+import type { Secret } from './secret.js';
+
+export { Secret } from './secret.js';
 
 export interface SandboxPolicy {
   /** Per-job memory cap and default; swap is held equal (no extra swap). */
@@ -79,26 +83,6 @@ export interface SettlementConfig {
   startBlock: number;
 }
 
-/** A value that must never reach a log: printing it shows a placeholder. */
-export class Secret {
-  readonly #value: string;
-  constructor(value: string) {
-    this.#value = value;
-  }
-  reveal(): string {
-    return this.#value;
-  }
-  toString(): string {
-    return '[secret]';
-  }
-  toJSON(): string {
-    return '[secret]';
-  }
-  [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return '[secret]';
-  }
-}
-
 export interface MeshConfig {
   /** Whether the node joins a mesh at all; off, it is a lone node. */
   enabled: boolean;
@@ -116,8 +100,6 @@ export interface MeshConfig {
   announceApiUrl?: string;
 }
 
-type Parser<T> = (raw: unknown) => T | undefined;
-
 export interface Setting<T> {
   /** Dotted YAML key; `aliases` are other keys read for the same setting. */
   key: string;
@@ -131,52 +113,6 @@ export interface Setting<T> {
   /** Never echoed, not even in an error about its own value. */
   secret?: boolean;
 }
-
-const str: Parser<string> = (raw) =>
-  typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : typeof raw === 'number' ? String(raw) : undefined;
-
-const int =
-  (min: number, max: number): Parser<number> =>
-  (raw) => {
-    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-    return Number.isInteger(n) && n >= min && n <= max ? n : undefined;
-  };
-
-const size =
-  (min: number): Parser<number> =>
-  (raw) => {
-    if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
-    const bytes = parseSize(raw);
-    return bytes !== undefined && bytes >= min ? bytes : undefined;
-  };
-
-const duration: Parser<number> = (raw) => {
-  if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
-  const ms = parseDuration(raw);
-  return ms !== undefined && ms > 0 ? ms : undefined;
-};
-
-const cpus: Parser<number> = (raw) =>
-  typeof raw === 'string' || typeof raw === 'number' ? parseCpus(raw) : undefined;
-
-const bool: Parser<boolean> = (raw) => {
-  if (typeof raw === 'boolean') return raw;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  return undefined;
-};
-
-/** A YAML list or a comma-separated string. */
-const list: Parser<string[]> = (raw) => {
-  if (Array.isArray(raw)) return raw.every((x) => typeof x === 'string') ? (raw as string[]) : undefined;
-  if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  return undefined;
-};
-
-const userSpec: Parser<string> = (raw) => {
-  const value = typeof raw === 'number' ? String(raw) : raw;
-  return typeof value === 'string' && /^\d+(:\d+)?$/.test(value) ? value : undefined;
-};
 
 export const SETTINGS = {
   host: {
@@ -445,83 +381,7 @@ export const SETTINGS = {
     default: () => undefined,
     doc: 'API URL advertised in the offer, when peers reach this node at another address (containers, NAT).',
   },
-  auth: {
-    key: 'api.auth',
-    env: 'GRIDX_AUTH',
-    expect: '"required" or "open"',
-    parse: (raw: unknown) => (raw === 'required' || raw === 'open' ? raw : undefined),
-    default: () => 'open' as 'required' | 'open',
-    doc: 'required: every write route needs "Authorization: Bearer <account key>". open: anonymous jobs are accepted (allowed only when the API listens on loopback). gridx server defaults to required.',
-  },
-  fee: {
-    key: 'ledger.fee',
-    env: 'GRIDX_FEE',
-    expect: 'a percentage 0-50 such as 2.5',
-    parse: (raw: unknown) => {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+(\.\d{1,2})?%?$/.test(raw.trim()) ? Number(raw.trim().replace('%', '')) : NaN;
-      return Number.isFinite(n) && n >= 0 && n <= 50 ? Math.round(n * 100) : undefined;
-    },
-    default: () => 0,
-    doc: 'Operator fee taken from each payout, in percent; it goes to the fees account.',
-  },
-  settlement: {
-    key: 'settlement.enabled',
-    env: 'GRIDX_SETTLEMENT',
-    expect: 'true or false',
-    parse: bool,
-    default: () => false,
-    doc: 'Settle credits as an ERC20 token on an EVM chain (deposits and withdrawals). Off: embedded credits only.',
-  },
-  rpcUrl: {
-    key: 'settlement.rpc_url',
-    env: 'GRIDX_RPC_URL',
-    expect: 'an http(s) or ws(s) URL',
-    parse: (raw: unknown) => (typeof raw === 'string' && /^(https?|wss?):\/\/\S+$/.test(raw) ? new Secret(raw) : undefined),
-    default: () => undefined,
-    doc: 'JSON-RPC endpoint of the chain (it may hold an API key: never logged).',
-    secret: true,
-  },
-  token: {
-    key: 'settlement.token',
-    env: 'GRIDX_TOKEN_ADDRESS',
-    expect: 'a 0x address of 40 hex digits',
-    parse: (raw: unknown) => (typeof raw === 'string' && /^0x[0-9a-fA-F]{40}$/.test(raw) ? raw : undefined),
-    default: () => undefined,
-    doc: 'Address of the ERC20 token contract (gridx token deploy makes one on a development chain).',
-  },
-  treasuryKey: {
-    key: 'settlement.treasury_key',
-    env: 'GRIDX_TREASURY_KEY',
-    expect: 'a private key of 64 hex digits with 0x',
-    parse: (raw: unknown) => (typeof raw === 'string' && /^0x[0-9a-fA-F]{64}$/.test(raw) ? new Secret(raw) : undefined),
-    default: () => undefined,
-    doc: "Private key of the operator's treasury: deposits are sent to its address, withdrawals paid from it. Never logged.",
-    secret: true,
-  },
-  confirmations: {
-    key: 'settlement.confirmations',
-    env: 'GRIDX_CONFIRMATIONS',
-    expect: 'a whole number 0-1000',
-    parse: int(0, 1000),
-    default: () => 3,
-    doc: 'Blocks that must follow a deposit before it is credited.',
-  },
-  settlementPoll: {
-    key: 'settlement.poll_interval',
-    env: 'GRIDX_SETTLEMENT_POLL',
-    expect: 'a duration such as "2s"',
-    parse: duration,
-    default: () => 2000,
-    doc: 'How often the chain is read for deposits and withdrawal receipts.',
-  },
-  startBlock: {
-    key: 'settlement.start_block',
-    env: 'GRIDX_START_BLOCK',
-    expect: 'a block number',
-    parse: int(0, Number.MAX_SAFE_INTEGER),
-    default: () => 0,
-    doc: 'First block scanned for deposits when none has been scanned yet (the token deployment block).',
-  },
+  ...LEDGER_SETTINGS,
 } satisfies Record<string, Setting<unknown>>;
 
 export type SettingName = keyof typeof SETTINGS;
