@@ -148,6 +148,30 @@ describe('a five-node mesh of processes', () => {
       await attacker.stop();
     });
 
+    /** The attacker pushes an offer (its own, validly signed) that ranks it first: idle, many slots, the image cached. */
+    async function advertiseIdle(a: GridxClient): Promise<void> {
+      const template = (await a.peers()).peers.find((p) => p.peerId !== attacker.peerId.toString())!.offer;
+      const now = Date.now();
+      const lie = await signOffer(
+        {
+          ...template,
+          peerId: attacker.peerId.toString(),
+          apiUrl: 'http://127.0.0.1:9',
+          multiaddrs: attacker.getMultiaddrs().map(String),
+          status: 'idle',
+          slots: { total: 64, free: 64 },
+          images: [`${image}`],
+          seq: now,
+          issuedAt: now,
+          expiresAt: now + 60_000,
+        },
+        attackerKey,
+      );
+      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
+      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
+      await stream.close();
+    }
+
     it('garbage, truncated and oversized messages on every protocol: stream reset, node fine', async () => {
       const target = multiaddr(p2pAddress(nodes[0]!));
       for (const protocol of [PROTOCOLS.offer, PROTOCOLS.job]) {
@@ -197,26 +221,7 @@ describe('a five-node mesh of processes', () => {
         await stream.close();
       });
       const a = new GridxClient(nodes[0]!.url);
-      const template = (await a.peers()).peers[0]!.offer;
-      const now = Date.now();
-      const lie = await signOffer(
-        {
-          ...template,
-          peerId: attacker.peerId.toString(),
-          apiUrl: 'http://127.0.0.1:9',
-          multiaddrs: attacker.getMultiaddrs().map(String),
-          status: 'idle',
-          slots: { total: 64, free: 64 },
-          images: [`${image}`],
-          seq: now,
-          issuedAt: now,
-          expiresAt: now + 60_000,
-        },
-        attackerKey,
-      );
-      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
-      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
-      await stream.close();
+      await advertiseIdle(a);
       await eventually(() => a.peers(), (l) => l.peers.some((p) => p.peerId === attacker.peerId.toString()));
 
       const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
@@ -245,26 +250,7 @@ describe('a five-node mesh of processes', () => {
       });
       const a = new GridxClient(nodes[0]!.url);
       await new Promise((r) => setTimeout(r, 5500)); // the refusal above suspended the attacker for 5 s
-      const template = (await a.peers()).peers.find((p) => p.peerId !== attacker.peerId.toString())!.offer;
-      const now = Date.now();
-      const lie = await signOffer(
-        {
-          ...template,
-          peerId: attacker.peerId.toString(),
-          apiUrl: 'http://127.0.0.1:9',
-          multiaddrs: attacker.getMultiaddrs().map(String),
-          status: 'idle',
-          slots: { total: 64, free: 64 },
-          images: [`${image}`],
-          seq: now,
-          issuedAt: now,
-          expiresAt: now + 60_000,
-        },
-        attackerKey,
-      );
-      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
-      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
-      await stream.close();
+      await advertiseIdle(a);
 
       const blocker = await a.submit({ image, command: ['sleep', '30'], pin: true }, { wait: false });
       await eventually(() => a.get(blocker.id), (j) => j.status === 'running');

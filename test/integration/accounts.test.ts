@@ -5,14 +5,13 @@
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExecutionResult } from '../../src/domain/job.js';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
-import { isGridxError } from '../../src/errors.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { eventually } from '../helpers/docker.js';
 import { type TestNode, fundedAccount, startTestNode } from '../helpers/node.js';
+import { errorOf, okResult as result } from '../helpers/fixtures.js';
 
 const TASK = {
   title: 'paid',
@@ -20,21 +19,6 @@ const TASK = {
   config: { command: ['echo', 'hi'] },
   environment: { type: 'docker' as const, config: { image: 'gridx/busybox:local' } },
 };
-
-function result(stdout = 'hi\n', exitCode = 0): ExecutionResult {
-  const at = new Date().toISOString();
-  return { exitCode, oomKilled: false, timedOut: false, cancelled: false, stdout, stderr: '', stdoutTruncated: false, stderrTruncated: false, startedAt: at, finishedAt: at, durationMs: 1 };
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isGridxError(err)) return { code: err.code, message: err.message };
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('accounts, escrow and payouts (server with auth required)', () => {
   const nodes: TestNode[] = [];

@@ -7,14 +7,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { loadConfig } from '../../src/config/load.js';
-import type { ExecutionResult } from '../../src/domain/job.js';
-import { isGridxError } from '../../src/errors.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
 import { GridxRunner } from '../../src/node/runner.js';
 import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { eventually } from '../helpers/docker.js';
 import { type TestNode, startTestNode, tempDir } from '../helpers/node.js';
+import { errorOf, okResult as ok } from '../helpers/fixtures.js';
 
 const TASK = {
   title: 't',
@@ -22,23 +21,6 @@ const TASK = {
   config: { command: ['echo', 'hi'] },
   environment: { type: 'docker' as const, config: { image: 'gridx/busybox:local' } },
 };
-
-function ok(stdout = 'hi\n'): ExecutionResult {
-  const at = new Date().toISOString();
-  return {
-    exitCode: 0,
-    oomKilled: false,
-    timedOut: false,
-    cancelled: false,
-    stdout,
-    stderr: '',
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    startedAt: at,
-    finishedAt: at,
-    durationMs: 1,
-  };
-}
 
 async function registered(server: TestNode, name = 'r'): Promise<RunnerClient> {
   const keys = newSigningKeys();
@@ -48,16 +30,6 @@ async function registered(server: TestNode, name = 'r'): Promise<RunnerClient> {
 
 function terminal(node: TestNode, id: string) {
   return eventually(() => node.client.get(id), (j) => ['completed', 'failed', 'cancelled', 'timed_out'].includes(j.status), 10_000);
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isGridxError(err)) return { code: err.code, message: err.message };
-    throw err;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('runner API (in-process server)', () => {

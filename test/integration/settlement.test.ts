@@ -6,7 +6,6 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecutionResult } from '../../src/domain/job.js';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { bindingMessage } from '../../src/ledger/settlement.js';
@@ -15,6 +14,7 @@ import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { type Anvil, DEV_KEYS, addressOf, deployTestToken, signBinding, startAnvil } from '../helpers/anvil.js';
 import { eventually } from '../helpers/docker.js';
 import { type TestNode, fundedAccount, startTestNode, tempDir } from '../helpers/node.js';
+import { okResult as ok } from '../helpers/fixtures.js';
 
 const C = 10n ** 18n;
 const SUPPLY = 1_000_000n * C;
@@ -25,11 +25,6 @@ const TASK = {
   environment: { type: 'docker' as const, config: { image: 'gridx/busybox:local' } },
 };
 const [TREASURY_KEY, ALICE_KEY, WORKER_KEY, CAROL_KEY] = DEV_KEYS as [`0x${string}`, `0x${string}`, `0x${string}`, `0x${string}`];
-
-function ok(): ExecutionResult {
-  const at = new Date().toISOString();
-  return { exitCode: 0, oomKilled: false, timedOut: false, cancelled: false, stdout: 'hi\n', stderr: '', stdoutTruncated: false, stderrTruncated: false, startedAt: at, finishedAt: at, durationMs: 1 };
-}
 
 describe('ERC20 settlement on anvil', () => {
   let anvil: Anvil;

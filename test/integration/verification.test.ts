@@ -5,12 +5,12 @@
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExecutionResult } from '../../src/domain/job.js';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { eventually } from '../helpers/docker.js';
 import { type TestNode, fundedAccount, startTestNode } from '../helpers/node.js';
+import { okResult as result } from '../helpers/fixtures.js';
 
 const TASK = {
   title: 'verified',
@@ -18,11 +18,6 @@ const TASK = {
   config: { command: ['echo', 'hi'] },
   environment: { type: 'docker' as const, config: { image: 'gridx/busybox:local' } },
 };
-
-function result(stdout: string, exitCode = 0): ExecutionResult {
-  const at = new Date().toISOString();
-  return { exitCode, oomKilled: false, timedOut: false, cancelled: false, stdout, stderr: '', stdoutTruncated: false, stderrTruncated: false, startedAt: at, finishedAt: at, durationMs: 1 };
-}
 
 describe('redundant execution', () => {
   const nodes: TestNode[] = [];
