@@ -63,8 +63,8 @@ export class Ledger {
   async settle(job: Job): Promise<void> {
     if (!job.owner || job.settledAt || !isTerminal(job.status)) return;
     const plan = await this.plan(job);
-    await this.deps.store.ledger.post(plan.transfers, { settleJob: job.id });
-    for (const t of plan.transfers) {
+    // Only what moved now is logged: a repeat (another server, a retry) posts nothing.
+    for (const t of await this.deps.store.ledger.post(plan.transfers, { settleJob: job.id })) {
       this.deps.log.info(`job ${job.id}: ${t.kind} of ${formatAmount(t.amount)} credits to ${t.to}`);
     }
   }
