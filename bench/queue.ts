@@ -12,8 +12,10 @@
  *            same paid: keys required, each task escrows a reward at submit and pays the
  *            runner's account when it completes (signed results); the ratio paid / free
  *            is what accounts and the ledger cost on this path.
+ *   ledger:  the store alone, 16 concurrent callers, one paying account: N inserts without
+ *            and with escrow, side by side, and N settlements (payout to the worker).
  *
- * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http]
+ * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http|ledger]
  * Needs PostgreSQL: scripts/postgres.sh starts one and prints its URL (or set GRIDX_BENCH_PG).
  */
 
@@ -36,6 +38,8 @@ import { PostgresStore } from '../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { JobStore } from '../src/store/store.js';
 import type { JobSpec } from '../src/domain/job.js';
+import { Accounts } from '../src/ledger/accounts.js';
+import { Ledger } from '../src/ledger/ledger.js';
 
 const SPEC: JobSpec = {
   image: 'bench',
@@ -55,7 +59,7 @@ const { values } = parseArgs({
     runners: { type: 'string', default: '4' },
     'runner-slots': { type: 'string', default: '8' },
     'http-tasks': { type: 'string', default: '2000' },
-    /** "store" or "http": run only that part. */
+    /** "store", "http" or "ledger": run only that part. */
     only: { type: 'string' },
   },
 });
@@ -268,7 +272,7 @@ async function httpRun(db: string | undefined, paid = false): Promise<Figures> {
 const fmt = (f: Figures) =>
   `${f.tasksPerSec.toFixed(0).padStart(6)} tasks/s${f.claimMs ? `   claim median ${f.claimMs.median.toFixed(3)} ms, p99 ${f.claimMs.p99.toFixed(3)} ms` : ''}`;
 
-if (values.only !== 'http') {
+if (values.only === undefined || values.only === 'store') {
   console.log(`queue benchmark: ${N} no-op tasks, ${W} workers (and ${W} submitters), ${ROUNDS} rounds, ${os.availableParallelism()} cores`);
   console.log(`PostgreSQL at ${pgUrl.replace(/\/\/[^@]*@/, '//')}`);
   const sqlite: Figures[] = [];
@@ -296,7 +300,7 @@ if (values.only !== 'http') {
   console.log(`  ratio PostgreSQL / graphile-worker: ${(med(postgres) / med(graphile)).toFixed(2)}× (target ≥ 1.0)`);
 }
 
-if (values.only !== 'store') {
+if (values.only === undefined || values.only === 'http') {
   console.log(`through runners over HTTP: ${HTTP_TASKS} tasks, ${RUNNERS} runners × ${RUNNER_SLOTS} slots, 16 submitters; free, then paid`);
   const pgRun = async (paid: boolean) => {
     const schema = schemaName('bench_http');
@@ -318,4 +322,54 @@ if (values.only !== 'store') {
     }
   }
   for (const store of ['SQLite', 'PostgreSQL']) console.log(`  median paid / free on ${store}: ${median(paidRatios[store]!).toFixed(2)}×`);
+}
+
+/** Inserts without and with escrow, then settlements, on one store: operations per second. */
+async function ledgerRun(store: JobStore): Promise<{ free: number; paid: number; settle: number }> {
+  const accounts = new Accounts(store.ledger);
+  const ledger = new Ledger({ store, accounts, log: silentLogger, feeBasisPoints: 0 });
+  const { account } = await accounts.create('user', 'bench-payer');
+  await ledger.credit(account.id, BigInt(N) * 10n ** 18n, 'bench');
+  const rate = async (fn: (i: number) => Promise<unknown>) => {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < N) await fn(next++);
+      }),
+    );
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const free = await rate((i) => store.insert({ id: `free-${i}`, spec: SPEC }));
+  const paid = await rate((i) => store.insert({ id: `paid-${i}`, spec: SPEC, owner: account.id, reward: '1' }, ledger.escrowOf(`paid-${i}`, account.id, '1')));
+  for (let i = 0; i < N; i++) {
+    await store.claim(`paid-${i}`, 'bench-node', `exec-${i}`);
+    await store.transition(`paid-${i}`, { status: ['scheduled'], executionId: `exec-${i}` }, { status: 'completed', exitCode: 0, executionId: null });
+  }
+  const ended = await Promise.all(Array.from({ length: N }, (_, i) => store.get(`paid-${i}`)));
+  const settle = await rate((i) => ledger.settle(ended[i]!));
+  const earned = await ledger.balanceOf('node-bench-node');
+  if (earned !== BigInt(N) * 10n ** 18n) throw new Error(`settlement paid ${earned}, expected ${N} credits`);
+  return { free, paid, settle };
+}
+
+if (values.only === undefined || values.only === 'ledger') {
+  console.log(`ledger at the store: ${N} inserts free, then paid (escrow in the same transaction), then ${N} settlements; 16 callers, one payer`);
+  for (let round = 1; round <= ROUNDS; round++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-ledger-'));
+    const sqliteStore = new SqliteStore(path.join(dir, 'gridx.db'));
+    const schema = schemaName('bench_ledger');
+    const pgStore = await PostgresStore.open(pgUrl, { schema });
+    try {
+      for (const [name, store] of [['SQLite', sqliteStore], ['PostgreSQL', pgStore]] as const) {
+        const r = await ledgerRun(store);
+        console.log(`  round ${round} ${name.padEnd(10)} insert free ${r.free.toFixed(0).padStart(5)}/s  paid ${r.paid.toFixed(0).padStart(5)}/s  (${(r.paid / r.free).toFixed(2)}×)  settle ${r.settle.toFixed(0).padStart(5)}/s`);
+      }
+    } finally {
+      await sqliteStore.close();
+      await pgStore.close();
+      await dropSchema(schema);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }

@@ -135,4 +135,45 @@ export const PG_MIGRATIONS: readonly string[] = [
     ('fees', 'system', 'operator fees', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
     ('unclaimed', 'system', 'deposits from addresses bound to no account', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
   `,
+  `
+  -- One round trip per posting: the transfers (a JSON array) are journalled and applied in
+  -- the calling statement's transaction, so the balance rows they lock (escrow is one row
+  -- every task touches) stay locked only until that statement commits, not across client
+  -- round trips. A transfer already journalled (same id) is skipped; a debit below zero
+  -- (the world account excepted) raises P0402 with the balance, an unknown account P0404.
+  CREATE FUNCTION gridx_post(transfers jsonb, settle_job text, posted_at text)
+  RETURNS TABLE (posted_id text, posted_seq bigint) LANGUAGE plpgsql AS $$
+  #variable_conflict use_column
+  DECLARE
+    t jsonb;
+    amt numeric;
+    new_seq bigint;
+    bal numeric;
+  BEGIN
+    FOR t IN SELECT value FROM jsonb_array_elements(transfers) LOOP
+      amt := (t->>'amount')::numeric;
+      new_seq := NULL;
+      INSERT INTO ledger (id, kind, debit, credit, amount, job_id, execution_id, address, tx_hash, memo, at)
+        VALUES (t->>'id', t->>'kind', t->>'from', t->>'to', amt, t->>'jobId', t->>'executionId', t->>'address', t->>'txHash', t->>'memo', posted_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING seq INTO new_seq;
+      CONTINUE WHEN new_seq IS NULL;
+      UPDATE accounts SET balance = balance - amt WHERE id = t->>'from' AND (balance >= amt OR id = 'world');
+      IF NOT FOUND THEN
+        SELECT balance INTO bal FROM accounts WHERE id = t->>'from';
+        IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'from'; END IF;
+        RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = t->>'from', DETAIL = bal::text;
+      END IF;
+      UPDATE accounts SET balance = balance + amt WHERE id = t->>'to';
+      IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'to'; END IF;
+      posted_id := t->>'id';
+      posted_seq := new_seq;
+      RETURN NEXT;
+    END LOOP;
+    IF settle_job IS NOT NULL THEN
+      UPDATE jobs SET settled_at = posted_at WHERE id = settle_job AND settled_at IS NULL;
+    END IF;
+  END
+  $$;
+  `,
 ];

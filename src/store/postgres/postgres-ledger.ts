@@ -84,53 +84,66 @@ export class PostgresLedger implements LedgerStore {
   }
 
   async post(transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
+    const onlyTransfers = !options.cursor && !options.withdrawal && !options.withdrawalUpdate;
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
       try {
-        await client.query('BEGIN');
-        const posted = await this.postWith(client, transfers, options);
-        await client.query('COMMIT');
-        return posted;
+        // The common case (escrow, payouts, refunds, credits) is one statement in its own transaction.
+        if (onlyTransfers) return await this.postIn(this.pool, transfers, options.settleJob);
+        return await this.inTransaction((client) => this.postWith(client, transfers, options));
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
         if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
         throw err;
-      } finally {
-        client.release();
       }
+    }
+  }
+
+  private async inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Journals and applies the transfers with one call of gridx_post (PG migration 5). */
+  private async postIn(db: pg.Pool | pg.PoolClient, transfers: readonly Transfer[], settleJob?: string): Promise<LedgerEntry[]> {
+    for (const t of transfers) if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
+    if (transfers.length === 0 && settleJob === undefined) return [];
+    const at = new Date().toISOString();
+    const wire = transfers.map((t) => ({ ...t, amount: t.amount.toString() }));
+    try {
+      const { rows } = await db.query<{ posted_id: string; posted_seq: string }>('SELECT * FROM gridx_post($1::jsonb, $2, $3)', [
+        JSON.stringify(wire),
+        settleJob ?? null,
+        at,
+      ]);
+      const seqs = new Map(rows.map((r) => [r.posted_id, Number(r.posted_seq)]));
+      return transfers.filter((t) => seqs.has(t.id)).map((t) => ({ ...t, seq: seqs.get(t.id)!, at }));
+    } catch (err) {
+      const { code, message, detail } = err as { code?: string; message?: string; detail?: string };
+      if (code === 'P0404') throw new GridxError('NOT_FOUND', `no account ${message}`);
+      if (code === 'P0402') {
+        const t = transfers.find((x) => x.from === message)!;
+        throw new GridxError(
+          'PAYMENT_REQUIRED',
+          `account ${message} holds ${formatAmount(BigInt(detail ?? '0'))} credits, less than the ${formatAmount(t.amount)} this needs; deposit or get credited first`,
+        );
+      }
+      throw err;
     }
   }
 
   /** The body of post on a client inside a transaction the caller owns (a job insert with its escrow). */
   async postWith(client: pg.PoolClient, transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
-    const posted: LedgerEntry[] = [];
+    const posted = await this.postIn(client, transfers, options.settleJob);
     const at = new Date().toISOString();
-    for (const t of transfers) {
-      if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
-      const inserted = await client.query<{ seq: string }>(
-        `INSERT INTO ledger (${ENTRY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (id) DO NOTHING RETURNING seq`,
-        entryValues(t, at),
-      );
-      if (inserted.rowCount === 0) continue;
-      const amount = t.amount.toString();
-      const debited = await client.query(
-        'UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND (balance >= $2 OR id = $3)',
-        [t.from, amount, SYSTEM_ACCOUNTS.world],
-      );
-      if (debited.rowCount === 0) {
-        const from = await this.accountWith(client, t.from);
-        if (!from) throw new GridxError('NOT_FOUND', `no account ${t.from}`);
-        throw new GridxError(
-          'PAYMENT_REQUIRED',
-          `account ${t.from} holds ${formatAmount(from.balance)} credits, less than the ${formatAmount(t.amount)} this needs; deposit or get credited first`,
-        );
-      }
-      const credited = await client.query('UPDATE accounts SET balance = balance + $2 WHERE id = $1', [t.to, amount]);
-      if (credited.rowCount === 0) throw new GridxError('NOT_FOUND', `no account ${t.to}`);
-      posted.push({ ...t, seq: Number(inserted.rows[0]!.seq), at });
-    }
-    if (options.settleJob) await client.query('UPDATE jobs SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL', [at, options.settleJob]);
     if (options.cursor) {
       await client.query(
         'INSERT INTO chain_cursors (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value',

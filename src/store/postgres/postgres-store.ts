@@ -104,10 +104,11 @@ export class PostgresStore implements JobStore {
       );
     try {
       await client.query('BEGIN');
-      // The reward leaves the owner's balance in the same transaction: no task without its escrow.
-      if (escrow) await this.ledger.postWith(client, [escrow]);
       const { rows } = await add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
       for (const child of job.replicas ?? []) await add(child, 'pending', job.id);
+      // The reward leaves the owner's balance in the same transaction: no task without its
+      // escrow. Last, so the balance rows it locks are held only until the commit.
+      if (escrow) await this.ledger.postWith(client, [escrow]);
       await client.query('COMMIT');
       return toJob(rows[0]!);
     } catch (err) {
