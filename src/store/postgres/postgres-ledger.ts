@@ -22,12 +22,10 @@ import {
 } from '../ledger-store.js';
 import {
   type AccountRow,
-  ENTRY_COLUMNS,
   type EntryRow,
   NET_INFLOW_SQL,
   WITHDRAWAL_COLUMNS,
   type WithdrawalRow,
-  entryValues,
   toAccount,
   toEntry,
   toWithdrawal,
