@@ -23,8 +23,8 @@ export interface LedgerDeps {
   feeBasisPoints: number;
 }
 
-/** Settlement of a task as one set of transfers. */
-export interface Settlement {
+/** How an ended task is settled: the transfers that pay it out or refund it. */
+export interface SettlementPlan {
   jobId: string;
   transfers: Transfer[];
 }
@@ -90,7 +90,7 @@ export class Ledger {
     }
   }
 
-  private async plan(job: Job): Promise<Settlement> {
+  private async plan(job: Job): Promise<SettlementPlan> {
     const escrowed = (await this.deps.store.ledger.entries({ jobId: job.id, limit: 1000 }))
       .filter((e) => e.kind === 'escrow')
       .reduce((sum, e) => sum + e.amount, 0n);
@@ -118,7 +118,7 @@ export class Ledger {
    * the shares of the others, and everything when the task was cancelled or unverified, go
    * back to the owner.
    */
-  private async planReplicated(job: Job, escrowed: bigint): Promise<Settlement> {
+  private async planReplicated(job: Job, escrowed: bigint): Promise<SettlementPlan> {
     const replicas = await this.deps.store.children(job.id);
     const share = escrowed / BigInt(job.replicas!);
     const decided = job.status !== 'cancelled' && job.reason !== 'unverified';

@@ -5,6 +5,7 @@
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { GridxClient } from '../../src/sdk/client.js';
@@ -196,6 +197,27 @@ describe('accounts, escrow and payouts (server with auth required)', () => {
       expect(r.status, `${method} ${path}`).toBe(403);
     }
     expect((await alice.client.account()).balance).toBe('4');
+  });
+
+  it('the global event stream shows each account only its own tasks; a bad key is refused before the upgrade', async () => {
+    const s = await server();
+    const alice = await fundedAccount(s, '5', { name: 'alice' });
+    const bob = await fundedAccount(s, '5', { name: 'bob' });
+    const events = (key: string) =>
+      new Promise<Array<{ task_id: string }>>((resolve, reject) => {
+        const seen: Array<{ task_id: string }> = [];
+        const ws = new WebSocket(`${s.url.replace('http', 'ws')}/api/events?since=0`, { headers: { authorization: `Bearer ${key}` } });
+        ws.on('message', (raw) => seen.push(JSON.parse(raw.toString()) as { task_id: string }));
+        ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+        ws.on('open', () => setTimeout(() => (ws.close(), resolve(seen)), 500));
+      });
+    const mine = await alice.client.submitTask(TASK);
+    const theirs = await bob.client.submitTask(TASK);
+    const seenByAlice = await events(alice.key);
+    expect(seenByAlice.length).toBeGreaterThan(0);
+    expect(new Set(seenByAlice.map((e) => e.task_id))).toEqual(new Set([mine.id]));
+    expect(new Set((await events(bob.key)).map((e) => e.task_id))).toEqual(new Set([theirs.id]));
+    await expect(events('gxk_wrong-key-wrong-key')).rejects.toThrow('HTTP 401');
   });
 
   it('a result whose signature does not verify is refused and pays nothing', async () => {

@@ -14,15 +14,6 @@ import type { StoredEvent } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
 import { mustOwn, optionalAccount } from '../auth.js';
 
-/** The account id of a stream's requester; null for a key that matches nobody. */
-async function viewerOf(request: FastifyRequest, deps: ApiDeps): Promise<string | undefined | null> {
-  try {
-    return (await optionalAccount(request, deps))?.id;
-  } catch {
-    return null;
-  }
-}
-
 export interface EventStreamOptions {
   pingIntervalMs?: number;
   /** Bytes queued for one client before it is closed as too slow. */
@@ -108,12 +99,16 @@ export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
     },
   } as const;
 
+  // Who asked, checked before the upgrade (a bad key is a plain 401), for the handler to filter by.
+  const viewers = new WeakMap<FastifyRequest, string | undefined>();
+  const identify = async (request: FastifyRequest) => {
+    viewers.set(request, (await optionalAccount(request, deps))?.id);
+  };
+
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get<{ Querystring: { since: number } }>('/api/events', { websocket: true, schema: sinceSchema }, async (socket, request) => {
-      const viewer = await viewerOf(request, deps);
-      if (viewer === null) return void socket.close(4001, 'the API key is not valid here');
-      streamEvents(socket, deps, { ...options, since: request.query.since, viewer });
-    });
+    app.get<{ Querystring: { since: number } }>('/api/events', { websocket: true, schema: sinceSchema, preHandler: identify }, (socket, request) =>
+      streamEvents(socket, deps, { ...options, since: request.query.since, viewer: viewers.get(request) }),
+    );
     app.get<{ Params: { id: string }; Querystring: { since: number } }>(
       '/api/tasks/:id/events',
       {
@@ -122,13 +117,13 @@ export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
         preHandler: async (request) => {
           const job = await deps.store.get(request.params.id);
           if (!job) throw new GridxError('NOT_FOUND', `no task with id ${request.params.id}; list tasks with GET /api/tasks`);
-          mustOwn(job, await optionalAccount(request, deps), 'follow');
+          const account = await optionalAccount(request, deps);
+          mustOwn(job, account, 'follow');
+          viewers.set(request, account?.id);
         },
       },
-      async (socket, request) => {
-        const viewer = (await optionalAccount(request, deps))?.id;
-        streamEvents(socket, deps, { ...options, since: request.query.since, jobId: request.params.id, viewer });
-      },
+      (socket, request) =>
+        streamEvents(socket, deps, { ...options, since: request.query.since, jobId: request.params.id, viewer: viewers.get(request) }),
     );
   };
 }
