@@ -5,10 +5,12 @@ import { GridxClient } from '../sdk/client.js';
 import { formatSize } from '../domain/units.js';
 import { clip, gib, table } from './output.js';
 
-const nodeOption = { node: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const nodeOption = { node: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
-function clientFor(url: string | undefined, env: NodeJS.ProcessEnv): GridxClient {
-  return new GridxClient(url ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000');
+/** A client of --node (or GRIDX_NODE), as the account of --key (or GRIDX_KEY) when given. */
+function clientFor(values: { node?: string; key?: string }, env: NodeJS.ProcessEnv): GridxClient {
+  const key = values.key ?? env.GRIDX_KEY;
+  return new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000', key ? { token: key } : {});
 }
 
 export const STATUS_USAGE = 'usage: gridx status [--node URL] [--json]';
@@ -19,7 +21,7 @@ export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
     console.log(STATUS_USAGE);
     return 0;
   }
-  const client = clientFor(values.node, env);
+  const client = clientFor(values, env);
   const s = await client.status();
   if (values.json) {
     console.log(JSON.stringify(s, null, 2));
@@ -42,7 +44,7 @@ export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   return 0;
 }
 
-export const JOBS_USAGE = 'usage: gridx jobs [--node URL] [--status STATUS] [--limit N] [--json]';
+export const JOBS_USAGE = 'usage: gridx jobs [--node URL] [--key KEY] [--status STATUS] [--limit N] [--json]\n\nLists the jobs of the key\'s account (default $GRIDX_KEY) and the anonymous ones, newest first.';
 
 export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values } = parseArgs({
@@ -54,7 +56,7 @@ export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
     console.log(JOBS_USAGE);
     return 0;
   }
-  const page = await clientFor(values.node, env).list({
+  const page = await clientFor(values, env).list({
     ...(values.status ? { status: values.status } : {}),
     ...(values.limit ? { limit: Number(values.limit) } : {}),
   });
@@ -91,7 +93,7 @@ export async function peersCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     console.log(PEERS_USAGE);
     return 0;
   }
-  const list = await clientFor(values.node, env).peers();
+  const list = await clientFor(values, env).peers();
   if (values.json) {
     console.log(JSON.stringify(list, null, 2));
     return 0;

@@ -76,6 +76,11 @@ export interface ExecutionRecord {
 
 export interface ListOptions {
   status?: JobStatus;
+  /**
+   * Whose listing: an account id lists that account's jobs and the anonymous ones, null
+   * only the anonymous ones; absent lists every job (the node's own use).
+   */
+  viewer?: string | null;
   /** Page size; the store caps it. */
   limit?: number;
   /** Opaque cursor from a previous page. */

@@ -23,6 +23,16 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await store.get('missing')).toBeUndefined();
     });
 
+    it('lists a viewer its own jobs and the anonymous ones', async () => {
+      await store.insert({ id: 'x1', spec: SPEC, owner: 'acct-x' });
+      await store.insert({ id: 'y1', spec: SPEC, owner: 'acct-y' });
+      await store.insert({ id: 'anon', spec: SPEC });
+      const ids = async (viewer?: string | null) => (await store.list(viewer === undefined ? {} : { viewer })).jobs.map((j) => j.id);
+      expect(await ids('acct-x')).toEqual(['anon', 'x1']);
+      expect(await ids(null)).toEqual(['anon']);
+      expect(await ids()).toEqual(['anon', 'y1', 'x1']);
+    });
+
     it('claims in submission order, each job once', async () => {
       for (const id of ['1', '2', '3']) await store.insert({ id, spec: SPEC });
       const first = await store.claimNext('n', 'e1');

@@ -161,6 +161,9 @@ describe('accounts, escrow and payouts (server with auth required)', () => {
       expect(text, path).not.toContain('s3cret');
     }
     expect(JSON.stringify(await (await fetch(`${s.url}/api/tasks/${task.id}`, { headers: { authorization: `Bearer ${alice.key}` } })).json())).toContain('TOKEN=s3cret');
+    // Listings show an account its own tasks (and anonymous ones), nobody else's.
+    expect((await mallory.client.list()).jobs.map((j) => j.id)).not.toContain(task.id);
+    expect((await alice.client.list()).jobs.map((j) => j.id)).toContain(task.id);
 
     const seen = await mallory.client.get(task.id);
     expect(seen.status).toBe('completed');

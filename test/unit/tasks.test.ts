@@ -112,13 +112,13 @@ describe('/api/tasks (no-op executor)', () => {
 
   it('lists tasks by status with pagination', async () => {
     for (let i = 0; i < 3; i++) await t.node.http.inject({ method: 'POST', url: '/api/tasks', payload: { ...SEED_TASK, title: `t${i}` }, headers: auth });
-    const res = await t.node.http.inject({ method: 'GET', url: '/api/tasks?limit=2' });
+    const res = await t.node.http.inject({ method: 'GET', url: '/api/tasks?limit=2', headers: auth });
     expect(res.statusCode).toBe(200);
     const page = res.json();
     expect(page.tasks).toHaveLength(2);
     expect(page.tasks[0].title).toBe('t2');
     expect(page.next_cursor).toMatch(/^\d+$/);
-    const next = (await t.node.http.inject({ method: 'GET', url: `/api/tasks?limit=2&cursor=${page.next_cursor}` })).json();
+    const next = (await t.node.http.inject({ method: 'GET', url: `/api/tasks?limit=2&cursor=${page.next_cursor}`, headers: auth })).json();
     expect(next.tasks[0].title).toBe('t0');
     const bad = await t.node.http.inject({ method: 'GET', url: '/api/tasks?status=done' });
     expect(bad.statusCode).toBe(400);

@@ -97,8 +97,8 @@ export function gridxRoutes(deps: ApiDeps) {
 
     app.get<{ Querystring: ListQuery }>('/jobs', { schema: listQuerySchema }, async (request) => {
       const viewer = await optionalAccount(request, deps);
-      const page = await listPage(store, request.query);
-      return { jobs: page.jobs.map((j) => jobView(j, { output: false, result: canSee(j, viewer) })), nextCursor: page.nextCursor ?? null };
+      const page = await listPage(store, request.query, viewer);
+      return { jobs: page.jobs.map((j) => jobView(j, { output: false })), nextCursor: page.nextCursor ?? null };
     });
 
     app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {

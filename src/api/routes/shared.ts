@@ -31,9 +31,10 @@ export const listQuerySchema = {
   },
 } as const;
 
-/** One page of jobs, newest first, as the query asks. */
-export function listPage(store: JobStore, query: ListQuery): Promise<JobPage> {
+/** One page of the jobs `viewer` may list (its own and anonymous ones), newest first, as the query asks. */
+export function listPage(store: JobStore, query: ListQuery, viewer: Account | undefined): Promise<JobPage> {
   return store.list({
+    viewer: viewer?.id ?? null,
     ...(query.status ? { status: query.status as Job['status'] } : {}),
     ...(query.limit ? { limit: query.limit } : {}),
     ...(query.cursor ? { cursor: query.cursor } : {}),

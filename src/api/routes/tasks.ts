@@ -90,9 +90,9 @@ export function taskRoutes(deps: ApiDeps) {
 
     app.get<{ Querystring: ListQuery }>('/api/tasks', { schema: listQuerySchema }, async (request) => {
       const viewer = await optionalAccount(request, deps);
-      const page = await listPage(store, request.query);
+      const page = await listPage(store, request.query, viewer);
       return {
-        tasks: page.jobs.map((j) => taskView(j, { output: false, result: canSee(j, viewer) })),
+        tasks: page.jobs.map((j) => taskView(j, { output: false })),
         next_cursor: page.nextCursor ?? null,
       };
     });

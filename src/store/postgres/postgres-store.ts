@@ -132,6 +132,11 @@ export class PostgresStore implements JobStore {
       params.push(options.status);
       where.push(`status = $${params.length}`);
     }
+    if (options.viewer === null) where.push('owner IS NULL');
+    else if (options.viewer !== undefined) {
+      params.push(options.viewer);
+      where.push(`(owner IS NULL OR owner = $${params.length})`);
+    }
     if (options.cursor !== undefined) {
       if (!/^\d+$/.test(options.cursor)) throw invalid('cursor', 'is not a cursor this node handed out');
       params.push(options.cursor);

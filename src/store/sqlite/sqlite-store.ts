@@ -112,6 +112,10 @@ export class SqliteStore implements JobStore {
       where.push('status = ?');
       params.push(options.status);
     }
+    if (options.viewer !== undefined) {
+      where.push(options.viewer === null ? 'owner IS NULL' : '(owner IS NULL OR owner = ?)');
+      if (options.viewer !== null) params.push(options.viewer);
+    }
     if (options.cursor !== undefined) {
       const before = Number(options.cursor);
       if (!Number.isSafeInteger(before)) throw invalid('cursor', 'is not a cursor this node handed out');
