@@ -60,11 +60,11 @@ export async function connectChain(rpcUrl: Secret, key: Secret): Promise<ChainCl
   };
 }
 
-/** A chain error in a few words, without viem's details (they name the RPC URL). */
+/** A chain error in one line: its name and first line, any URL in it (the RPC URL may hold a key) masked. */
 export function errorKind(err: unknown): string {
   const name = (err as { name?: string }).name ?? 'Error';
-  const short = (err as { shortMessage?: string }).shortMessage;
-  return short ? `${name}: ${short.split('\n')[0]!.replace(/https?:\/\/\S+|wss?:\/\/\S+/g, '<rpc>')}` : name;
+  const text = (err as { shortMessage?: string }).shortMessage ?? messageOf(err);
+  return `${name}: ${text.split('\n')[0]!.replace(/https?:\/\/\S+|wss?:\/\/\S+/g, '<rpc>')}`;
 }
 
 export interface Artifact {

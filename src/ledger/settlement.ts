@@ -83,7 +83,7 @@ export class Settlement {
         await this.scanDeposits();
         await this.processWithdrawals();
       } catch (err) {
-        this.deps.log.warn(`settlement pass failed, retried in ${this.deps.pollIntervalMs} ms: ${errorKind(err)}: ${messageOf(err).split('\n')[0]!.replace(/https?:\/\/\S+/g, '<rpc>')}`);
+        this.deps.log.warn(`settlement pass failed, retried in ${this.deps.pollIntervalMs} ms: ${errorKind(err)}`);
       } finally {
         this.running = undefined;
       }

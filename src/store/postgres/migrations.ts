@@ -140,7 +140,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- the calling statement's transaction, so the balance rows they lock (escrow is one row
   -- every task touches) stay locked only until that statement commits, not across client
   -- round trips. A transfer already journalled (same id) is skipped; a debit below zero
-  -- (the world account excepted) raises P0402 with the balance, an unknown account P0404.
+  -- (the world account excepted) raises P0402 with the balance and the amount, an unknown account P0404.
   CREATE FUNCTION gridx_post(transfers jsonb, settle_job text, posted_at text)
   RETURNS TABLE (posted_id text, posted_seq bigint) LANGUAGE plpgsql AS $$
   #variable_conflict use_column
@@ -162,7 +162,7 @@ export const PG_MIGRATIONS: readonly string[] = [
       IF NOT FOUND THEN
         SELECT balance INTO bal FROM accounts WHERE id = t->>'from';
         IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'from'; END IF;
-        RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = t->>'from', DETAIL = bal::text;
+        RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = t->>'from', DETAIL = bal::text, HINT = amt::text;
       END IF;
       UPDATE accounts SET balance = balance + amt WHERE id = t->>'to';
       IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'to'; END IF;

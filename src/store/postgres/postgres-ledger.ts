@@ -6,7 +6,6 @@
  */
 
 import type pg from 'pg';
-import { formatAmount } from '../../domain/amount.js';
 import { GridxError } from '../../errors.js';
 import {
   type Account,
@@ -30,7 +29,7 @@ import {
   toEntry,
   toWithdrawal,
 } from '../ledger-rows.js';
-import { inflowOf } from '../ledger-checks.js';
+import { inflowOf, insufficientFunds } from '../ledger-checks.js';
 
 /** Serialization failures and deadlocks: the transaction is retried from the start. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -125,15 +124,9 @@ export class PostgresLedger implements LedgerStore {
       const seqs = new Map(rows.map((r) => [r.posted_id, Number(r.posted_seq)]));
       return transfers.filter((t) => seqs.has(t.id)).map((t) => ({ ...t, seq: seqs.get(t.id)!, at }));
     } catch (err) {
-      const { code, message, detail } = err as { code?: string; message?: string; detail?: string };
+      const { code, message, detail, hint } = err as { code?: string; message?: string; detail?: string; hint?: string };
       if (code === 'P0404') throw new GridxError('NOT_FOUND', `no account ${message}`);
-      if (code === 'P0402') {
-        const t = transfers.find((x) => x.from === message)!;
-        throw new GridxError(
-          'PAYMENT_REQUIRED',
-          `account ${message} holds ${formatAmount(BigInt(detail ?? '0'))} credits, less than the ${formatAmount(t.amount)} this needs; deposit or get credited first`,
-        );
-      }
+      if (code === 'P0402') throw insufficientFunds(message ?? '?', BigInt(detail ?? '0'), BigInt(hint ?? '0'));
       throw err;
     }
   }

@@ -6,7 +6,6 @@
 
 import type Database from 'better-sqlite3';
 import { GridxError } from '../../errors.js';
-import { formatAmount } from '../../domain/amount.js';
 import {
   type Account,
   type EntryQuery,
@@ -31,7 +30,7 @@ import {
   toEntry,
   toWithdrawal,
 } from '../ledger-rows.js';
-import { inflowOf } from '../ledger-checks.js';
+import { inflowOf, insufficientFunds } from '../ledger-checks.js';
 
 export class SqliteLedger implements LedgerStore {
   constructor(
@@ -90,12 +89,7 @@ export class SqliteLedger implements LedgerStore {
       if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
       if (this.stmt('SELECT 1 FROM ledger WHERE id = ?').get(t.id)) continue;
       const from = this.balanceOf(t.from);
-      if (from < t.amount && t.from !== SYSTEM_ACCOUNTS.world) {
-        throw new GridxError(
-          'PAYMENT_REQUIRED',
-          `account ${t.from} holds ${formatAmount(from)} credits, less than the ${formatAmount(t.amount)} this needs; deposit or get credited first`,
-        );
-      }
+      if (from < t.amount && t.from !== SYSTEM_ACCOUNTS.world) throw insufficientFunds(t.from, from, t.amount);
       this.setBalance(t.from, from - t.amount);
       this.setBalance(t.to, this.balanceOf(t.to) + t.amount);
       const result = this.stmt(`INSERT INTO ledger (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...entryValues(t, at));
