@@ -56,6 +56,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       pullTimeoutMs: v.pullTimeoutMs,
       allowImages: v.allowImages,
       denyImages: v.denyImages,
+      registries: v.registries,
       ...(v.maxGpus === undefined ? {} : { maxGpus: v.maxGpus }),
     },
     mesh: {
@@ -66,6 +67,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       price: v.price,
       offerTtlMs: v.offerTtlMs,
       ...(v.announceApiUrl === undefined ? {} : { announceApiUrl: v.announceApiUrl }),
+      // A node that requires keys runs nobody's forwarded jobs until the operator says whose.
+      accept: v.meshAccept ?? (v.auth === 'open' ? 'any' : 'none'),
     },
     auth: v.auth,
     feeBasisPoints: v.fee,
@@ -77,6 +80,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       confirmations: v.confirmations,
       pollIntervalMs: v.settlementPoll,
       startBlock: v.startBlock,
+    },
+    api: { corsOrigins: v.corsOrigins, allowedHosts: v.allowedHosts, rateLimitPerMinute: v.rateLimit },
+    limits: {
+      maxQueued: v.maxQueued,
+      accountQueued: v.accountQueued,
+      accountRunning: v.accountRunning,
+      anonymousQueued: v.anonymousQueued,
+      anonymousRunning: v.anonymousRunning,
+      eventStreams: v.eventStreams,
     },
   };
   if (config.settlement.enabled) {

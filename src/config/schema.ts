@@ -7,10 +7,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { LEDGER_SETTINGS } from './ledger-settings.js';
+import { type MeshAccept, TRUST_SETTINGS } from './trust-settings.js';
 import { type Parser, bool, cpus, duration, int, list, size, str, userSpec } from './parsers.js';
 import type { Secret } from './secret.js';
 
 export { Secret } from './secret.js';
+export type { MeshAccept } from './trust-settings.js';
 
 export interface SandboxPolicy {
   /** Per-job memory cap and default; swap is held equal (no extra swap). */
@@ -37,6 +39,8 @@ export interface SandboxPolicy {
   allowImages: string[];
   /** Image deny list (prefix match), checked after the allow list. */
   denyImages: string[];
+  /** Registries images may come from; "*" is any public one. */
+  registries: string[];
   /** GPUs a job may ask for; defaults to the GPUs the node detects. */
   maxGpus?: number;
 }
@@ -66,6 +70,31 @@ export interface Config {
   /** Operator fee on each payout, in basis points (1% = 100). */
   feeBasisPoints: number;
   settlement: SettlementConfig;
+  /** Who may call the API from where, and how much one caller may take. */
+  api: ApiGuardConfig;
+  limits: CallerLimits;
+}
+
+export interface ApiGuardConfig {
+  /** Origins whose pages may call the API; the API's own origin always may. */
+  corsOrigins: string[];
+  /** Host names the API answers to besides its own address and loopback. */
+  allowedHosts: string[];
+  /** Requests per minute per caller; 0: no limit. */
+  rateLimitPerMinute: number;
+}
+
+/** Per-caller caps; past one, the caller gets 429 (or waits, for running jobs). */
+export interface CallerLimits {
+  /** Pending jobs on this node, all callers together. */
+  maxQueued: number;
+  accountQueued: number;
+  accountRunning: number;
+  /** All anonymous callers together (open nodes). */
+  anonymousQueued: number;
+  anonymousRunning: number;
+  /** Open event streams per caller. */
+  eventStreams: number;
 }
 
 /** ERC20 settlement: off unless enabled; the RPC URL and treasury key are secrets, never logged. */
@@ -98,6 +127,8 @@ export interface MeshConfig {
   offerTtlMs: number;
   /** API URL put in the offer when the listen address is not what peers should use. */
   announceApiUrl?: string;
+  /** Peers whose forwarded jobs this node runs. */
+  accept: MeshAccept;
 }
 
 export interface Setting<T> {
@@ -382,6 +413,7 @@ export const SETTINGS = {
     doc: 'API URL advertised in the offer, when peers reach this node at another address (containers, NAT).',
   },
   ...LEDGER_SETTINGS,
+  ...TRUST_SETTINGS,
 } satisfies Record<string, Setting<unknown>>;
 
 export type SettingName = keyof typeof SETTINGS;
