@@ -1,15 +1,20 @@
 /** The fastify app: one error shape, clear 4xx messages, and the routes of every dialect. */
 
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import { formatSize } from '../domain/units.js';
-import { GridxError, isGridxError } from '../errors.js';
+import { GridxError, isGridxError, quote } from '../errors.js';
+import { type BrowserGuardOptions, browserGuard } from './guard.js';
+import type { StreamSlots } from './stream-slots.js';
 import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { RunnerHub } from '../scheduler/runner-hub.js';
+import type { Admission } from '../scheduler/admission.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import { gridxRoutes } from './routes/gridx.js';
@@ -50,6 +55,14 @@ export interface ApiDeps {
   /** Aborts when the node begins to shut down: waits and follows end then. */
   shutdown: AbortSignal;
   log: Logger;
+  /** The caller's queue limits, asked before every submit. */
+  admission: Admission;
+  /** Open streams (event WebSockets, followed logs) per caller. */
+  streams: StreamSlots;
+  /** Which Host and Origin headers the API answers to. */
+  guard: BrowserGuardOptions;
+  /** Requests per minute per caller; 0: no limit. */
+  rateLimitPerMinute: number;
 }
 
 export interface ErrorBody {
@@ -67,28 +80,38 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false, allowUnionTypes: true } },
   });
 
-  // curl -d without -H sends form or text content types; read those as JSON too.
-  app.addContentTypeParser(
-    ['application/x-www-form-urlencoded', 'text/plain'],
-    { parseAs: 'string' },
-    (_req, body, done) => {
-      try {
-        done(null, body === '' ? undefined : JSON.parse(body as string));
-      } catch (err) {
-        done(new GridxError('INVALID_INPUT', `body is not valid JSON (${(err as Error).message}); send a JSON object`), undefined);
-      }
-    },
-  );
+  // Only JSON bodies are parsed: a form or text/plain body, which any web page may send
+  // without a preflight, is 415.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onRequest', browserGuard(deps.guard));
+  if (deps.rateLimitPerMinute > 0) {
+    app.register(rateLimit, {
+      max: deps.rateLimitPerMinute,
+      timeWindow: 60_000,
+      // An account's (or runner's) key names the caller; without one, its address does.
+      keyGenerator: (request) => {
+        const auth = request.headers.authorization;
+        return auth ? `key:${createHash('sha256').update(auth).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
+      },
+      errorResponseBuilder: (_request, context) =>
+        new GridxError('RATE_LIMITED', `too many requests: this node takes ${context.max} a minute from one caller; try again in ${context.after}`, {
+          retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),
+        }),
+    });
+  }
 
   app.setErrorHandler((err: FastifyError | GridxError, request, reply) => {
     const { status, body } = errorResponse(err, deps.bodyLimitBytes);
-    if (status >= 500) deps.log.error(`${request.method} ${request.url}: ${err.stack ?? err.message}`);
+    if (status >= 500) deps.log.error(`${request.method} ${quote(request.url)}: ${err.stack ?? err.message}`);
+    if (isGridxError(err) && err.retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) {
+      void reply.header('retry-after', String(err.retryAfterSeconds));
+    }
     void reply.code(status).send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({
-      error: `no route ${request.method} ${request.url.split('?')[0]}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks, GET /api/runners`,
+      error: `no route ${request.method} ${quote(request.url.split('?')[0])}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks, GET /api/runners`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });
@@ -122,7 +145,10 @@ function errorResponse(err: FastifyError | GridxError, bodyLimit: number): { sta
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, body: { error: 'body is empty; send a JSON object such as {"image": "alpine:latest", "command": "echo hi"}', code: 'INVALID_INPUT' } };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, body: { error: `${fe.message}; send Content-Type: application/json`, code: 'UNSUPPORTED_MEDIA_TYPE' } };
+      return {
+        status: 415,
+        body: { error: 'the body must be JSON: send Content-Type: application/json (forms and text/plain are refused)', code: 'UNSUPPORTED_MEDIA_TYPE' },
+      };
   }
   if (err instanceof SyntaxError || fe.statusCode === 400) {
     return { status: 400, body: { error: `body is not valid JSON (${fe.message}); send a JSON object`, code: 'INVALID_INPUT' } };

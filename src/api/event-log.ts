@@ -34,12 +34,16 @@ export class EventLog {
         else this.owners.set(job.id, job.owner ?? null);
         // Jobs that end elsewhere (another server's runner) never say so here: keep the map bounded.
         if (this.owners.size > MAX_OWNERS) this.owners.delete(this.owners.keys().next().value!);
+        // A new attempt: what the last one printed is not the job's output any more.
+        if (job.status === 'scheduled' && job.attempts > 1) this.then(() => this.store.forgetOutput(job.id));
         this.append(async () => ({
           jobId: job.id,
           type: isTerminal(job.status) ? 'result' : 'status',
           data: { status: job.status, task: taskView(job, { output: false }) },
           ...(job.owner ? { owner: job.owner } : {}),
         }));
+        // The job now holds its output: the events keep only where each chunk lies in it.
+        if (isTerminal(job.status)) this.then(() => this.store.compactOutput(job.id));
       }),
       events.on('job:output', (e) => {
         const known = this.owners.get(e.jobId);
@@ -67,8 +71,11 @@ export class EventLog {
 
   /** Appends in emit order; `make` may look the owner up first. */
   private append(make: () => Promise<Omit<StoredEvent, 'seq' | 'at'>>): void {
-    this.chain = this.chain
-      .then(async () => this.live.emit('event:appended', await this.store.appendEvent(await make())))
-      .catch((err: unknown) => this.log.error(`storing an event failed: ${messageOf(err)}`));
+    this.then(async () => this.live.emit('event:appended', await this.store.appendEvent(await make())));
+  }
+
+  /** Runs `step` after everything emitted before it is stored. */
+  private then(step: () => Promise<void>): void {
+    this.chain = this.chain.then(step).catch((err: unknown) => this.log.error(`storing an event failed: ${messageOf(err)}`));
   }
 }

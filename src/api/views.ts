@@ -38,12 +38,21 @@ export interface JobView {
   parent?: string;
 }
 
-/** `output: false` leaves stdout/stderr out; `result: false` also the exit code, reason and message (another account's job). */
-export function jobView(job: Job, options: { output?: boolean; result?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
-  if (options.result === false) {
-    const { exitCode: _e, reason: _r, message: _m, ...rest } = job;
-    return jobView(rest, { output: false });
-  }
+/**
+ * What anyone but the owner sees of another account's job: that it exists and where it
+ * stands. Its command, image, title, environment and result are the owner's alone.
+ */
+export interface StrangerView {
+  id: string;
+  status: Job['status'];
+}
+
+export function strangerView(job: Pick<Job, 'id' | 'status'>): StrangerView {
+  return { id: job.id, status: job.status };
+}
+
+/** `output: false` leaves stdout/stderr out (listings, events). */
+export function jobView(job: Job, options: { output?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
   const view: JobView = {
     id: job.id,
     status: job.status,

@@ -6,7 +6,7 @@ import { GridxNode } from '../node/node.js';
 import { waitForSignal } from './signals.js';
 
 export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N]
-                  [--p2p-port N] [--bootstrap MULTIADDR]... [--no-mesh] [--db postgres://...]
+                  [--p2p-port N] [--p2p-host ADDR] [--bootstrap MULTIADDR]... [--no-mesh] [--db postgres://...]
                   [--log-level LEVEL]
 
 Runs a Grid-X node: the HTTP API (default http://127.0.0.1:8000), jobs in the Docker sandbox,
@@ -37,6 +37,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
       config: { type: 'string' },
       slots: { type: 'string' },
       'p2p-port': { type: 'string' },
+      'p2p-host': { type: 'string' },
       db: { type: 'string' },
       bootstrap: { type: 'string', multiple: true },
       'no-mesh': { type: 'boolean' },
@@ -55,6 +56,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
     dataDir: values['data-dir'],
     slots: values.slots,
     p2pPort: values['p2p-port'],
+    p2pHost: values['p2p-host'],
     db: values.db,
     bootstrap: values.bootstrap,
     meshEnabled: values['no-mesh'] ? false : undefined,

@@ -14,6 +14,13 @@ import type { Logger } from '../logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import type { JsonChannel } from './wire.js';
+import type { MeshAccept } from '../config/schema.js';
+import type { Admission } from '../scheduler/admission.js';
+
+/** Whether this node's policy admits jobs forwarded by `peerId`. */
+export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
+  return accept === 'any' || (accept !== 'none' && accept.includes(peerId));
+}
 
 export type JobMessage =
   | { type: 'run'; jobId: string; executionId: string; spec: JobSpec }
@@ -27,6 +34,12 @@ export type JobMessage =
 
 export interface JobServiceDeps {
   scheduler: Scheduler;
+  /** Which peers may forward jobs here (mesh.accept). */
+  accept: MeshAccept;
+  /** The account a forwarding peer's jobs belong to (node-<peer id>), made on first use. */
+  accountOf: (peerId: string) => Promise<{ id: string }>;
+  /** The same queue limits the HTTP API applies. */
+  admission: Pick<Admission, 'admit'>;
   store: JobStore;
   events: TypedEmitter<JobEventMap>;
   policy: () => SpecPolicy;
@@ -75,15 +88,17 @@ export function resultOf(job: Job): ExecutionResult {
 
 export async function serveForwardedJob(channel: JsonChannel, from: string, deps: JobServiceDeps): Promise<void> {
   const { scheduler, events, log } = deps;
-  const request = await channel.read<JobMessage>({ signal: AbortSignal.timeout(10_000) });
-  if (request?.type !== 'run' || typeof request.spec !== 'object' || request.spec === null) {
-    throw new Error(`expected a "run" message, got ${JSON.stringify((request as { type?: unknown })?.type)}`);
-  }
   const refuse = async (reason: string) => {
     log.info(`refused a job from ${from}: ${reason}`);
     await channel.write({ type: 'refused', reason } satisfies JobMessage);
     await channel.stream.close();
   };
+  const request = await channel.read<JobMessage>({ signal: AbortSignal.timeout(10_000) });
+  if (request?.type !== 'run' || typeof request.spec !== 'object' || request.spec === null) {
+    throw new Error(`expected a "run" message, got ${JSON.stringify((request as { type?: unknown })?.type)}`);
+  }
+  // The mesh is no side door around api.auth: only peers the operator admits get in.
+  if (!admitsPeer(deps.accept, from)) return refuse('this node does not run jobs forwarded by this peer (mesh.accept)');
   let spec: JobSpec;
   try {
     spec = normalizeSpec(specToRequest(request.spec), deps.policy());
@@ -95,7 +110,10 @@ export async function serveForwardedJob(channel: JsonChannel, from: string, deps
 
   let job: Job;
   try {
-    job = await scheduler.submit(spec, { pinned: true, origin: from, title: `forwarded by ${from}` });
+    // The job is the forwarding node's: its account alone sees it, and its limits apply.
+    const owner = (await deps.accountOf(from)).id;
+    await deps.admission.admit(owner);
+    job = await scheduler.submit(spec, { pinned: true, origin: from, owner, title: `forwarded by ${from}` });
   } catch (err) {
     return refuse(messageOf(err));
   }

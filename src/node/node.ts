@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { EventLog } from '../api/event-log.js';
+import { StreamSlots } from '../api/stream-slots.js';
 import type { Config } from '../config/schema.js';
 import { type JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type JobLimits, imageRef } from '../domain/offer.js';
@@ -20,6 +21,7 @@ import { serveForwardedJob } from '../mesh/job-service.js';
 import { Mesh, type OfferFields } from '../mesh/mesh.js';
 import { MeshPlacement } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
+import { Admission } from '../scheduler/admission.js';
 import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Verifier } from '../scheduler/verifier.js';
@@ -102,6 +104,13 @@ export class GridxNode {
         `an open API (api.auth: open) on ${config.host} would let anyone on the network submit and cancel jobs; listen on 127.0.0.1, or set api.auth: required (GRIDX_AUTH=required) and give users keys from gridx account create`,
       );
     }
+    const p2pHost = config.mesh.p2pHost ?? config.host;
+    if (config.mesh.enabled && config.auth === 'open' && config.mesh.accept === 'any' && !isLoopback(p2pHost)) {
+      throw new GridxError(
+        'CONFIG_INVALID',
+        `an open node taking jobs from any peer on ${p2pHost} would let anyone on the network run jobs; keep --p2p-host on 127.0.0.1, or list the peers you trust in mesh.accept (GRIDX_MESH_ACCEPT)`,
+      );
+    }
     try {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
@@ -123,10 +132,11 @@ export class GridxNode {
         return { cpus: p.cpus, memoryBytes: p.memoryBytes, timeoutMs: p.timeoutMs, gpus: p.maxGpus, networks: [...p.allowedNetworks] };
       };
 
+      const admission = new Admission({ store, limits: config.limits });
       if (config.mesh.enabled) {
         this.mesh = new Mesh({
           identity: this.identity,
-          host: config.mesh.p2pHost ?? config.host,
+          host: p2pHost,
           port: config.mesh.p2pPort,
           bootstrap: config.mesh.bootstrap,
           offerTtlMs: config.mesh.offerTtlMs,
@@ -135,6 +145,9 @@ export class GridxNode {
           serveJob: (channel, from) =>
             serveForwardedJob(channel, from, {
               scheduler: this.scheduler!,
+              accept: config.mesh.accept,
+              accountOf: (peerId) => accounts.ofPeer(peerId),
+              admission,
               store,
               events: this.events,
               policy,
@@ -196,6 +209,10 @@ export class GridxNode {
         mesh: this.mesh,
         node: { id: this.id, version: VERSION },
         bodyLimitBytes: config.bodyLimitBytes,
+        guard: { listenHost: config.host, allowedHosts: config.api.allowedHosts, corsOrigins: config.api.corsOrigins },
+        rateLimitPerMinute: config.api.rateLimitPerMinute,
+        admission,
+        streams: new StreamSlots(config.limits.eventStreams),
         shutdown: this.shutdown.signal,
         log: log.child('api'),
       });

@@ -49,6 +49,8 @@ export interface JobPatch {
   durationMs?: number;
   /** Epoch ms before which a requeued job is not claimed again (retry backoff). */
   notBefore?: number | null;
+  /** Epoch ms by which the execution must have ended; renewals never move it. */
+  deadlineAt?: number | null;
 }
 
 export interface Expectation {
@@ -58,6 +60,35 @@ export interface Expectation {
   executionId?: string;
   /** When true, the job's lease must have expired (the sweep's requeue loses to a renewal). */
   leaseExpired?: boolean;
+  /** When true, the execution's deadline must have passed (a start that moved it wins). */
+  deadlinePassed?: boolean;
+}
+
+/** What a claim records besides the lease. */
+export interface ClaimTerms {
+  /**
+   * The account the worker earns for. A replica of a task is claimed only with one, and
+   * only by an account that holds no other replica of that task and never did: k replicas
+   * run under k different accounts.
+   */
+  accountId?: string;
+  /** Epoch ms by which the execution must have ended (see JobPatch.deadlineAt). */
+  deadlineAt?: number;
+}
+
+/** Pending jobs a dispatcher leaves out of a scan (their owners are at a cap). */
+export interface PendingFilter {
+  /** Owners whose jobs are left out. */
+  skipOwners?: readonly string[];
+  /** Leave out the anonymous jobs (no owner). */
+  skipAnonymous?: boolean;
+}
+
+/** Jobs one owner holds executions for now (scheduled or running). */
+export interface OwnerLoad {
+  /** Undefined: the anonymous jobs, all together. */
+  owner?: string;
+  held: number;
 }
 
 /** One attempt at a job, as recorded. */
@@ -140,17 +171,21 @@ export interface JobStore {
   /** Jobs in any of `statuses`, oldest first, at most `limit` (default all). */
   withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
-  /** Pending jobs whose retry backoff has passed, oldest first, at most `limit`. */
-  pendingReady(limit: number): Promise<Job[]>;
+  /** Jobs of `owner` (null: the anonymous ones) in any of `statuses`: what a caller holds, for its limits. */
+  countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number>;
+  /** Pending jobs whose retry backoff has passed, oldest first, at most `limit`, less those `skip` names. */
+  pendingReady(limit: number, skip?: PendingFilter): Promise<Job[]>;
+  /** Jobs holding an execution (scheduled or running), counted per owner; owners holding none are absent. */
+  heldByOwner(): Promise<OwnerLoad[]>;
   /**
-   * Atomically takes the oldest ready pending job: pending → scheduled with a fresh lease
-   * token `executionId`, attempts + 1, and an execution record for `nodeId`. The lease
-   * expires `leaseTtlMs` from now unless renewed; without a TTL it does not expire (the
-   * holder's own restart recovers the job).
+   * Atomically takes the oldest ready pending job that `terms` allow: pending → scheduled
+   * with a fresh lease token `executionId`, attempts + 1, and an execution record for
+   * `nodeId`. The lease expires `leaseTtlMs` from now unless renewed; without a TTL it does
+   * not expire (the holder's own restart recovers the job).
    */
-  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
-  /** Like claimNext for one given job; undefined if it is no longer pending. */
-  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined>;
+  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
+  /** Like claimNext for one given job; undefined if it is no longer pending or `terms` do not allow it. */
+  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
   /**
    * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those
    * `holder` holds when given; returns those renewed.
@@ -158,16 +193,23 @@ export interface JobStore {
   renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]>;
   /** Scheduled or running jobs whose lease has expired, oldest first, at most `limit`. */
   expiredLeases(limit: number): Promise<Job[]>;
+  /** Scheduled or running jobs past their deadline, the longest overdue first, at most `limit`. */
+  overdue(limit: number): Promise<Job[]>;
   execution(id: string): Promise<ExecutionRecord | undefined>;
   /** Conditional write; undefined when the expectation no longer holds. */
   transition(id: string, expect: Expectation, patch: JobPatch): Promise<Job | undefined>;
   executions(jobId: string): Promise<ExecutionRecord[]>;
   /** The replicas of a redundant job, in the order they were made. */
   children(parentId: string): Promise<Job[]>;
-  /** Whether `workerId` has run (or runs) any replica of `parentId`: a worker runs one replica of a task at most. */
-  ranReplica(parentId: string, workerId: string): Promise<boolean>;
   /** Appends to the update stream; returns the event with its sequence number. */
   appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent>;
+  /** Drops a job's output events: an attempt that ended without a result (requeued) will not be shown. */
+  forgetOutput(jobId: string): Promise<void>;
+  /**
+   * Turns a finished job's output events into references ({stream, offset, length}, in
+   * characters) into the output stored on the job, so the output is kept once.
+   */
+  compactOutput(jobId: string): Promise<void>;
   /** Events after `since`, oldest first, optionally of one job, at most `limit`. */
   eventsSince(since: number, options?: { jobId?: string; limit?: number }): Promise<StoredEvent[]>;
   addRunner(runner: RunnerRecord): Promise<void>;

@@ -9,8 +9,8 @@
 import type {} from '@fastify/websocket';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { GridxError } from '../../errors.js';
-import type { StoredEvent } from '../../store/store.js';
+import { GridxError, quote } from '../../errors.js';
+import type { JobStore, StoredEvent } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
 import { mustOwn, optionalAccount } from '../auth.js';
 
@@ -20,7 +20,10 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
 }
 
-const REPLAY_PAGE = 500;
+const REPLAY_PAGE = 200;
+/** A replay sends no more while this much is queued for the client: a slow reader slows only itself. */
+const REPLAY_LOW_WATER = 256 * 1024;
+const REPLAY_WAIT_MS = 10;
 /** Close code for a consumer that fell behind (4000-4999 are the application's). */
 export const CLOSE_SLOW_CONSUMER = 4008;
 
@@ -47,10 +50,11 @@ export function streamEvents(
     cleanup();
     socket.close(code, reason);
   };
+  const visible = (event: StoredEvent) => event.owner === undefined || event.owner === options.viewer;
   const send = (event: StoredEvent) => {
     if (!open || event.seq <= last || (jobId !== undefined && event.jobId !== jobId)) return;
     // Another account's task: skipped, but the position moves on.
-    if (event.owner !== undefined && event.owner !== options.viewer) {
+    if (!visible(event)) {
       last = event.seq;
       return;
     }
@@ -79,8 +83,17 @@ export function streamEvents(
     try {
       for (;;) {
         const page = await deps.store.eventsSince(last, { ...(jobId ? { jobId } : {}), limit: REPLAY_PAGE });
-        page.forEach(send);
+        const outputs = new JobOutputs(deps.store);
+        for (const event of page) {
+          if (!open) return;
+          // Paced: the replay waits for the client instead of queueing the whole history.
+          while (open && socket.bufferedAmount > REPLAY_LOW_WATER) await sleep(REPLAY_WAIT_MS);
+          if (visible(event)) send(await outputs.filled(event));
+          else send(event);
+        }
         if (page.length < REPLAY_PAGE || !open) break;
+        // Other requests get the event loop between pages.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       close(1011, `replay failed: ${(err as Error).message}`);
@@ -89,6 +102,31 @@ export function streamEvents(
     replaying = false;
     pending.splice(0).forEach(send);
   })();
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The output a finished job's events point into: once a job ends, its output is stored on
+ * the job alone and each output event keeps only {stream, offset, length} in characters.
+ */
+class JobOutputs {
+  private readonly jobs = new Map<string, Promise<{ stdout: string[]; stderr: string[] } | undefined>>();
+
+  constructor(private readonly store: Pick<JobStore, 'get'>) {}
+
+  async filled(event: StoredEvent): Promise<StoredEvent> {
+    const { stream, offset, length } = event.data as { stream?: unknown; offset?: unknown; length?: unknown; data?: unknown };
+    if (event.type !== 'output' || 'data' in event.data || typeof offset !== 'number' || typeof length !== 'number') return event;
+    if (stream !== 'stdout' && stream !== 'stderr') return event;
+    let job = this.jobs.get(event.jobId);
+    if (!job) {
+      job = this.store.get(event.jobId).then((j) => (j ? { stdout: Array.from(j.stdout), stderr: Array.from(j.stderr) } : undefined));
+      this.jobs.set(event.jobId, job);
+    }
+    const chars = (await job)?.[stream] ?? [];
+    return { ...event, data: { stream, data: chars.slice(offset, offset + length).join('') } };
+  }
 }
 
 export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
@@ -102,7 +140,9 @@ export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
   // Who asked, checked before the upgrade (a bad key is a plain 401), for the handler to filter by.
   const viewers = new WeakMap<FastifyRequest, string | undefined>();
   const identify = async (request: FastifyRequest) => {
-    viewers.set(request, (await optionalAccount(request, deps))?.id);
+    const viewer = (await optionalAccount(request, deps))?.id;
+    deps.streams.acquire(request, viewer);
+    viewers.set(request, viewer);
   };
 
   return async function routes(app: FastifyInstance): Promise<void> {
@@ -116,9 +156,10 @@ export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
         schema: sinceSchema,
         preHandler: async (request) => {
           const job = await deps.store.get(request.params.id);
-          if (!job) throw new GridxError('NOT_FOUND', `no task with id ${request.params.id}; list tasks with GET /api/tasks`);
+          if (!job) throw new GridxError('NOT_FOUND', `no task with id ${quote(request.params.id)}; list tasks with GET /api/tasks`);
           const account = await optionalAccount(request, deps);
           mustOwn(job, account, 'follow');
+          deps.streams.acquire(request, account?.id);
           viewers.set(request, account?.id);
         },
       },

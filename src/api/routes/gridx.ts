@@ -12,7 +12,7 @@ import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from 
 import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
 import { normalizeReward } from '../../domain/task.js';
 import { normalizeVerification } from '../../domain/verification.js';
-import { jobView } from '../views.js';
+import { jobView, strangerView } from '../views.js';
 
 export function gridxRoutes(deps: ApiDeps) {
   const { store, scheduler } = deps;
@@ -103,7 +103,7 @@ export function gridxRoutes(deps: ApiDeps) {
 
     app.get<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);
-      if (!canSee(job, await optionalAccount(request, deps))) return jobView(job, { output: false, result: false });
+      if (!canSee(job, await optionalAccount(request, deps))) return strangerView(job);
       const live = scheduler.liveOutput(job.id);
       const shown = live ? { ...job, ...live } : job;
       return jobView(shown, { executions: await store.executions(job.id) });
@@ -125,7 +125,8 @@ export function gridxRoutes(deps: ApiDeps) {
       },
       async (request, reply) => {
         const job = await mustGet(request.params.id);
-        mustOwn(job, await optionalAccount(request, deps), 'read the logs of');
+        const viewer = await optionalAccount(request, deps);
+        mustOwn(job, viewer, 'read the logs of');
         if (!request.query.follow) {
           const out = scheduler.liveOutput(job.id) ?? job;
           return {
@@ -137,6 +138,7 @@ export function gridxRoutes(deps: ApiDeps) {
             stderrTruncated: out.stderrTruncated,
           };
         }
+        deps.streams.acquire(request, viewer?.id, reply.raw);
         return reply.type('application/x-ndjson').send(followLogs(deps, job, reply));
       },
     );

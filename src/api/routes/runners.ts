@@ -10,11 +10,11 @@ import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from 
 import { invalid } from '../../errors.js';
 import type { RunnerRecord, RunnerSummary } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
-import { bearerOf, writerAccount } from '../auth.js';
+import { bearerOf, optionalAccount, writerAccount } from '../auth.js';
 import { isSigningKey } from '../../domain/result-digest.js';
 
-/** A runner as GET /api/runners shows it; never its token. */
-export function runnerView(runner: RunnerSummary, onlineWithinMs: number) {
+/** A runner as GET /api/runners shows it; never its token, and its account only to that account. */
+export function runnerView(runner: RunnerSummary, onlineWithinMs: number, viewer?: string) {
   const heardAgo = Date.now() - Date.parse(runner.lastHeartbeatAt);
   return {
     id: runner.id,
@@ -31,7 +31,7 @@ export function runnerView(runner: RunnerSummary, onlineWithinMs: number) {
       networks: runner.limits.networks,
     },
     version: runner.version,
-    ...(runner.accountId ? { account_id: runner.accountId } : {}),
+    ...(runner.accountId && runner.accountId === viewer ? { account_id: runner.accountId } : {}),
     registered_at: runner.registeredAt,
     last_heartbeat_at: runner.lastHeartbeatAt,
   };
@@ -231,16 +231,17 @@ export function runnerRoutes(deps: ApiDeps) {
         version: body.version ?? 'unknown',
       });
       return reply.code(201).send({
-        ...runnerView({ ...runner, running: 0 }, deps.leaseTtlMs),
+        ...runnerView({ ...runner, running: 0 }, deps.leaseTtlMs, account?.id),
         token,
         lease_ttl_ms: deps.leaseTtlMs,
         heartbeat_ms: runners.heartbeatMs,
       });
     });
 
-    app.get('/api/runners', async () => ({
-      runners: (await runners.list()).map((r) => runnerView(r, deps.leaseTtlMs)),
-    }));
+    app.get('/api/runners', async (request) => {
+      const viewer = (await optionalAccount(request, deps))?.id;
+      return { runners: (await runners.list()).map((r) => runnerView(r, deps.leaseTtlMs, viewer)) };
+    });
 
     app.post<{ Params: { id: string }; Body: { leases: string[] } }>(
       '/api/runners/:id/heartbeat',

@@ -44,15 +44,17 @@ export function listPage(store: JobStore, query: ListQuery, viewer: Account | un
 /**
  * Submits a job for `account`: its reward (per execution, times the replicas) moves into
  * escrow in the same transaction as the insert; 402 and nothing written when the balance
- * does not cover it. Anonymous jobs (an open node) cannot offer a reward.
+ * does not cover it. Anonymous jobs (an open node) cannot offer a reward. Past the caller's
+ * queue limits, 429 and nothing written.
  */
-export function submitPaid(
-  deps: Pick<ApiDeps, 'scheduler' | 'ledger'>,
+export async function submitPaid(
+  deps: Pick<ApiDeps, 'scheduler' | 'ledger' | 'admission'>,
   account: Account | undefined,
   spec: JobSpec,
   options: Omit<SubmitOptions, 'id' | 'owner' | 'escrow'>,
 ): Promise<Job> {
   const id = randomUUID();
+  await deps.admission.admit(account?.id, options.replicas ?? 1);
   if (!account) {
     if (options.reward !== undefined && options.reward !== '0') {
       throw new GridxError('UNAUTHORIZED', 'a reward is paid from an account: send "Authorization: Bearer <key>" (gridx account create prints one)');

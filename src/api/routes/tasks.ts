@@ -11,13 +11,10 @@ import { GridxError } from '../../errors.js';
 import type { ApiDeps } from '../app.js';
 import { type ListQuery, idParams, listPage, listQuerySchema, submitPaid } from './shared.js';
 import { canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
+import { strangerView } from '../views.js';
 
-/** A job in Parity's task shape (snake_case, config/environment as submitted). */
-/**
- * `output: false` leaves stdout/stderr out; `result: false` (another account's task) also
- * the whole result and the environment variables, which may hold the owner's secrets.
- */
-export function taskView(job: Job, options: { output?: boolean; result?: boolean } = {}) {
+/** A job in Parity's task shape (snake_case, config/environment as submitted); `output: false` leaves stdout/stderr out. */
+export function taskView(job: Job, options: { output?: boolean } = {}) {
   const { spec } = job;
   return {
     id: job.id,
@@ -40,7 +37,7 @@ export function taskView(job: Job, options: { output?: boolean; result?: boolean
       config: {
         image: spec.image,
         ...(spec.workdir === undefined ? {} : { workdir: spec.workdir }),
-        env: options.result === false ? [] : Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       },
     },
     created_at: job.createdAt,
@@ -51,7 +48,7 @@ export function taskView(job: Job, options: { output?: boolean; result?: boolean
     ...(job.replicas ? { verification: { replicas: job.replicas } } : {}),
     ...(job.parent ? { replica_of: job.parent } : {}),
     attempts: job.attempts,
-    ...(job.finishedAt && options.result !== false
+    ...(job.finishedAt
       ? {
           result: {
             exit_code: job.exitCode ?? null,
@@ -99,8 +96,7 @@ export function taskRoutes(deps: ApiDeps) {
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);
-      const mine = canSee(job, await optionalAccount(request, deps));
-      return taskView(job, { output: mine, result: mine });
+      return canSee(job, await optionalAccount(request, deps)) ? taskView(job) : strangerView(job);
     });
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id/logs', { schema: { params: idParams } }, async (request) => {

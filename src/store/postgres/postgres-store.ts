@@ -8,6 +8,7 @@ import pg from 'pg';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
 import type {
+  ClaimTerms,
   ExecutionRecord,
   Expectation,
   JobPage,
@@ -15,6 +16,8 @@ import type {
   JobStore,
   ListOptions,
   NewJob,
+  OwnerLoad,
+  PendingFilter,
   RunnerRecord,
   RunnerSummary,
   StoredEvent,
@@ -167,28 +170,67 @@ export class PostgresStore implements JobStore {
     return counts;
   }
 
-  async pendingReady(limit: number): Promise<Job[]> {
+  async countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM jobs WHERE owner IS NOT DISTINCT FROM $1 AND status = ANY($2::text[])`,
+      [owner, statuses],
+    );
+    return Number(rows[0]!.n);
+  }
+
+  async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
     const { rows } = await this.pool.query<JobRow>(
-      `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= $1) ORDER BY seq ASC LIMIT $2`,
-      [Date.now(), limit],
+      `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= $1)
+       AND (owner IS NOT NULL OR NOT $3) AND (owner IS NULL OR owner <> ALL($4::text[]))
+       ORDER BY seq ASC LIMIT $2`,
+      [Date.now(), limit, skip.skipAnonymous ?? false, [...(skip.skipOwners ?? [])]],
     );
     return rows.map(toJob);
   }
 
-  /** One statement, so one round trip: pick, lease and record the execution atomically. */
-  private async claimWhere(id: string | undefined, nodeId: string, executionId: string, leaseTtlMs: number | undefined): Promise<Job | undefined> {
+  async heldByOwner(): Promise<OwnerLoad[]> {
+    const { rows } = await this.pool.query<{ owner: string | null; held: string }>(
+      `SELECT owner, COUNT(*) AS held FROM jobs WHERE status IN ('scheduled', 'running') AND execution_id IS NOT NULL
+       GROUP BY owner`,
+    );
+    return rows.map((r) => (r.owner === null ? { held: Number(r.held) } : { owner: r.owner, held: Number(r.held) }));
+  }
+
+  /**
+   * One statement, so one round trip: pick, lease and record the execution atomically. A
+   * replica also reserves its account in replica_workers: the insert either takes the
+   * (task, account) key or finds it held for this same replica; a key held for another
+   * replica (even by a claim on another server not yet committed, which it waits for)
+   * leaves the job unclaimed.
+   */
+  private async claimWhere(
+    id: string | undefined,
+    nodeId: string,
+    executionId: string,
+    leaseTtlMs: number | undefined,
+    terms: ClaimTerms,
+  ): Promise<Job | undefined> {
     const at = now();
     const params: unknown[] = [executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs];
-    params.push(id ?? Date.now());
+    params.push(id ?? Date.now(), terms.accountId ?? null, terms.deadlineAt ?? null);
     const { rows } = await this.pool.query<JobRow>(
       `WITH next AS (
-         SELECT id FROM jobs WHERE status = 'pending'
+         SELECT id, parent FROM jobs WHERE status = 'pending'
          ${id === undefined ? 'AND (not_before IS NULL OR not_before <= $5)' : 'AND id = $5'}
+         AND (parent IS NULL OR ($6::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replica_workers w
+           WHERE w.parent = jobs.parent AND w.account_id = $6 AND w.job_id <> jobs.id)))
          ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED),
+       reserved AS (
+         INSERT INTO replica_workers (parent, account_id, job_id)
+         SELECT parent, $6, id FROM next WHERE parent IS NOT NULL
+         ON CONFLICT (parent, account_id) DO UPDATE SET job_id = EXCLUDED.job_id
+           WHERE replica_workers.job_id = EXCLUDED.job_id
+         RETURNING job_id),
        claimed AS (
          UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2,
-           updated_at = $3, lease_expires_at = $4, not_before = NULL
-         FROM next WHERE jobs.id = next.id RETURNING jobs.*),
+           updated_at = $3, lease_expires_at = $4, not_before = NULL, deadline_at = $7
+         FROM next WHERE jobs.id = next.id AND (next.parent IS NULL OR EXISTS (SELECT 1 FROM reserved))
+         RETURNING jobs.*),
        execution AS (
          INSERT INTO executions (id, job_id, attempt, node_id, status, started_at)
          SELECT $1, id, attempts, $2, 'running', $3 FROM claimed)
@@ -198,12 +240,12 @@ export class PostgresStore implements JobStore {
     return rows[0] && toJob(rows[0]);
   }
 
-  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
-    return this.claimWhere(undefined, nodeId, executionId, leaseTtlMs);
+  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
+    return this.claimWhere(undefined, nodeId, executionId, leaseTtlMs, terms);
   }
 
-  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
-    return this.claimWhere(id, nodeId, executionId, leaseTtlMs);
+  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
+    return this.claimWhere(id, nodeId, executionId, leaseTtlMs, terms);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
@@ -222,6 +264,14 @@ export class PostgresStore implements JobStore {
     const { rows } = await this.pool.query<JobRow>(
       `SELECT * FROM jobs WHERE lease_expires_at <= $1 AND status IN ('scheduled', 'running')
        ORDER BY lease_expires_at ASC LIMIT $2`,
+      [Date.now(), limit],
+    );
+    return rows.map(toJob);
+  }
+
+  async overdue(limit: number): Promise<Job[]> {
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT * FROM jobs WHERE deadline_at <= $1 AND status IN ('scheduled', 'running') ORDER BY deadline_at ASC LIMIT $2`,
       [Date.now(), limit],
     );
     return rows.map(toJob);
@@ -254,8 +304,9 @@ export class PostgresStore implements JobStore {
     set('stderr_truncated', patch.stderrTruncated);
     set('duration_ms', patch.durationMs);
     set('not_before', patch.notBefore);
-    // Leaving scheduled/running ends the lease.
-    if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
+    set('deadline_at', patch.deadlineAt);
+    // Leaving scheduled/running ends the lease and its deadline.
+    if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL', 'deadline_at = NULL');
     params.push(id, [...expect.status]);
     let where = `id = $${params.length - 1} AND status = ANY($${params.length})`;
     let lease = 0;
@@ -267,6 +318,10 @@ export class PostgresStore implements JobStore {
     if (expect.leaseExpired) {
       params.push(Date.now());
       where += ` AND lease_expires_at <= $${params.length}`;
+    }
+    if (expect.deadlinePassed) {
+      params.push(Date.now());
+      where += ` AND deadline_at <= $${params.length}`;
     }
     let sql = `UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`;
     if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
@@ -292,14 +347,6 @@ export class PostgresStore implements JobStore {
     return rows.map(toJob);
   }
 
-  async ranReplica(parentId: string, workerId: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query(
-      'SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id WHERE j.parent = $1 AND e.node_id = $2 LIMIT 1',
-      [parentId, workerId],
-    );
-    return (rowCount ?? 0) > 0;
-  }
-
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
     const { rows } = await this.pool.query<{ seq: string }>(
@@ -307,6 +354,21 @@ export class PostgresStore implements JobStore {
       [event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null],
     );
     return { ...event, seq: Number(rows[0]!.seq), at };
+  }
+
+  async forgetOutput(jobId: string): Promise<void> {
+    await this.pool.query(`DELETE FROM events WHERE job_id = $1 AND type = 'output'`, [jobId]);
+  }
+
+  async compactOutput(jobId: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE events e SET data = jsonb_build_object('stream', x.stream, 'offset', x.off, 'length', x.len)
+       FROM (SELECT seq, data->>'stream' AS stream, length(data->>'data') AS len,
+                    SUM(length(data->>'data')) OVER (PARTITION BY data->>'stream' ORDER BY seq) - length(data->>'data') AS off
+             FROM events WHERE job_id = $1 AND type = 'output' AND data ? 'data') x
+       WHERE e.seq = x.seq`,
+      [jobId],
+    );
   }
 
   async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
 import type {
+  ClaimTerms,
   ExecutionRecord,
   Expectation,
   JobPage,
@@ -11,6 +12,8 @@ import type {
   JobStore,
   ListOptions,
   NewJob,
+  OwnerLoad,
+  PendingFilter,
   RunnerRecord,
   RunnerSummary,
   StoredEvent,
@@ -151,38 +154,64 @@ export class SqliteStore implements JobStore {
     return counts;
   }
 
-  async pendingReady(limit: number): Promise<Job[]> {
+  async countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number> {
+    const marks = statuses.map(() => '?').join(', ');
+    const sql = `SELECT COUNT(*) AS n FROM jobs WHERE ${owner === null ? 'owner IS NULL' : 'owner = ?'} AND status IN (${marks})`;
+    const row = this.stmt(sql).get(...(owner === null ? [] : [owner]), ...statuses) as { n: number };
+    return row.n;
+  }
+
+  async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
     const rows = this.stmt(
-        `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?) ORDER BY seq ASC LIMIT ?`,
+        `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
+         AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
+         ORDER BY seq ASC LIMIT ?`,
       )
-      .all(Date.now(), limit) as JobRow[];
+      .all(Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? []), limit) as JobRow[];
     return rows.map(toJob);
   }
 
-  /** Takes job `id` (or the oldest ready pending one) under a new lease, with its execution record. */
+  async heldByOwner(): Promise<OwnerLoad[]> {
+    const rows = this.stmt(
+        `SELECT owner, COUNT(*) AS held FROM jobs WHERE status IN ('scheduled', 'running') AND execution_id IS NOT NULL
+         GROUP BY owner`,
+      )
+      .all() as Array<{ owner: string | null; held: number }>;
+    return rows.map((r) => (r.owner === null ? { held: r.held } : { owner: r.owner, held: r.held }));
+  }
+
+  /** Takes job `id` (or the oldest ready pending one `terms` allow) under a new lease, with its execution record. */
   private readonly claimTx = (
     id: string | undefined,
     nodeId: string,
     executionId: string,
     leaseTtlMs: number | undefined,
+    terms: ClaimTerms,
   ): string | undefined => {
+    // A replica only with an account that holds (or held) no other replica of its task.
+    const allowed = `(parent IS NULL OR (? IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replica_workers w
+      WHERE w.parent = jobs.parent AND w.account_id = ? AND w.job_id <> jobs.id)))`;
+    const account = terms.accountId ?? null;
     return this.db.transaction(() => {
       const row = (
         id === undefined
           ? this.stmt(
-                `SELECT id, attempts FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
-                 ORDER BY seq ASC LIMIT 1`,
+                `SELECT id, attempts, parent FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
+                 AND ${allowed} ORDER BY seq ASC LIMIT 1`,
               )
-              .get(Date.now())
-          : this.stmt("SELECT id, attempts FROM jobs WHERE id = ? AND status = 'pending'").get(id)
-      ) as { id: string; attempts: number } | undefined;
+              .get(Date.now(), account, account)
+          : this.stmt(`SELECT id, attempts, parent FROM jobs WHERE id = ? AND status = 'pending' AND ${allowed}`).get(id, account, account)
+      ) as { id: string; attempts: number; parent: string | null } | undefined;
       if (!row) return undefined;
+      if (row.parent !== null) {
+        this.stmt('INSERT OR IGNORE INTO replica_workers (parent, account_id, job_id) VALUES (?, ?, ?)').run(row.parent, account, row.id);
+      }
       const at = now();
       this.stmt(
           `UPDATE jobs SET status = 'scheduled', execution_id = ?, attempts = attempts + 1, executed_by = ?,
-             updated_at = ?, lease_expires_at = ?, not_before = NULL WHERE id = ? AND status = 'pending'`,
+             updated_at = ?, lease_expires_at = ?, not_before = NULL, deadline_at = ? WHERE id = ? AND status = 'pending'`,
         )
-        .run(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, row.id);
+        .run(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, terms.deadlineAt ?? null, row.id);
       this.stmt(
           `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
         )
@@ -191,13 +220,13 @@ export class SqliteStore implements JobStore {
     }).immediate();
   };
 
-  async claimNext(nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
-    const id = this.claimTx(undefined, nodeId, executionId, leaseTtlMs);
+  async claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
+    const id = this.claimTx(undefined, nodeId, executionId, leaseTtlMs, terms);
     return id === undefined ? undefined : this.get(id);
   }
 
-  async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number): Promise<Job | undefined> {
-    return this.claimTx(id, nodeId, executionId, leaseTtlMs) === undefined ? undefined : this.get(id);
+  async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
+    return this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined ? undefined : this.get(id);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
@@ -216,6 +245,14 @@ export class SqliteStore implements JobStore {
     const rows = this.stmt(
         `SELECT * FROM jobs WHERE lease_expires_at <= ? AND status IN ('scheduled', 'running')
          ORDER BY lease_expires_at ASC LIMIT ?`,
+      )
+      .all(Date.now(), limit) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  async overdue(limit: number): Promise<Job[]> {
+    const rows = this.stmt(
+        `SELECT * FROM jobs WHERE deadline_at <= ? AND status IN ('scheduled', 'running') ORDER BY deadline_at ASC LIMIT ?`,
       )
       .all(Date.now(), limit) as JobRow[];
     return rows.map(toJob);
@@ -248,8 +285,9 @@ export class SqliteStore implements JobStore {
       set('stderr_truncated', patch.stderrTruncated);
       set('duration_ms', patch.durationMs);
       set('not_before', patch.notBefore);
-      // Leaving scheduled/running ends the lease.
-      if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL');
+      set('deadline_at', patch.deadlineAt);
+      // Leaving scheduled/running ends the lease and its deadline.
+      if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL', 'deadline_at = NULL');
 
       let where = `id = ? AND status IN (${expect.status.map(() => '?').join(',')})`;
       params.push(id, ...expect.status);
@@ -259,6 +297,10 @@ export class SqliteStore implements JobStore {
       }
       if (expect.leaseExpired) {
         where += ' AND lease_expires_at <= ?';
+        params.push(Date.now());
+      }
+      if (expect.deadlinePassed) {
+        where += ' AND deadline_at <= ?';
         params.push(Date.now());
       }
       const result = this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
@@ -293,18 +335,26 @@ export class SqliteStore implements JobStore {
     return (this.stmt('SELECT * FROM jobs WHERE parent = ? ORDER BY seq').all(parentId) as JobRow[]).map(toJob);
   }
 
-  async ranReplica(parentId: string, workerId: string): Promise<boolean> {
-    return (
-      this.stmt('SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id WHERE j.parent = ? AND e.node_id = ? LIMIT 1').get(parentId, workerId) !==
-      undefined
-    );
-  }
-
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
     const result = this.stmt('INSERT INTO events (job_id, type, data, at, owner) VALUES (?, ?, ?, ?, ?)')
       .run(event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null);
     return { ...event, seq: Number(result.lastInsertRowid), at };
+  }
+
+  async forgetOutput(jobId: string): Promise<void> {
+    this.stmt(`DELETE FROM events WHERE job_id = ? AND type = 'output'`).run(jobId);
+  }
+
+  async compactOutput(jobId: string): Promise<void> {
+    this.stmt(
+      `UPDATE events SET data = json_object('stream', x.stream, 'offset', x.off, 'length', x.len)
+       FROM (SELECT seq, json_extract(data, '$.stream') AS stream, length(json_extract(data, '$.data')) AS len,
+                    SUM(length(json_extract(data, '$.data'))) OVER (PARTITION BY json_extract(data, '$.stream') ORDER BY seq)
+                      - length(json_extract(data, '$.data')) AS off
+             FROM events WHERE job_id = ? AND type = 'output' AND json_extract(data, '$.data') IS NOT NULL) AS x
+       WHERE events.seq = x.seq`,
+    ).run(jobId);
   }
 
   async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {
