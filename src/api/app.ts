@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import { formatSize } from '../domain/units.js';
@@ -103,6 +103,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.setErrorHandler((err: FastifyError | GridxError, request, reply) => {
     const { status, body } = errorResponse(err, deps.bodyLimitBytes);
     if (status >= 500) deps.log.error(`${request.method} ${quote(request.url)}: ${err.stack ?? err.message}`);
+    endRefusedUpgrade(request, reply);
     if (isGridxError(err) && err.retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) {
       void reply.header('retry-after', String(err.retryAfterSeconds));
     }
@@ -110,6 +111,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) => {
+    endRefusedUpgrade(request, reply);
     void reply.code(404).send({
       error: `no route ${request.method} ${quote(request.url.split('?')[0])}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks, GET /api/runners`,
       code: 'NOT_FOUND',
@@ -123,6 +125,16 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(runnerRoutes(deps));
   app.register(accountRoutes(deps));
   return app;
+}
+
+/**
+ * A WebSocket upgrade answered with an error: the socket left the HTTP server's hands at
+ * the upgrade, so nothing else closes it, and a client that keeps it open would hold the
+ * node's stop.
+ */
+function endRefusedUpgrade(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.headers.upgrade === undefined) return;
+  reply.raw.once('finish', () => request.raw.socket.destroy());
 }
 
 function errorResponse(err: FastifyError | GridxError, bodyLimit: number): { status: number; body: ErrorBody } {

@@ -115,7 +115,7 @@ export class GridxNode {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
       const accounts = (this.accounts = new Accounts(store.ledger));
-      await accounts.ofPeer(this.id);
+      const self = await accounts.ofPeer(this.id);
       const ledger = (this.ledger = new Ledger({ store, accounts, log: log.child('ledger'), feeBasisPoints: config.feeBasisPoints }));
       if (config.settlement.enabled) this.settlement = await this.openSettlement(store);
       const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log));
@@ -167,6 +167,8 @@ export class GridxNode {
         maxAttempts: config.maxAttempts,
         leaseTtlMs: config.leaseTtlMs,
         retryBackoffMs: config.retryBackoffMs,
+        accountId: self.id,
+        limits: config.limits,
         ...(this.mesh
           ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes) }
           : {}),
@@ -192,6 +194,7 @@ export class GridxNode {
         log: log.child('runners'),
         leaseTtlMs: config.leaseTtlMs,
         outputLimitBytes: config.sandbox.outputLimitBytes,
+        limits: config.limits,
       }));
       this.app = buildApp({
         eventLog: this.eventLog,
@@ -303,6 +306,12 @@ export class GridxNode {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Every job on this node, whoever owns it: for operator tools and tests, never for callers. */
+  get jobs(): JobStore {
+    if (!this.store) throw new GridxError('UNAVAILABLE', 'the node is not started');
+    return this.store;
   }
 
   /** The fastify instance, for `inject()` in route tests. */

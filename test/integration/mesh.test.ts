@@ -33,7 +33,8 @@ describe('mesh (in-process nodes, real Docker)', () => {
     expect(job.executedBy).not.toBe(a!.node.id);
     expect(nodes.map((n) => n.node.id)).toContain(job.executedBy);
     const remote = nodes.find((n) => n.node.id === job.executedBy)!;
-    const copy = (await remote.client.list()).jobs[0]!;
+    // The copy belongs to the origin's account (node-<origin>): only the node itself lists it for us.
+    const copy = (await remote.node.jobs.list()).jobs[0]!;
     expect(copy).toMatchObject({ pinned: true, origin: a!.node.id, status: 'failed' });
     // A non-zero exit is the job's own doing: the peer did the work and earns the reward.
     await eventually(() => a!.node.ledger!.balanceOf(`node-${job.executedBy}`).then(String), (b) => b === String(15n * 10n ** 17n), 5000);
@@ -67,7 +68,7 @@ describe('mesh (in-process nodes, real Docker)', () => {
     const end = await following;
     expect(end.status).toBe('cancelled');
     const peer = nodes.find((n) => n.node.id === running.executedBy)!;
-    const copy = await eventually(async () => (await peer.client.list()).jobs[0]!, (j) => j.status === 'cancelled');
+    const copy = await eventually(async () => (await peer.node.jobs.list()).jobs[0]!, (j) => j.status === 'cancelled');
     expect(copy.status).toBe('cancelled');
   });
 

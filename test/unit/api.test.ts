@@ -60,11 +60,12 @@ describe('Grid-X API (no-op executor)', () => {
     expect(['pending', 'scheduled', 'running', 'completed']).toContain(done.status);
   });
 
-  it('reads a curl -d body sent without a JSON content type', async () => {
+  it('refuses a curl -d body sent without a JSON content type (a web page can send those), saying which to send', async () => {
     const res = await post('{"image":"alpine","command":"true"}', '', {
       'content-type': 'application/x-www-form-urlencoded',
     });
-    expect(res.statusCode).toBe(200);
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error).toContain('Content-Type: application/json');
   });
 
   it.each([

@@ -20,10 +20,17 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
 }
 
-const REPLAY_PAGE = 200;
+const REPLAY_PAGE = 100;
 /** A replay sends no more while this much is queued for the client: a slow reader slows only itself. */
 const REPLAY_LOW_WATER = 256 * 1024;
 const REPLAY_WAIT_MS = 10;
+/**
+ * The pace of one replay: a client that reads as fast as loopback allows still gets its
+ * history at this rate, so ten of them cannot take the event loop from other requests.
+ */
+const REPLAY_BYTES_PER_S = 4 * 1024 * 1024;
+/** Other requests get the event loop after this much replayed. */
+const REPLAY_SLICE_BYTES = 64 * 1024;
 /** Close code for a consumer that fell behind (4000-4999 are the application's). */
 export const CLOSE_SLOW_CONSUMER = 4008;
 
@@ -51,21 +58,24 @@ export function streamEvents(
     socket.close(code, reason);
   };
   const visible = (event: StoredEvent) => event.owner === undefined || event.owner === options.viewer;
-  const send = (event: StoredEvent) => {
-    if (!open || event.seq <= last || (jobId !== undefined && event.jobId !== jobId)) return;
+  /** Sends what the viewer may see; returns the bytes sent. */
+  const send = (event: StoredEvent): number => {
+    if (!open || event.seq <= last || (jobId !== undefined && event.jobId !== jobId)) return 0;
     // Another account's task: skipped, but the position moves on.
     if (!visible(event)) {
       last = event.seq;
-      return;
+      return 0;
     }
     if (socket.bufferedAmount > maxBuffered) {
       close(CLOSE_SLOW_CONSUMER, `consumer too slow; reconnect with ?since=${last}`);
-      return;
+      return 0;
     }
-    socket.send(wire(event));
+    const message = wire(event);
+    socket.send(message);
     last = event.seq;
+    return message.length;
   };
-  const off = deps.eventLog.subscribe((event) => (replaying ? pending.push(event) : send(event)));
+  const off = deps.eventLog.subscribe((event) => void (replaying ? pending.push(event) : send(event)));
   const ping = setInterval(() => socket.ping(), pingMs);
   const onShutdown = () => close(1001, 'the node is shutting down; reconnect with ?since=' + last);
   deps.shutdown.addEventListener('abort', onShutdown, { once: true });
@@ -80,6 +90,9 @@ export function streamEvents(
   });
   socket.on('error', () => socket.terminate());
   void (async () => {
+    const startedAt = performance.now();
+    let sentBytes = 0;
+    let sliceBytes = 0;
     try {
       for (;;) {
         const page = await deps.store.eventsSince(last, { ...(jobId ? { jobId } : {}), limit: REPLAY_PAGE });
@@ -88,20 +101,35 @@ export function streamEvents(
           if (!open) return;
           // Paced: the replay waits for the client instead of queueing the whole history.
           while (open && socket.bufferedAmount > REPLAY_LOW_WATER) await sleep(REPLAY_WAIT_MS);
-          if (visible(event)) send(await outputs.filled(event));
-          else send(event);
+          sliceBytes += send(visible(event) ? await outputs.filled(event) : event) + 64;
+          if (sliceBytes >= REPLAY_SLICE_BYTES) {
+            sentBytes += sliceBytes;
+            sliceBytes = 0;
+            const ahead = (sentBytes / REPLAY_BYTES_PER_S) * 1000 - (performance.now() - startedAt);
+            await (ahead > 0 ? sleep(ahead) : new Promise((resolve) => setImmediate(resolve)));
+          }
         }
         if (page.length < REPLAY_PAGE || !open) break;
-        // Other requests get the event loop between pages.
-        await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
       close(1011, `replay failed: ${(err as Error).message}`);
       return;
     }
     replaying = false;
-    pending.splice(0).forEach(send);
+    for (const event of pending.splice(0)) send(event);
   })();
+}
+
+/** Text sliced by characters (code points), as the stores count them. */
+interface Chars {
+  slice(start: number, end: number): string;
+}
+
+function chars(text: string): Chars {
+  // Without surrogate pairs, characters are UTF-16 units: slice the string itself.
+  if (!/[\uD800-\uDFFF]/.test(text)) return text;
+  const points = Array.from(text);
+  return { slice: (start, end) => points.slice(start, end).join('') };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -111,7 +139,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * the job alone and each output event keeps only {stream, offset, length} in characters.
  */
 class JobOutputs {
-  private readonly jobs = new Map<string, Promise<{ stdout: string[]; stderr: string[] } | undefined>>();
+  private readonly jobs = new Map<string, Promise<{ stdout: Chars; stderr: Chars } | undefined>>();
 
   constructor(private readonly store: Pick<JobStore, 'get'>) {}
 
@@ -121,11 +149,11 @@ class JobOutputs {
     if (stream !== 'stdout' && stream !== 'stderr') return event;
     let job = this.jobs.get(event.jobId);
     if (!job) {
-      job = this.store.get(event.jobId).then((j) => (j ? { stdout: Array.from(j.stdout), stderr: Array.from(j.stderr) } : undefined));
+      job = this.store.get(event.jobId).then((j) => (j ? { stdout: chars(j.stdout), stderr: chars(j.stderr) } : undefined));
       this.jobs.set(event.jobId, job);
     }
-    const chars = (await job)?.[stream] ?? [];
-    return { ...event, data: { stream, data: chars.slice(offset, offset + length).join('') } };
+    const text = (await job)?.[stream];
+    return { ...event, data: { stream, data: text ? text.slice(offset, offset + length) : '' } };
   }
 }
 
