@@ -6,7 +6,10 @@
 
 import path from 'node:path';
 import { GridxError, invalid } from '../errors.js';
+import { imageRefusal } from './image-policy.js';
+import { parseImageRef } from './image-ref.js';
 import type { JobSpec, VolumeMount } from './job.js';
+import { checkHostPath } from './volume-paths.js';
 import { splitShellWords } from './shellwords.js';
 import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from './units.js';
 
@@ -22,7 +25,11 @@ export interface SpecPolicy {
   writableVolumes: boolean;
   allowImages: readonly string[];
   denyImages: readonly string[];
+  /** Registries images may come from; "*" is any public one (see image-policy.ts). */
+  registries: readonly string[];
 }
+
+export { imageRefusal };
 
 /** The Grid-X dialect's body, as received (unchecked). */
 export interface JobRequest {
@@ -39,9 +46,6 @@ export interface JobRequest {
 const MAX_IMAGE_LENGTH = 512;
 const MAX_ARGS = 4096;
 const MAX_ENV = 1024;
-// Docker's own grammar for references, loosely: lowercase path components, optional
-// registry host:port, tag and digest.
-const IMAGE_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function normalizeSpec(body: unknown, policy: SpecPolicy): JobSpec {
@@ -75,21 +79,12 @@ function normalizeImage(raw: unknown, policy: SpecPolicy): string {
   if (typeof raw !== 'string') throw invalid('image', `must be a string such as "alpine:latest", got ${typeOf(raw)}`);
   const image = raw.trim();
   if (image === '') throw invalid('image', 'must not be empty; give an image such as "alpine:latest"');
-  if (image.length > MAX_IMAGE_LENGTH || !IMAGE_RE.test(image)) {
+  if (image.length > MAX_IMAGE_LENGTH || !parseImageRef(image)) {
     throw invalid('image', `"${clip(image)}" is not a valid image reference; use a name like "alpine:latest"`);
   }
   const refusal = imageRefusal(image, policy);
   if (refusal) throw new GridxError('LIMIT_EXCEEDED', `image: ${refusal}`);
   return image;
-}
-
-/** Why the image allow/deny lists refuse `image`, or undefined when they allow it. */
-export function imageRefusal(image: string, policy: Pick<SpecPolicy, 'allowImages' | 'denyImages'>): string | undefined {
-  if (policy.allowImages.length > 0 && !policy.allowImages.some((p) => image.startsWith(p))) {
-    return `"${image}" is not allowed on this node; allowed: ${policy.allowImages.join(', ')}`;
-  }
-  if (policy.denyImages.some((p) => image.startsWith(p))) return `"${image}" is denied by this node's policy`;
-  return undefined;
 }
 
 function normalizeCommand(raw: unknown): string[] {
@@ -248,20 +243,14 @@ function normalizeVolumes(raw: unknown, policy: SpecPolicy): VolumeMount[] {
     if (!path.isAbsolute(hostPath) || !path.isAbsolute(containerPath)) {
       throw invalid(field, 'both paths must be absolute');
     }
-    const resolved = path.resolve(hostPath);
-    const allowed = policy.allowedVolumes.some((root) => resolved === root || resolved.startsWith(root + path.sep));
-    if (!allowed) {
-      throw new GridxError(
-        'LIMIT_EXCEEDED',
-        policy.allowedVolumes.length === 0
-          ? `${field}: this node allows no volumes`
-          : `${field}: ${resolved} is not under a path this node allows (${policy.allowedVolumes.join(', ')})`,
-      );
+    const checked = checkHostPath(hostPath, policy);
+    if ('refusal' in checked) {
+      throw new GridxError('LIMIT_EXCEEDED', `${field}: ${checked.refusal}`);
     }
     if (mode === 'rw' && !policy.writableVolumes) {
       throw new GridxError('LIMIT_EXCEEDED', `${field}: this node mounts volumes read-only; drop ":rw"`);
     }
-    return { hostPath: resolved, containerPath: path.posix.normalize(containerPath), readOnly: mode !== 'rw' };
+    return { hostPath: checked.hostPath, containerPath: path.posix.normalize(containerPath), readOnly: mode !== 'rw' };
   });
 }
 

@@ -32,7 +32,8 @@ export interface Executor {
   /**
    * Creates and starts the execution; resolves once it runs. Idempotent: starting an id
    * that is already known is a no-op. Rejects with IMAGE_NOT_FOUND when the image is
-   * missing and cannot be pulled, DOCKER_UNAVAILABLE when the engine fails.
+   * missing and cannot be pulled, LIMIT_EXCEEDED when the node's policy refuses it at
+   * creation (its registry, a volume's real path), DOCKER_UNAVAILABLE when the engine fails.
    */
   start(request: ExecutionRequest, options?: StartOptions): Promise<void>;
   /** Resolves when the execution has ended and its resources are released or scheduled for release. */

@@ -6,6 +6,7 @@
 
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { parseImageRef } from '../domain/image-ref.js';
 import type { JobSpec } from '../domain/job.js';
 import { type Offer, rankOffers } from '../domain/offer.js';
 import { normalizeSpec } from '../domain/spec.js';
@@ -36,6 +37,8 @@ export function needsOf(body: JobRequestBody): JobSpec {
     writableVolumes: false,
     allowImages: [],
     denyImages: [],
+    // Which registries a node allows is that node's judgement; here only the needs count.
+    registries: [(typeof body.image === 'string' && parseImageRef(body.image.trim())?.registry) || '*'],
   });
   return {
     ...spec,

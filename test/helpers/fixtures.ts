@@ -12,6 +12,7 @@ export const POLICY: SpecPolicy = {
   writableVolumes: false,
   allowImages: [],
   denyImages: [],
+  registries: ['docker.io'],
 };
 
 /** A small valid spec for tests that need one. */

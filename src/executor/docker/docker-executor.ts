@@ -5,19 +5,30 @@
 
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
-import type { ExecutionResult } from '../../domain/job.js';
+import { registryRefusal } from '../../domain/image-policy.js';
+import { type ImageRef, parseImageRef } from '../../domain/image-ref.js';
+import type { ExecutionResult, JobSpec } from '../../domain/job.js';
+import { clip } from '../../domain/quote.js';
+import type { VolumeRoots } from '../../domain/volume-paths.js';
 import { GridxError, isGridxError, messageOf } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor.js';
 import { CappedOutput } from '../output.js';
-import { isNoSuchImage, pullImage } from './images.js';
+import { type Lookup, isNoSuchImage, pullImage, pullRefusal } from './images.js';
 import { LABELS, containerName, containerOptions, type SandboxSettings } from './sandbox.js';
+import { resolveMounts } from './volumes.js';
 
 export interface DockerExecutorOptions extends SandboxSettings {
   docker: Docker;
   nodeId: string;
   outputLimitBytes: number;
   pullTimeoutMs: number;
+  /** runner.docker.registries: where images may be pulled from. */
+  registries: readonly string[];
+  /** runner.docker.volumes and writable_volumes, checked again against real paths at creation. */
+  volumes: VolumeRoots;
+  /** How registry names are resolved before a pull; the system resolver unless a test says otherwise. */
+  lookup?: Lookup;
   log: Logger;
 }
 
@@ -108,8 +119,9 @@ export class DockerExecutor implements Executor {
 
   private async launch(run: Run, options: StartOptions): Promise<void> {
     const { request } = run;
-    const create = containerOptions(request, this.options, this.options.nodeId);
-    const container = await this.create(create, request.spec.image);
+    const { ref, spec } = await this.admit(request.spec);
+    const create = containerOptions({ ...request, spec }, this.options, this.options.nodeId);
+    const container = await this.create(create, ref, request.spec.image);
     run.container = container;
     if (run.cancelled) throw new Error('cancelled before start');
 
@@ -181,15 +193,35 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  private async create(create: Docker.ContainerCreateOptions, image: string): Promise<Docker.Container> {
+  /**
+   * The spec as the engine gets it: the image by its canonical reference, so the engine
+   * never falls back to taking the name for a local image id, and each volume by its
+   * checked real path. Judged here as well as at submit: a runner's or a peer's job never
+   * passed this node's submit, and the file system may have changed since.
+   */
+  private async admit(submitted: JobSpec): Promise<{ ref: ImageRef; spec: JobSpec }> {
+    const shown = `image "${clip(submitted.image)}"`;
+    const ref = parseImageRef(submitted.image);
+    if (!ref) throw new GridxError('INVALID_INPUT', `${shown} is not a valid image reference; use a name like "alpine:latest"`);
+    const refusal = registryRefusal(ref.registry, this.options.registries);
+    if (refusal) throw new GridxError('LIMIT_EXCEEDED', `${shown}: ${refusal}`);
+    const volumes = await resolveMounts(submitted.volumes, this.options.volumes);
+    return { ref, spec: { ...submitted, image: ref.canonical, volumes } };
+  }
+
+  private async create(create: Docker.ContainerCreateOptions, ref: ImageRef, shown: string): Promise<Docker.Container> {
     try {
       return await this.docker.createContainer(create);
     } catch (err) {
       if (isNoSuchImage(err)) {
+        const refusal = await pullRefusal(ref, this.options.registries, this.options.lookup);
+        if (refusal) throw new GridxError('LIMIT_EXCEEDED', `image "${clip(shown)}": ${refusal}`);
+        const image = ref.canonical;
         this.log.info(`pulling image ${image}`);
-        await pullImage(this.docker, image, {
+        await pullImage(this.docker, ref, shown, {
           timeoutMs: this.options.pullTimeoutMs,
           onProgress: (line) => this.log.debug(`pull ${image}: ${line}`),
+          onFailure: (message) => this.log.debug(`pull ${image} failed: ${message}`),
         });
         return await this.docker.createContainer(create);
       }

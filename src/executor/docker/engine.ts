@@ -34,6 +34,8 @@ export async function openDockerExecutor(config: Readonly<Config>, nodeId: strin
     tmpfsBytes: config.sandbox.tmpfsBytes,
     outputLimitBytes: config.sandbox.outputLimitBytes,
     pullTimeoutMs: config.sandbox.pullTimeoutMs,
+    registries: config.sandbox.registries,
+    volumes: { allowedVolumes: config.sandbox.allowedVolumes, writableVolumes: config.sandbox.writableVolumes },
     log: log.child('docker'),
   });
 }
