@@ -102,8 +102,10 @@ describe('/api/tasks (no-op executor)', () => {
     });
     const job = await t.client.submit({ image: 'a', command: 'x' }); // let the queue move
     expect(job.status).toBe('completed');
-    const same = await t.client.get(task.id);
+    const same = (await t.node.http.inject({ method: 'GET', url: `/jobs/${task.id}`, headers: auth })).json();
     expect(same).toMatchObject({ title: 'Hello World Task', reward: '100', status: 'completed' });
+    // Anybody else sees that it exists and how it stands, nothing more.
+    expect(await t.client.get(task.id)).toEqual({ id: task.id, status: 'completed' });
     const got = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}`, headers: auth })).json();
     expect(got).toMatchObject({ status: 'completed', result: { exit_code: 0, stdout: 'ran\n' } });
     const logs = (await t.node.http.inject({ method: 'GET', url: `/api/tasks/${task.id}/logs`, headers: auth })).json();
