@@ -16,6 +16,7 @@ import { CappedOutput } from '../executor/output.js';
 import { verifyResult } from '../domain/result-digest.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionRecord, JobStore, RunnerRecord, RunnerSummary } from '../store/store.js';
+import { RunningCaps, type RunningLimits } from './running-caps.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface RunnerRegistration {
@@ -59,6 +60,8 @@ export interface RunnerHubDeps {
   leaseTtlMs: number;
   /** Cap on output kept per stream, as for local jobs. */
   outputLimitBytes: number;
+  /** Caps on the jobs one owner has running at once; none when absent. */
+  limits?: RunningLimits;
 }
 
 /** Pending jobs looked at per claim. */
@@ -75,8 +78,10 @@ export class RunnerHub {
   private readonly leaving = new Set<string>();
   private stopped = false;
   private readonly off: () => void;
+  private readonly caps: RunningCaps;
 
   constructor(private readonly deps: RunnerHubDeps) {
+    this.caps = new RunningCaps(deps.store, deps.limits);
     this.off = deps.events.on('job:status', ({ job }) => {
       if (job.status === 'pending') this.wake();
       if (isTerminal(job.status) || job.status === 'pending') this.dropRelaysOf(job.id);
@@ -168,14 +173,23 @@ export class RunnerHub {
   private async claimOnce(runner: RunnerRecord, max: number): Promise<ClaimedJob[]> {
     const claimed: ClaimedJob[] = [];
     if (this.leaving.has(runner.id)) return claimed;
-    for (const job of await this.deps.store.pendingReady(CLAIM_SCAN)) {
+    const caps = await this.caps.pass();
+    for (const job of await this.deps.store.pendingReady(CLAIM_SCAN, caps.filter())) {
       if (claimed.length >= max) break;
       if (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits)) continue;
-      // A runner runs one replica of a task at most: k replicas need k different runners.
-      if (job.parent && (await this.deps.store.ranReplica(job.parent, runner.id))) continue;
+      // Replicas run under k different accounts, so that one account cannot outvote the
+      // others with forged results; a runner without an account (an open server) cannot be
+      // told apart from any other, so it takes no replicas.
+      if (job.parent && !runner.accountId) continue;
+      if (!caps.admits(job.owner)) continue; // it waits for one of its owner's jobs to end
       const leaseToken = randomUUID();
-      const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs);
+      // The store refuses a replica whose task this account holds, or held, another replica of.
+      const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs, {
+        ...(runner.accountId ? { accountId: runner.accountId } : {}),
+        deadlineAt: this.deps.scheduler.claimDeadline(job),
+      });
       if (!held) continue;
+      caps.took(job.owner);
       this.deps.events.emit('job:status', { job: held });
       this.newRelay(leaseToken, held.id);
       claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
@@ -205,7 +219,7 @@ export class RunnerHub {
   async started(runner: RunnerRecord, token: string): Promise<Job> {
     const { job } = await this.held(runner, token);
     if (job.status === 'running') return job;
-    return (await this.deps.scheduler.markRunning(job.id, token)) ?? this.refuse(job.id, token);
+    return (await this.deps.scheduler.markRunning(job, token)) ?? this.refuse(job.id, token);
   }
 
   /** Output the runner relays as the job prints it. */

@@ -21,6 +21,8 @@ import type { Executor, OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import type { Transfer } from '../store/ledger-store.js';
 import type { Expectation, JobPatch, JobStore } from '../store/store.js';
+import { DEFAULT_START_WINDOW_MS, type DeadlineOptions, claimDeadline, overdueEnd, runDeadline } from './deadlines.js';
+import { RunningCaps, type RunningLimits } from './running-caps.js';
 
 /** Where a job can run besides this node: the mesh. */
 export interface Placement {
@@ -66,6 +68,18 @@ export interface SchedulerDeps {
   /** Wait before a requeued job is tried again, doubled per attempt (capped at a minute). */
   retryBackoffMs: number;
   placement?: Placement;
+  /** The account this node earns for; replicas it runs are claimed under it. Default `node-<nodeId>` (Accounts.ofPeer). */
+  accountId?: string;
+  /** Caps on the jobs one owner has running at once; none when absent. */
+  limits?: RunningLimits;
+  /**
+   * Past a job's timeout, how long before the server ends an execution whose worker has
+   * not reported (deadlines.ts). Default: one lease TTL, so a report sent at the last
+   * moment has a full lease period to arrive.
+   */
+  deadlineGraceMs?: number;
+  /** How long a claimed job may take to start before it goes back to the queue. Default 5 min. */
+  startWindowMs?: number;
 }
 
 export interface SubmitOptions {
@@ -107,8 +121,15 @@ export class Scheduler {
   /** Output of executions this process relays but does not run itself (runners). */
   private readonly outputSources: Array<(jobId: string) => OutputSnapshot | undefined> = [];
   private sweeping = false;
+  private readonly deadlines: DeadlineOptions;
+  private readonly caps: RunningCaps;
+  private readonly accountId: string;
 
-  constructor(private readonly deps: SchedulerDeps) {}
+  constructor(private readonly deps: SchedulerDeps) {
+    this.deadlines = { graceMs: deps.deadlineGraceMs ?? deps.leaseTtlMs, startWindowMs: deps.startWindowMs ?? DEFAULT_START_WINDOW_MS };
+    this.caps = new RunningCaps(deps.store, deps.limits);
+    this.accountId = deps.accountId ?? `node-${deps.nodeId}`;
+  }
 
   /** This node's own slots (forwarded jobs use peers' slots, not these). */
   get slots(): { total: number; used: number; free: number } {
@@ -169,11 +190,31 @@ export class Scheduler {
           leaseExpired: true,
         });
       }
+      for (const job of await this.deps.store.overdue(SWEEP_LIMIT)) await this.endOverdue(job);
       // Backoffs end with time, not with an event: look at the queue again.
       this.pump();
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** Ends an execution held past its deadline, under its lease: heartbeats cannot keep a job past its time. */
+  private async endOverdue(job: Job): Promise<void> {
+    const end = overdueEnd(job, this.deadlines, this.liveOutput(job.id));
+    const lease: Expectation = { status: [job.status], executionId: job.executionId!, deadlinePassed: true };
+    if (end.kind === 'requeue') {
+      await this.requeueOrFail(job, end.why, 'lease_expired', lease);
+    } else if (await this.write(job.id, lease, end.patch)) {
+      this.deps.log.warn(`job ${job.id}: ${end.patch.message}`);
+    }
+    // Stops it at once when it runs here or on a peer for this node (renewals would, later).
+    const active = this.active.get(job.id);
+    if (active && active.executionId === job.executionId) await active.target.executor.cancel(active.executionId);
+  }
+
+  /** Epoch ms by which an execution of `job` claimed now must have ended (it is moved once, when it starts). */
+  claimDeadline(job: Pick<Job, 'spec'>): number {
+    return claimDeadline(job.spec, this.deadlines);
   }
 
   async submit(spec: JobSpec, options: SubmitOptions = {}): Promise<Job> {
@@ -336,19 +377,25 @@ export class Scheduler {
         this.pumpAgain = false;
         if (this.stopping) break;
         if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
-        for (const job of await this.deps.store.pendingReady(SCAN_LIMIT)) {
+        const caps = await this.caps.pass();
+        for (const job of await this.deps.store.pendingReady(SCAN_LIMIT, caps.filter())) {
           if (this.stopping) break;
           if (!this.deps.placement && this.localUsed() >= this.deps.slots) break;
+          if (!caps.admits(job.owner)) continue; // it waits for one of its owner's jobs to end
           const target = this.choose(job);
           if (!target) continue;
-          // One replica of a task per worker: this node ran one already.
-          if (job.parent && !target.remote && (await this.deps.store.ranReplica(job.parent, this.deps.nodeId))) continue;
           const executionId = randomUUID();
-          const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId, this.deps.leaseTtlMs);
+          // A replica is claimed under this node's account: the store refuses it when the
+          // account holds, or held, another replica of the task (replicas are never forwarded).
+          const claimed = await this.deps.store.claim(job.id, target.nodeId, executionId, this.deps.leaseTtlMs, {
+            ...(target.remote ? {} : { accountId: this.accountId }),
+            deadlineAt: this.claimDeadline(job),
+          });
           if (!claimed) {
             if (target.remote) this.deps.placement?.release(target.nodeId);
             continue;
           }
+          caps.took(job.owner);
           this.launch(claimed, executionId, target);
         }
       } while (this.pumpAgain && !this.stopping);
@@ -398,7 +445,8 @@ export class Scheduler {
       await this.failExecution(job.id, executionId, reason, messageOf(err));
       return;
     }
-    await this.markRunning(job.id, executionId);
+    // A peer's acceptance is not its start (it may still queue and pull): the claim's deadline stays.
+    await this.markRunning(job, executionId, { keepDeadline: target.remote });
 
     let result: ExecutionResult;
     try {
@@ -472,9 +520,18 @@ export class Scheduler {
     return this.write(parentId, { status: ['running'] }, patch);
   }
 
-  /** scheduled → running under the lease, when the container has started. */
-  markRunning(jobId: string, executionId: string): Promise<Job | undefined> {
-    return this.write(jobId, { status: ['scheduled'], executionId }, { status: 'running', startedAt: now() });
+  /** scheduled → running under the lease, when the container has started; its deadline then counts from the start. */
+  markRunning(job: Pick<Job, 'id' | 'spec'>, executionId: string, options: { keepDeadline?: boolean } = {}): Promise<Job | undefined> {
+    const at = Date.now();
+    return this.write(
+      job.id,
+      { status: ['scheduled'], executionId },
+      {
+        status: 'running',
+        startedAt: new Date(at).toISOString(),
+        ...(options.keepDeadline ? {} : { deadlineAt: runDeadline(job.spec, this.deadlines, at) }),
+      },
+    );
   }
 
   private avoid(jobId: string, peerId: string, ms: number): void {

@@ -149,6 +149,71 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await store.claimNext('n', 'e4')).toMatchObject({ id: 'a', attempts: 2 });
     });
 
+    it('runs a replica under one account: never another replica of its task, nor with no account', async () => {
+      const replica = (id: string) => ({ id, spec: SPEC, parent: 'task' });
+      await store.insert({ id: 'task', spec: SPEC, replicas: [replica('r1'), replica('r2'), replica('r3')] });
+      expect(await store.claim('r1', 'runner-a1', 'e1', 10_000, { accountId: 'acct-a' })).toMatchObject({ status: 'scheduled' });
+      // Another runner of the same account, and a worker with no account, get nothing.
+      expect(await store.claim('r2', 'runner-a2', 'e2', 10_000, { accountId: 'acct-a' })).toBeUndefined();
+      expect(await store.claim('r2', 'runner-x', 'e3', 10_000)).toBeUndefined();
+      expect(await store.claimNext('runner-a2', 'e4', 10_000, { accountId: 'acct-a' })).toBeUndefined();
+      expect((await store.get('r2'))?.status).toBe('pending');
+      expect(await store.claim('r2', 'runner-b', 'e5', 10_000, { accountId: 'acct-b' })).toMatchObject({ status: 'scheduled' });
+      // The account may take its own replica again once it lost the lease; still no other.
+      await store.transition('r1', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null });
+      expect(await store.claim('r3', 'runner-a2', 'e6', 10_000, { accountId: 'acct-a' })).toBeUndefined();
+      expect(await store.claim('r1', 'runner-a2', 'e7', 10_000, { accountId: 'acct-a' })).toMatchObject({ status: 'scheduled', attempts: 2 });
+      // claimNext passes over the replicas the account may not take.
+      await store.insert({ id: 'plain', spec: SPEC });
+      expect((await store.claimNext('runner-a1', 'e8', 10_000, { accountId: 'acct-a' }))?.id).toBe('plain');
+      expect((await store.claimNext('runner-c', 'e9', 10_000, { accountId: 'acct-c' }))?.id).toBe('r3');
+      // Ordinary jobs need no account.
+      await store.insert({ id: 'plain2', spec: SPEC });
+      expect((await store.claim('plain2', 'runner-x', 'e10', 10_000))?.status).toBe('scheduled');
+    });
+
+    it('counts the jobs each owner holds and leaves capped owners out of the scan', async () => {
+      await store.insert({ id: 'a1', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'a2', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'anon1', spec: SPEC });
+      await store.insert({ id: 'b1', spec: SPEC, owner: 'acct-b' });
+      await store.insert({ id: 'anon2', spec: SPEC });
+      await store.insert({ id: 'task', spec: SPEC, owner: 'acct-b', replicas: [{ id: 'rep', spec: SPEC, owner: 'acct-b', parent: 'task' }] });
+      expect(await store.heldByOwner()).toEqual([]); // a task's parent holds no execution
+      await store.claim('a1', 'n', 'e1', 10_000);
+      await store.claim('anon1', 'n', 'e2', 10_000);
+      await store.claim('rep', 'n', 'e3', 10_000, { accountId: 'acct-n' });
+      const held = (await store.heldByOwner()).sort((x, y) => (x.owner ?? '').localeCompare(y.owner ?? ''));
+      expect(held).toEqual([{ held: 1 }, { owner: 'acct-a', held: 1 }, { owner: 'acct-b', held: 1 }]);
+      const ids = async (skip?: Parameters<JobStore['pendingReady']>[1]) => (await store.pendingReady(10, skip)).map((j) => j.id);
+      expect(await ids()).toEqual(['a2', 'b1', 'anon2']);
+      expect(await ids({ skipOwners: ['acct-a'] })).toEqual(['b1', 'anon2']);
+      expect(await ids({ skipAnonymous: true })).toEqual(['a2', 'b1']);
+      expect(await ids({ skipOwners: ['acct-a', 'acct-b'], skipAnonymous: true })).toEqual([]);
+    });
+
+    it('keeps a deadline that renewals never move; the write past it is conditional on it', async () => {
+      await store.insert({ id: 'a', spec: SPEC });
+      await store.insert({ id: 'b', spec: SPEC });
+      await store.claim('a', 'runner-1', 'lease-a', 10_000, { deadlineAt: Date.now() + 100 });
+      await store.claim('b', 'runner-1', 'lease-b', 10_000, { deadlineAt: Date.now() + 60_000 });
+      expect(await store.overdue(10)).toEqual([]);
+      await sleep(120);
+      expect(await store.renewLeases(['lease-a'], 10_000, 'runner-1')).toEqual(['lease-a']);
+      expect((await store.overdue(10)).map((j) => j.id)).toEqual(['a']);
+      // b starts: its deadline is set anew, and a write expecting it passed loses.
+      await store.transition('b', { status: ['scheduled'], executionId: 'lease-b' }, { status: 'running', deadlineAt: Date.now() + 100 });
+      expect(await store.transition('b', { status: ['running'], executionId: 'lease-b', deadlinePassed: true }, { status: 'timed_out', executionId: null })).toBeUndefined();
+      await sleep(120);
+      expect((await store.overdue(10)).map((j) => j.id)).toEqual(['a', 'b']);
+      const ended = await store.transition('b', { status: ['running'], executionId: 'lease-b', deadlinePassed: true }, { status: 'timed_out', executionId: null });
+      expect(ended).toMatchObject({ status: 'timed_out' });
+      expect((await store.execution('lease-b'))?.status).toBe('timed_out');
+      // Leaving scheduled/running clears the deadline with the lease.
+      await store.transition('a', { status: ['scheduled'], executionId: 'lease-a' }, { status: 'pending', executionId: null });
+      expect(await store.overdue(10)).toEqual([]);
+    });
+
     it('registers runners and counts the jobs each holds', async () => {
       const limits = { cpus: 2, memoryBytes: 1 << 30, timeoutMs: 60_000, gpus: 0, networks: ['none'] };
       const at = new Date().toISOString();

@@ -36,6 +36,23 @@ describe('PostgresStore', () => {
     }
   });
 
+  it('two stores on one database give one account one replica of a task, however their claims race', async () => {
+    const name = schema();
+    const [a, b] = await Promise.all([PostgresStore.open(url, { schema: name }), PostgresStore.open(url, { schema: name })]);
+    try {
+      for (let round = 0; round < 5; round++) {
+        const ids = Array.from({ length: 9 }, (_, i) => `t${round}-r${i}`);
+        await a.insert({ id: `t${round}`, spec: SPEC, replicas: ids.map((id) => ({ id, spec: SPEC, parent: `t${round}` })) });
+        const claims = await Promise.all(
+          ids.map((id, i) => (i % 2 ? a : b).claim(id, `runner-${i}`, randomUUID(), 10_000, { accountId: 'acct-sybil' })),
+        );
+        expect(claims.filter(Boolean)).toHaveLength(1);
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('a node keeps its queue and results in PostgreSQL across a restart (--db)', async () => {
     const db = `${url}?schema=${schema()}`;
     const first = await startTestNode({ flags: { db } });

@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ExecutionResult } from '../../domain/job.js';
 import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from '../../domain/units.js';
-import { invalid } from '../../errors.js';
+import { invalid, isGridxError } from '../../errors.js';
 import type { RunnerRecord, RunnerSummary } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
 import { bearerOf, optionalAccount, writerAccount } from '../auth.js';
@@ -239,7 +239,11 @@ export function runnerRoutes(deps: ApiDeps) {
     });
 
     app.get('/api/runners', async (request) => {
-      const viewer = (await optionalAccount(request, deps))?.id;
+      // A runner may send its own token here: that is no account, and sees what anybody does.
+      const viewer = (await optionalAccount(request, deps).catch((err: unknown) => {
+        if (isGridxError(err, 'UNAUTHORIZED')) return undefined;
+        throw err;
+      }))?.id;
       return { runners: (await runners.list()).map((r) => runnerView(r, deps.leaseTtlMs, viewer)) };
     });
 

@@ -176,4 +176,19 @@ export const PG_MIGRATIONS: readonly string[] = [
   END
   $$;
   `,
+  `
+  -- The account each replica of a task was claimed for: one account runs one replica of a
+  -- task (again after losing its lease, never another), so k replicas need k accounts. The
+  -- primary key makes the rule hold across servers sharing the database.
+  CREATE TABLE replica_workers (
+    parent TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (parent, account_id)
+  );
+  -- Epoch ms by which a held job's execution must have ended (its timeout plus a grace);
+  -- heartbeats renew the lease, never this.
+  ALTER TABLE jobs ADD COLUMN deadline_at BIGINT;
+  CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE deadline_at IS NOT NULL;
+  `,
 ];

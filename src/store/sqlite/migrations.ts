@@ -144,4 +144,18 @@ export const MIGRATIONS: readonly string[] = [
     ('fees', 'system', 'operator fees', strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     ('unclaimed', 'system', 'deposits from addresses bound to no account', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
   `,
+  `
+  -- The account each replica of a task was claimed for: one account runs one replica of a
+  -- task (again after losing its lease, never another), so k replicas need k accounts.
+  CREATE TABLE replica_workers (
+    parent TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (parent, account_id)
+  );
+  -- Epoch ms by which a held job's execution must have ended (its timeout plus a grace);
+  -- heartbeats renew the lease, never this.
+  ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;
+  CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE deadline_at IS NOT NULL;
+  `,
 ];
