@@ -8,7 +8,7 @@ import type { Hex } from 'viem';
 import { loadConfig } from '../config/load.js';
 import { Secret } from '../config/schema.js';
 import { formatAmount, parseAmount } from '../domain/amount.js';
-import { GridxError, invalid } from '../errors.js';
+import { GridxError, invalid, quote } from '../errors.js';
 import { Accounts } from '../ledger/accounts.js';
 import { connectChain, deployToken, errorKind } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
@@ -60,7 +60,7 @@ export async function accountCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
     case 'create': {
       if (!values.name) throw usageError('gridx account create: --name is required', ACCOUNT_USAGE);
       const kind = values.kind ?? 'user';
-      if (kind !== 'user' && kind !== 'runner') throw invalid('--kind', `must be user or runner, got "${kind}"`);
+      if (kind !== 'user' && kind !== 'runner') throw invalid('--kind', `must be user or runner, got ${quote(kind)}`);
       const { account, key } = await withStore(values, env, (store) => new Accounts(store.ledger).create(kind, values.name!));
       console.log(`account ${account.id} (${account.name}, ${account.kind})`);
       console.log(`key     ${key}`);
@@ -85,7 +85,7 @@ export async function accountCommand(argv: string[], env: NodeJS.ProcessEnv): Pr
       return 0;
     }
     default:
-      throw usageError(`gridx account: unknown subcommand "${sub}"`, ACCOUNT_USAGE);
+      throw usageError(`gridx account: unknown subcommand ${quote(sub)}`, ACCOUNT_USAGE);
   }
 }
 

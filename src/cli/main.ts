@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import '../polyfills.js';
+import { quote } from '../errors.js';
 import { VERSION } from '../version.js';
 import { accountCommand, balanceCommand, tokenCommand, withdrawCommand } from './account-command.js';
 import { demoCommand } from './demo-command.js';
@@ -59,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`gridx: unknown command "${name}"\n\n${USAGE}`);
+    console.error(`gridx: unknown command ${quote(name)}\n\n${USAGE}`);
     return 2;
   }
   return command(rest, process.env);

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { GridxError, messageOf } from '../errors.js';
+import { GridxError, messageOf, quote } from '../errors.js';
 import { GridxClient, type JobRequestBody, type JobView, type LogEvent } from '../sdk/client.js';
 import { findNodes } from '../sdk/mesh-client.js';
 import { splitShellWords } from '../domain/shellwords.js';
@@ -66,7 +66,7 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (!image) throw usageError('gridx run: missing IMAGE', RUN_USAGE);
   let command: string | string[];
   if (after.length > 0) {
-    if (rest.length > 0) throw usageError(`gridx run: unexpected "${rest[0]}" before --`, RUN_USAGE);
+    if (rest.length > 0) throw usageError(`gridx run: unexpected ${quote(rest[0])} before --`, RUN_USAGE);
     command = after;
   } else if (rest.length === 1) {
     command = rest[0]!;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
-import { invalid } from '../errors.js';
+import { invalid, quote } from '../errors.js';
 import { createLogger, type LogLevel } from '../logger.js';
 import { GridxRunner } from '../node/runner.js';
 import { waitForSignal } from './signals.js';
@@ -42,11 +42,11 @@ export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
   }
   const server = values.server ?? env.GRIDX_SERVER;
   if (!server) throw invalid('--server', `is required: the URL of a gridx server, such as http://127.0.0.1:8080\n\n${RUNNER_USAGE}`);
-  if (!/^https?:\/\/\S+$/.test(server)) throw invalid('--server', `expected an http(s) URL, got "${server}"`);
+  if (!/^https?:\/\/\S+$/.test(server)) throw invalid('--server', `expected an http(s) URL, got ${quote(server)}`);
   const labels: Record<string, string> = {};
   for (const label of values.label ?? []) {
     const eq = label.indexOf('=');
-    if (eq <= 0) throw invalid('--label', `expected KEY=VALUE, got "${label}"`);
+    if (eq <= 0) throw invalid('--label', `expected KEY=VALUE, got ${quote(label)}`);
     labels[label.slice(0, eq)] = label.slice(eq + 1);
   }
   const config = loadConfig({

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { GridxError, messageOf } from '../errors.js';
+import { GridxError, messageOf, quote } from '../errors.js';
+import { settingsInFile } from './file-keys.js';
 import { type Config, type Overrides, SETTINGS, type Setting, type SettingName } from './schema.js';
 
 export interface LoadConfigOptions {
@@ -16,9 +17,12 @@ export interface LoadConfigOptions {
   defaults?: Overrides;
 }
 
+/** Every key a config file may hold: each setting's key and its aliases. */
+const KNOWN_KEYS = Object.values(SETTINGS as Record<string, Setting<unknown>>).flatMap((s) => [s.key, ...(s.aliases ?? [])]);
+
 /** Resolves defaults → file → env → flags into one frozen Config. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
-  const file = options.file === undefined ? {} : readYaml(options.file);
+  const file = options.file === undefined ? new Map<string, unknown>() : settingsInFile(readYaml(options.file), KNOWN_KEYS, options.file);
   const env = options.env ?? {};
   const flags = options.flags ?? {};
 
@@ -104,15 +108,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
 function resolve(
   name: SettingName,
   setting: Setting<unknown>,
-  file: Record<string, unknown>,
+  file: ReadonlyMap<string, unknown>,
   env: Record<string, string | undefined>,
   flags: Overrides,
   fileName: string | undefined,
 ): unknown {
   const sources: Array<{ raw: unknown; where: string }> = [];
   for (const key of [setting.key, ...(setting.aliases ?? [])]) {
-    const raw = lookup(file, key);
-    if (raw !== undefined) sources.push({ raw, where: `${key} in ${fileName}` });
+    const raw = file.get(key);
+    if (file.has(key)) sources.push({ raw, where: `${key} in ${fileName}` });
   }
   if (env[setting.env] !== undefined) sources.push({ raw: env[setting.env], where: `env ${setting.env}` });
   if (flags[name] !== undefined) sources.push({ raw: flags[name], where: `flag for ${setting.key}` });
@@ -123,21 +127,10 @@ function resolve(
   if (value === undefined) {
     throw new GridxError(
       'CONFIG_INVALID',
-      `${last.where}: expected ${setting.expect}, got ${setting.secret ? 'something else (a secret: not shown)' : JSON.stringify(last.raw)}`,
+      `${last.where}: expected ${setting.expect}, got ${setting.secret ? 'something else (a secret: not shown)' : quote(last.raw)}`,
     );
   }
   return value;
-}
-
-/** Reads `a.b.c` from nested YAML maps, or from a flat key written literally. */
-function lookup(tree: Record<string, unknown>, dotted: string): unknown {
-  if (dotted in tree) return tree[dotted];
-  let node: unknown = tree;
-  for (const part of dotted.split('.')) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return undefined;
-    node = (node as Record<string, unknown>)[part];
-  }
-  return node;
 }
 
 function readYaml(file: string): Record<string, unknown> {

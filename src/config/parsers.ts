@@ -45,7 +45,21 @@ export const list: Parser<string[]> = (raw) => {
   return undefined;
 };
 
+/** Largest uid or gid: 2^32 - 2 (2^32 - 1 is (uid_t) -1, "no id"). */
+const MAX_ID = 4_294_967_294;
+
+/**
+ * A non-root `uid` or `uid:gid`, in decimal, normalized to "uid:gid". The checks are on the
+ * numbers, not the text: "00:0", "0:5" and "5:0" are root in the kernel's eyes and refused.
+ * A bare uid runs with gid = uid: our images have no /etc/passwd entry for it, and without
+ * one Docker would run the job with gid 0.
+ */
 export const userSpec: Parser<string> = (raw) => {
-  const value = typeof raw === 'number' ? String(raw) : raw;
-  return typeof value === 'string' && /^\d+(:\d+)?$/.test(value) ? value : undefined;
+  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : undefined;
+  const match = text === undefined ? null : /^(\d{1,20})(?::(\d{1,20}))?$/.exec(text);
+  if (!match) return undefined;
+  const uid = Number(match[1]);
+  const gid = match[2] === undefined ? uid : Number(match[2]);
+  const ok = (id: number) => id >= 1 && id <= MAX_ID;
+  return ok(uid) && ok(gid) ? `${uid}:${gid}` : undefined;
 };

@@ -6,6 +6,7 @@
 
 import os from 'node:os';
 import path from 'node:path';
+import { isImagePattern } from '../domain/image-policy.js';
 import { LEDGER_SETTINGS } from './ledger-settings.js';
 import { type MeshAccept, TRUST_SETTINGS } from './trust-settings.js';
 import { type Parser, bool, cpus, duration, int, list, size, str, userSpec } from './parsers.js';
@@ -26,7 +27,7 @@ export interface SandboxPolicy {
   tmpfsBytes: number;
   /** Cap on captured stdout and on stderr, each. */
   outputLimitBytes: number;
-  /** uid:gid the job runs as. */
+  /** uid:gid the job runs as, both non-zero, always with the gid (normalized by the config loader). */
   user: string;
   /** Docker network modes a job may ask for; "none" is always allowed. */
   allowedNetworks: string[];
@@ -35,9 +36,9 @@ export interface SandboxPolicy {
   /** Whether allowed volumes may be mounted read-write. */
   writableVolumes: boolean;
   pullTimeoutMs: number;
-  /** Image allow list (prefix match); empty means any image. */
+  /** Image allow list (references or globs, see image-ref.ts ImagePattern); empty means any image. */
   allowImages: string[];
-  /** Image deny list (prefix match), checked after the allow list. */
+  /** Image deny list (references or globs), checked after the allow list. */
   denyImages: string[];
   /** Registries images may come from; "*" is any public one. */
   registries: string[];
@@ -144,6 +145,12 @@ export interface Setting<T> {
   /** Never echoed, not even in an error about its own value. */
   secret?: boolean;
 }
+
+/** An image allow/deny list; an entry the image policy cannot read is an error at start, not a silent no-op. */
+const imagePatterns: Parser<string[]> = (raw) => {
+  const value = list(raw);
+  return value?.every(isImagePattern) ? value.map((entry) => entry.trim()) : undefined;
+};
 
 export const SETTINGS = {
   host: {
@@ -280,13 +287,10 @@ export const SETTINGS = {
   user: {
     key: 'runner.docker.user',
     env: 'GRIDX_USER',
-    expect: 'a numeric uid or uid:gid, never 0',
-    parse: (raw: unknown) => {
-      const value = userSpec(raw);
-      return value === undefined || value.split(':')[0] === '0' ? undefined : value;
-    },
+    expect: 'a non-root uid or uid:gid in decimal, such as 65534 or 1000:1000 (each 1-4294967294; never 0)',
+    parse: userSpec,
     default: () => '65534:65534',
-    doc: 'Non-root user the job runs as.',
+    doc: 'Non-root user the job runs as, as uid or uid:gid; a bare uid runs with gid = uid (images have no passwd entry for it, and Docker would give gid 0).',
   },
   allowedNetworks: {
     key: 'runner.docker.networks',
@@ -305,7 +309,7 @@ export const SETTINGS = {
       return value?.every((p) => path.isAbsolute(p)) ? value.map((p) => path.resolve(p)) : undefined;
     },
     default: () => [],
-    doc: 'Host paths (and what is under them) a job may mount. Empty: no volumes.',
+    doc: 'Host paths (and what is under them) a job may mount, judged by real path when the container is created: a symlink may not lead out. Empty: no volumes.',
   },
   writableVolumes: {
     key: 'runner.docker.writable_volumes',
@@ -313,7 +317,7 @@ export const SETTINGS = {
     expect: 'true or false',
     parse: bool,
     default: () => false,
-    doc: 'Whether allowed volumes may be mounted read-write; read-only otherwise.',
+    doc: 'Whether allowed volumes may be mounted read-write; read-only otherwise. When true, jobs can plant symlinks there, so each root is mountable only whole (no path below it) and roots must not nest.',
   },
   pullTimeoutMs: {
     key: 'runner.docker.pull_timeout',
@@ -326,18 +330,18 @@ export const SETTINGS = {
   allowImages: {
     key: 'runner.docker.images.allow',
     env: 'GRIDX_ALLOW_IMAGES',
-    expect: 'a list of image name prefixes',
-    parse: list,
+    expect: 'a list of images or patterns such as alpine, alpine:3.19, ghcr.io/acme/* or gridx/',
+    parse: imagePatterns,
     default: () => [],
-    doc: 'Only images starting with one of these may run. Empty: any image.',
+    doc: 'Only these images may run, matched after normalizing (alpine = docker.io/library/alpine, any tag). "*" matches within one path component; a trailing "/" covers everything below. Empty: any image (registries still apply).',
   },
   denyImages: {
     key: 'runner.docker.images.deny',
     env: 'GRIDX_DENY_IMAGES',
-    expect: 'a list of image name prefixes',
-    parse: list,
+    expect: 'a list of images or patterns such as alpine, alpine:3.19, ghcr.io/acme/* or gridx/',
+    parse: imagePatterns,
     default: () => [],
-    doc: 'Images starting with one of these are refused.',
+    doc: 'These images are refused, matched like runner.docker.images.allow. An entry with a tag refuses only that tag (not the same image by digest). With either list set, bare image ids are refused.',
   },
   maxGpus: {
     key: 'runner.docker.gpus',

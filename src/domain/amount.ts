@@ -4,7 +4,7 @@
  * Floating point never touches money.
  */
 
-import { invalid } from '../errors.js';
+import { invalid, quote } from '../errors.js';
 
 export const DECIMALS = 18;
 const UNIT = 10n ** BigInt(DECIMALS);
@@ -32,15 +32,15 @@ export function parseAmount(raw: unknown, field: string, rules: AmountRules = {}
   } else {
     throw invalid(field, 'must be a number or a decimal string of credits, such as 100 or "0.5"');
   }
-  if (text.startsWith('-')) throw invalid(field, `must not be negative, got ${JSON.stringify(raw)}`);
+  if (text.startsWith('-')) throw invalid(field, `must not be negative, got ${quote(raw)}`);
   const match = /^(\d+)(?:\.(\d+))?$/.exec(text);
-  if (!match) throw invalid(field, `must be a decimal number of credits such as 100 or "0.5", got ${JSON.stringify(raw)}`);
+  if (!match) throw invalid(field, `must be a decimal number of credits such as 100 or "0.5", got ${quote(raw)}`);
   const whole = match[1]!;
   const fraction = match[2] ?? '';
   if (fraction.replace(/0+$/, '').length > DECIMALS) {
-    throw invalid(field, `has more than ${DECIMALS} decimals (the token's precision), got ${JSON.stringify(raw)}`);
+    throw invalid(field, `has more than ${DECIMALS} decimals (the token's precision), got ${quote(raw)}`);
   }
-  if (whole.replace(/^0+/, '').length > 30) throw invalid(field, `is too large: at most 30 digits before the point, got ${JSON.stringify(raw)}`);
+  if (whole.replace(/^0+/, '').length > 30) throw invalid(field, `is too large: at most 30 digits before the point, got ${quote(raw)}`);
   const units = BigInt(whole) * UNIT + BigInt(fraction.slice(0, DECIMALS).padEnd(DECIMALS, '0') || '0');
   if (units === 0n && !rules.allowZero) throw invalid(field, 'must be more than 0');
   return units;

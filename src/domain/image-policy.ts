@@ -5,7 +5,7 @@
  */
 
 import { internalHostKind } from './addresses.js';
-import { clip } from './quote.js';
+import { clip } from '../errors.js';
 import { type ImageRef, canonicalRegistry, matchesImage, parseImagePattern, parseImageRef, registryHost } from './image-ref.js';
 
 export interface ImagePolicy {

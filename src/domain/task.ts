@@ -3,7 +3,7 @@
  * unchanged; errors name the Parity field (config.command, environment.config.image, ...).
  */
 
-import { GridxError, invalid } from '../errors.js';
+import { GridxError, invalid, quote } from '../errors.js';
 import { formatAmount, parseAmount } from './amount.js';
 import { normalizeVerification } from './verification.js';
 import type { JobSpec } from './job.js';
@@ -43,11 +43,11 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
   const b = body as Record<string, unknown>;
   const title = text(b.title, 'title', MAX_TITLE, true)!;
   const description = text(b.description, 'description', MAX_DESCRIPTION, false);
-  if (b.type !== undefined && b.type !== 'docker') throw invalid('type', `must be "docker", got ${JSON.stringify(b.type)}`);
+  if (b.type !== undefined && b.type !== 'docker') throw invalid('type', `must be "docker", got ${quote(b.type)}`);
   const config = object(b.config, 'config', true)!;
   const environment = object(b.environment, 'environment', true)!;
   if (environment.type !== undefined && environment.type !== 'docker') {
-    throw invalid('environment.type', `must be "docker", got ${JSON.stringify(environment.type)}`);
+    throw invalid('environment.type', `must be "docker", got ${quote(environment.type)}`);
   }
   const envConfig = object(environment.config, 'environment.config', true)!;
   const resources = object(config.resources, 'config.resources', false);

@@ -4,7 +4,7 @@
  * and output, and only a strict majority is accepted (and paid).
  */
 
-import { invalid } from '../errors.js';
+import { invalid, quote } from '../errors.js';
 import { type Job, workerEarns } from './job.js';
 import { outputDigest } from './result-digest.js';
 
@@ -19,7 +19,7 @@ export function normalizeVerification(raw: unknown): number {
   if (unknown !== undefined) throw invalid(`verification.${unknown}`, 'is not known; the only setting is replicas');
   if (replicas === undefined) return 1;
   if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > MAX_REPLICAS) {
-    throw invalid('verification.replicas', `must be a whole number 1-${MAX_REPLICAS} (different workers that each run the task), got ${JSON.stringify(replicas)}`);
+    throw invalid('verification.replicas', `must be a whole number 1-${MAX_REPLICAS} (different workers that each run the task), got ${quote(replicas)}`);
   }
   return replicas;
 }

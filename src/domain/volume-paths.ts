@@ -5,7 +5,7 @@
  */
 
 import path from 'node:path';
-import { clip } from './quote.js';
+import { clip } from '../errors.js';
 
 /** The operator's volume policy (runner.docker.volumes, runner.docker.writable_volumes). */
 export interface VolumeRoots {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { formatAmount, parseAmount, share as shareOf } from '../domain/amount.js';
 import { majorityOf } from '../domain/verification.js';
 import { type Job, isTerminal, workerEarns } from '../domain/job.js';
-import { GridxError, messageOf } from '../errors.js';
+import { GridxError, messageOf, quote } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { SYSTEM_ACCOUNTS, type LedgerEntry, type LedgerTotals, type Transfer } from '../store/ledger-store.js';
 import type { JobStore } from '../store/store.js';
@@ -52,7 +52,7 @@ export class Ledger {
   /** Development credit from the operator (`gridx account credit`); `key` makes a retried credit idempotent. */
   async credit(accountId: string, amount: bigint, memo: string, key = randomUUID()): Promise<LedgerEntry[]> {
     const account = await this.deps.store.ledger.account(accountId);
-    if (!account || account.kind === 'system') throw new GridxError('NOT_FOUND', `no account ${accountId}; list them with gridx account list`);
+    if (!account || account.kind === 'system') throw new GridxError('NOT_FOUND', `no account ${quote(accountId)}; list them with gridx account list`);
     return this.deps.store.ledger.post([{ id: `credit:${key}`, kind: 'credit', from: SYSTEM_ACCOUNTS.world, to: accountId, amount, memo }]);
   }
 

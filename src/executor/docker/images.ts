@@ -3,9 +3,8 @@ import type Docker from 'dockerode';
 import { internalAddressKind } from '../../domain/addresses.js';
 import { isListed, registryRefusal } from '../../domain/image-policy.js';
 import { type ImageRef, registryHost } from '../../domain/image-ref.js';
-import { clip } from '../../domain/quote.js';
 import { formatDuration } from '../../domain/units.js';
-import { GridxError, messageOf } from '../../errors.js';
+import { GridxError, clip, messageOf } from '../../errors.js';
 
 export interface PullOptions {
   timeoutMs: number;

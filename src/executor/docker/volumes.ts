@@ -6,9 +6,8 @@
 
 import fs from 'node:fs/promises';
 import type { VolumeMount } from '../../domain/job.js';
-import { clip } from '../../domain/quote.js';
 import { type VolumeRoots, checkHostPath, isWithin } from '../../domain/volume-paths.js';
-import { GridxError } from '../../errors.js';
+import { GridxError, clip } from '../../errors.js';
 
 /**
  * The mounts to hand the engine: each host path replaced by its real path, so that what
