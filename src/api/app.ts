@@ -77,6 +77,15 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     // A slow or stuck client cannot hold a connection open forever: the whole request must
     // arrive within a minute. Responses may take as long as the job (POST /job waits).
     requestTimeout: 60_000,
+    // The router's own refusals (a path parameter past 100 characters, a malformed URL) would
+    // echo the whole URL: answer them here, quoted like every other error.
+    frameworkErrors: (err, request, reply) => {
+      endRefusedUpgrade(request, reply as FastifyReply);
+      void (reply as FastifyReply).code(400).send({
+        error: `${quote(request.url.split('?')[0])} is not a URL this node reads (${err.code}); ids are at most 100 characters`,
+        code: 'INVALID_INPUT',
+      } satisfies ErrorBody);
+    },
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false, allowUnionTypes: true } },
   });
 
