@@ -65,6 +65,8 @@ export interface ApiDeps {
   rateLimitPerMinute: number;
 }
 
+const RUNNER_ROUTE = /^\/api\/runners\/[^/?]+\//;
+
 export interface ErrorBody {
   error: string;
   code: string;
@@ -95,7 +97,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.addHook('onRequest', browserGuard(deps.guard));
   if (deps.rateLimitPerMinute > 0) {
     app.register(rateLimit, {
-      max: deps.rateLimitPerMinute,
+      // A runner reports for every job it holds (started, output every 100 ms, result) under
+      // its own token: its routes get ten times the room, still bounded per runner.
+      max: (request) => (RUNNER_ROUTE.test(request.url) ? 10 : 1) * deps.rateLimitPerMinute,
       timeWindow: 60_000,
       // An account's (or runner's) key names the caller; without one, its address does.
       keyGenerator: (request) => {
