@@ -1,6 +1,5 @@
 /** The fastify app: one error shape, clear 4xx messages, and the routes of every dialect. */
 
-import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -10,6 +9,7 @@ import { formatSize } from '../domain/units.js';
 import { GridxError, isGridxError, quote } from '../errors.js';
 import { type BrowserGuardOptions, browserGuard } from './guard.js';
 import type { StreamSlots } from './stream-slots.js';
+import { CallerKeys, RUNNER_ROUTE } from './caller.js';
 import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
@@ -65,8 +65,6 @@ export interface ApiDeps {
   rateLimitPerMinute: number;
 }
 
-const RUNNER_ROUTE = /^\/api\/runners\/[^/?]+\//;
-
 export interface ErrorBody {
   error: string;
   code: string;
@@ -96,16 +94,13 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', browserGuard(deps.guard));
   if (deps.rateLimitPerMinute > 0) {
+    const callers = new CallerKeys(deps.accounts);
     app.register(rateLimit, {
       // A runner reports for every job it holds (started, output every 100 ms, result) under
       // its own token: its routes get ten times the room, still bounded per runner.
       max: (request) => (RUNNER_ROUTE.test(request.url) ? 10 : 1) * deps.rateLimitPerMinute,
       timeWindow: 60_000,
-      // An account's (or runner's) key names the caller; without one, its address does.
-      keyGenerator: (request) => {
-        const auth = request.headers.authorization;
-        return auth ? `key:${createHash('sha256').update(auth).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
-      },
+      keyGenerator: (request) => callers.of(request),
       errorResponseBuilder: (_request, context) =>
         new GridxError('RATE_LIMITED', `too many requests: this node takes ${context.max} a minute from one caller; try again in ${context.after}`, {
           retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)),

@@ -54,3 +54,16 @@ export function mustOwn(job: Pick<Job, 'id' | 'owner'>, viewer: Account | undefi
   if (!viewer) throw new GridxError('UNAUTHORIZED', `task ${job.id} belongs to an account: send its key to ${what} it`);
   throw new GridxError('FORBIDDEN', `task ${job.id} belongs to another account; only its owner may ${what} it`);
 }
+
+/**
+ * A runner is handed the whole spec of every job it claims, environment included: only an
+ * account the operator made for workers (gridx account create --kind runner) may register one.
+ */
+export function mustBeWorker(account: Account | undefined): void {
+  if (account && account.kind !== 'runner') {
+    throw new GridxError(
+      'FORBIDDEN',
+      `account ${account.id} is not a worker account; runners register with a key the operator made with gridx account create --kind runner`,
+    );
+  }
+}

@@ -21,6 +21,9 @@ export class StreamSlots {
    * WebSocket's connection by default, or a streamed response.
    */
   acquire(request: FastifyRequest, account: string | undefined, until: Closable = request.raw.socket): void {
+    // A plain GET of a WebSocket route is answered 404 and holds nothing: only an upgrade
+    // (or a streamed response, which passes `until`) takes a slot.
+    if (until === request.raw.socket && request.headers.upgrade?.toLowerCase() !== 'websocket') return;
     const key = account ?? `ip:${request.ip}`;
     const held = this.open.get(key) ?? 0;
     if (held >= this.max) {

@@ -73,6 +73,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       ...(v.announceApiUrl === undefined ? {} : { announceApiUrl: v.announceApiUrl }),
       // A node that requires keys runs nobody's forwarded jobs until the operator says whose.
       accept: v.meshAccept ?? (v.auth === 'open' ? 'any' : 'none'),
+      // Nor does it hand its users' jobs (and their secrets) to peers nobody vouched for.
+      forwardTo: v.meshForwardTo ?? (v.auth === 'open' ? 'any' : 'none'),
     },
     auth: v.auth,
     feeBasisPoints: v.fee,

@@ -130,6 +130,8 @@ export interface MeshConfig {
   announceApiUrl?: string;
   /** Peers whose forwarded jobs this node runs. */
   accept: MeshAccept;
+  /** Peers this node forwards its own jobs to. */
+  forwardTo: MeshAccept;
 }
 
 export interface Setting<T> {

@@ -4,13 +4,20 @@
  * schema (schema.ts).
  */
 
-import { int, list } from './parsers.js';
+import { type Parser, int, list } from './parsers.js';
 import type { Setting } from './schema.js';
 
 /** Which peers may forward jobs to this node over the mesh. */
 export type MeshAccept = 'none' | 'any' | readonly string[];
 
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/;
+
+/** "none", "any", or a list of libp2p peer ids. */
+const peerPolicy: Parser<MeshAccept> = (raw) => {
+  if (raw === 'none' || raw === 'any') return raw;
+  const value = list(raw);
+  return value && value.length > 0 && value.every((p) => PEER_ID_RE.test(p)) ? value : undefined;
+};
 
 export const TRUST_SETTINGS = {
   corsOrigins: {
@@ -95,13 +102,17 @@ export const TRUST_SETTINGS = {
     key: 'mesh.accept',
     env: 'GRIDX_MESH_ACCEPT',
     expect: '"none", "any", or a list of peer ids',
-    parse: (raw: unknown): MeshAccept | undefined => {
-      if (raw === 'none' || raw === 'any') return raw;
-      const value = list(raw);
-      return value && value.length > 0 && value.every((p) => PEER_ID_RE.test(p)) ? value : undefined;
-    },
+    parse: peerPolicy,
     default: () => undefined as MeshAccept | undefined,
     doc: 'Peers whose forwarded jobs this node runs (as jobs of the account node-<peer id>). Default: any on an open node, none where the API requires keys.',
+  },
+  meshForwardTo: {
+    key: 'mesh.forward_to',
+    env: 'GRIDX_MESH_FORWARD_TO',
+    expect: '"none", "any", or a list of peer ids',
+    parse: peerPolicy,
+    default: () => undefined as MeshAccept | undefined,
+    doc: "Peers this node forwards its jobs to (they see the job's spec, environment included, and report its result). Default: any on an open node, none where the API requires keys.",
   },
   registries: {
     key: 'runner.docker.registries',

@@ -36,6 +36,11 @@ export interface JobServiceDeps {
   scheduler: Scheduler;
   /** Which peers may forward jobs here (mesh.accept). */
   accept: MeshAccept;
+  /**
+   * An open node's "any" means any peer on this machine: it may have dialled out to a
+   * remote bootstrap peer, and that peer can open streams on the same connection.
+   */
+  loopbackOnly: boolean;
   /** The account a forwarding peer's jobs belong to (node-<peer id>), made on first use. */
   accountOf: (peerId: string) => Promise<{ id: string }>;
   /** The same queue limits the HTTP API applies. */
@@ -86,7 +91,12 @@ export function resultOf(job: Job): ExecutionResult {
   };
 }
 
-export async function serveForwardedJob(channel: JsonChannel, from: string, deps: JobServiceDeps): Promise<void> {
+export async function serveForwardedJob(
+  channel: JsonChannel,
+  from: string,
+  deps: JobServiceDeps,
+  via: { loopback: boolean } = { loopback: false },
+): Promise<void> {
   const { scheduler, events, log } = deps;
   const refuse = async (reason: string) => {
     log.info(`refused a job from ${from}: ${reason}`);
@@ -98,7 +108,9 @@ export async function serveForwardedJob(channel: JsonChannel, from: string, deps
     throw new Error(`expected a "run" message, got ${JSON.stringify((request as { type?: unknown })?.type)}`);
   }
   // The mesh is no side door around api.auth: only peers the operator admits get in.
-  if (!admitsPeer(deps.accept, from)) return refuse('this node does not run jobs forwarded by this peer (mesh.accept)');
+  if (!admitsPeer(deps.accept, from) || (deps.accept === 'any' && deps.loopbackOnly && !via.loopback)) {
+    return refuse('this node does not run jobs forwarded by this peer (mesh.accept)');
+  }
   let spec: JobSpec;
   try {
     spec = normalizeSpec(specToRequest(request.spec), deps.policy());

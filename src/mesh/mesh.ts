@@ -57,7 +57,8 @@ export interface MeshOptions {
   /** This node's current offer, without the mesh's own fields. */
   describe: () => Promise<OfferFields>;
   /** Serves a job another node forwards here (/gridx/job/1.0.0). */
-  serveJob: (channel: JsonChannel, from: string) => Promise<void>;
+  /** Serves a forwarded job; `via.loopback`: the peer is connected over a loopback address. */
+  serveJob: (channel: JsonChannel, from: string, via: { loopback: boolean }) => Promise<void>;
   /** Called when the book changed in a way placement may care about. */
   onOffersChanged?: () => void;
   /** Act as a client only: no listener, no provider record, no own offer (gridx run --mesh). */
@@ -388,7 +389,8 @@ export class Mesh {
   private async onJobStream(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
     try {
-      await this.options.serveJob(jsonChannel(stream), from);
+      const loopback = /^\/(ip4\/127\.|ip6\/::1\/)/.test(connection.remoteAddr.toString());
+      await this.options.serveJob(jsonChannel(stream), from, { loopback });
     } catch (err) {
       this.log.warn(`${PROTOCOLS.job} from ${from}: ${messageOf(err)}; stream reset`);
       stream.abort(err as Error);

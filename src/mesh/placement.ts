@@ -3,6 +3,8 @@ import { type JobLimits, imageRef, misfit } from '../domain/offer.js';
 import type { Placement, RemoteTarget } from '../scheduler/scheduler.js';
 import type { Mesh } from './mesh.js';
 import { RemoteExecutor } from './remote-executor.js';
+import { admitsPeer } from './job-service.js';
+import type { MeshAccept } from '../config/schema.js';
 
 /** The scheduler's view of the mesh: which peer takes a job this node should not run itself. */
 export class MeshPlacement implements Placement {
@@ -13,6 +15,8 @@ export class MeshPlacement implements Placement {
     private readonly localLimits: () => JobLimits,
     private readonly localImages: () => ReadonlySet<string>,
     private readonly outputLimitBytes: number,
+    /** Peers this node may hand its jobs to (mesh.forward_to). */
+    private readonly forwardTo: MeshAccept = 'any',
   ) {}
 
   fitsLocally(job: Job): boolean {
@@ -22,11 +26,11 @@ export class MeshPlacement implements Placement {
   prefersRemote(job: Job): boolean {
     const image = imageRef(job.spec.image);
     if (this.localImages().has(image)) return false;
-    return this.mesh.book.candidates(job.spec).some((o) => o.images.includes(image));
+    return this.candidates(job).some((o) => o.images.includes(image));
   }
 
   choosePeer(job: Job, exclude: ReadonlySet<string>): RemoteTarget | undefined {
-    const best = this.mesh.book.candidates(job.spec, exclude)[0];
+    const best = this.candidates(job, exclude)[0];
     if (!best) return undefined;
     this.mesh.book.reserve(best.peerId);
     return { peerId: best.peerId, executor: this.executorFor(best.peerId) };
@@ -38,6 +42,11 @@ export class MeshPlacement implements Placement {
 
   suspend(peerId: string, ms: number): void {
     this.mesh.book.suspend(peerId, ms);
+  }
+
+  private candidates(job: Job, exclude?: ReadonlySet<string>) {
+    const all = this.mesh.book.candidates(job.spec, exclude);
+    return this.forwardTo === 'any' ? all : all.filter((o) => admitsPeer(this.forwardTo, o.peerId));
   }
 
   private executorFor(peerId: string): RemoteExecutor {

@@ -52,6 +52,18 @@ describe('strangers see that a job exists and its status, nothing more', () => {
     const self = await t.node.http.inject({ method: 'GET', url: '/api/runners', headers: { authorization: `Bearer ${owner.key}` } });
     expect(self.json().runners[0].account_id).toBe(owner.id);
   });
+
+  it('a user account cannot register a runner (a runner reads the specs of the jobs it claims)', async () => {
+    const user = await fundedAccount(t, '0', { name: 'curious' });
+    const res = await t.node.http.inject({
+      method: 'POST',
+      url: '/api/runners',
+      headers: { authorization: `Bearer ${user.key}` },
+      payload: { name: 'spy', slots: 64, public_key: newSigningKeys().publicKey },
+    });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toContain('--kind runner');
+  });
 });
 
 describe('errors quote at most 200 characters of what was sent', () => {

@@ -82,6 +82,11 @@ describe('limits per caller', () => {
     expect(((await res.json()) as { error: string }).error).toContain('a minute');
     const other = await fundedAccount(t, '0', { name: 'other' });
     expect((await fetch(`${t.url}/status`, { headers: { authorization: `Bearer ${other.key}` } })).status).toBe(200);
+    // A made-up key counts against the address, which is spent.
+    expect((await fetch(`${t.url}/status`, { headers: { authorization: 'Bearer made-up-key-123' } })).status).toBe(429);
+    // Another spelling of the same key is the same caller.
+    for (let i = 0; i < 19; i++) await fetch(`${t.url}/status`, { headers: { authorization: `bearer   ${other.key}` } });
+    expect((await fetch(`${t.url}/status`, { headers: { authorization: `BEARER ${other.key}` } })).status).toBe(429);
   });
 
   it('caps open event streams per caller', async () => {
@@ -93,6 +98,8 @@ describe('limits per caller', () => {
         ws.on('open', () => resolve({ status: 101, ws }));
         ws.on('error', reject);
       });
+    // Plain GETs of the stream routes (an <img> on a web page can send those) hold no slot.
+    for (let i = 0; i < 5; i++) expect((await fetch(`${t.url}/api/events`)).status).toBe(404);
     const first = await open();
     const second = await open();
     expect([first.status, second.status]).toEqual([101, 101]);

@@ -6,9 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobSpec } from '../../src/domain/job.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
-import type { JobMessage } from '../../src/mesh/job-service.js';
+import { type JobMessage, type JobServiceDeps, serveForwardedJob } from '../../src/mesh/job-service.js';
+import { silentLogger } from '../../src/logger.js';
 import { eventually } from '../helpers/docker.js';
-import { startMeshNode, startTestNode, type TestNode, tempDir } from '../helpers/node.js';
+import { fundedAccount, startMeshNode, startTestNode, type TestNode, tempDir } from '../helpers/node.js';
 
 const nodes: TestNode[] = [];
 afterEach(async () => {
@@ -81,6 +82,40 @@ describe('the mesh is not a side door', () => {
     expect((await server.node.http.inject({ method: 'GET', url: '/jobs' })).body).not.toContain(accepted.jobId);
     const owner = await server.node.accounts!.ofPeer(peer.node.id);
     expect(owner.id).toBe(`node-${peer.node.id}`);
+  });
+
+  it('a keyed server hands its users\' jobs only to peers listed in mesh.forward_to', async () => {
+    const peer = await startMeshNode({});
+    nodes.push(peer);
+    const start = (env: Record<string, string>) =>
+      startMeshNode({ bootstrap: [peer.node.peerMesh!.multiaddrs[0]!], flags: { slots: 0 }, env: { GRIDX_AUTH: 'required', ...env } });
+    const closed = await start({});
+    nodes.push(closed);
+    await joined(closed, peer);
+    const alice = await fundedAccount(closed, '0', { name: 'alice' });
+    const held = await alice.client.submit({ image: LOCAL_IMAGE, command: ['true'], env: { SECRET: 'x' } } as never, { wait: false });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await alice.client.get(held.id)).status).toBe('pending');
+    expect((await peer.node.jobs.list()).jobs).toEqual([]);
+
+    const open = await start({ GRIDX_MESH_FORWARD_TO: peer.node.id });
+    nodes.push(open);
+    await joined(open, peer);
+    const bob = await fundedAccount(open, '0', { name: 'bob' });
+    const ran = await bob.client.submit({ image: LOCAL_IMAGE, command: ['echo', 'forwarded'] });
+    expect(ran).toMatchObject({ status: 'completed', stdout: 'forwarded\n', executedBy: peer.node.id });
+  });
+
+  it("an open node's \"any\" is any peer on this machine: a job over a remote connection is refused", async () => {
+    const written: JobMessage[] = [];
+    const channel = {
+      read: async () => ({ type: 'run', jobId: 'j', executionId: 'e', spec: SPEC }),
+      write: async (m: unknown) => void written.push(m as JobMessage),
+      stream: { close: async () => {} },
+    };
+    const deps = { accept: 'any', loopbackOnly: true, log: silentLogger } as unknown as JobServiceDeps;
+    await serveForwardedJob(channel as never, '12D3KooWRemote', deps, { loopback: false });
+    expect(written).toEqual([{ type: 'refused', reason: expect.stringContaining('mesh.accept') }]);
   });
 
   it('an open node will not take any peer’s jobs on a non-loopback libp2p address', async () => {

@@ -29,6 +29,8 @@ const REPLAY_WAIT_MS = 10;
  * history at this rate, so ten of them cannot take the event loop from other requests.
  */
 const REPLAY_BYTES_PER_S = 4 * 1024 * 1024;
+/** What reading another account's event costs a replay, in bytes of its pace. */
+const SKIPPED_EVENT_BYTES = 1024;
 /** Other requests get the event loop after this much replayed. */
 const REPLAY_SLICE_BYTES = 64 * 1024;
 /** Close code for a consumer that fell behind (4000-4999 are the application's). */
@@ -91,17 +93,23 @@ export function streamEvents(
   socket.on('error', () => socket.terminate());
   void (async () => {
     const startedAt = performance.now();
+    const outputs = new JobOutputs(deps.store);
     let sentBytes = 0;
     let sliceBytes = 0;
     try {
       for (;;) {
         const page = await deps.store.eventsSince(last, { ...(jobId ? { jobId } : {}), limit: REPLAY_PAGE });
-        const outputs = new JobOutputs(deps.store);
         for (const event of page) {
           if (!open) return;
           // Paced: the replay waits for the client instead of queueing the whole history.
           while (open && socket.bufferedAmount > REPLAY_LOW_WATER) await sleep(REPLAY_WAIT_MS);
-          sliceBytes += send(visible(event) ? await outputs.filled(event) : event) + 64;
+          if (visible(event)) {
+            sliceBytes += send(await outputs.filled(event)) + 64;
+          } else {
+            // Skipped (the position moves on), but reading it cost the node as much.
+            send(event);
+            sliceBytes += SKIPPED_EVENT_BYTES;
+          }
           if (sliceBytes >= REPLAY_SLICE_BYTES) {
             sentBytes += sliceBytes;
             sliceBytes = 0;
@@ -143,6 +151,9 @@ class JobOutputs {
 
   constructor(private readonly store: Pick<JobStore, 'get'>) {}
 
+  /** Jobs whose output is held at once: a replay walks the log job by job. */
+  private static readonly HELD = 4;
+
   async filled(event: StoredEvent): Promise<StoredEvent> {
     const { stream, offset, length } = event.data as { stream?: unknown; offset?: unknown; length?: unknown; data?: unknown };
     if (event.type !== 'output' || 'data' in event.data || typeof offset !== 'number' || typeof length !== 'number') return event;
@@ -151,6 +162,7 @@ class JobOutputs {
     if (!job) {
       job = this.store.get(event.jobId).then((j) => (j ? { stdout: chars(j.stdout), stderr: chars(j.stderr) } : undefined));
       this.jobs.set(event.jobId, job);
+      if (this.jobs.size > JobOutputs.HELD) this.jobs.delete(this.jobs.keys().next().value!);
     }
     const text = (await job)?.[stream];
     return { ...event, data: { stream, data: text ? text.slice(offset, offset + length) : '' } };

@@ -10,7 +10,7 @@ import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from 
 import { invalid, isGridxError } from '../../errors.js';
 import type { RunnerRecord, RunnerSummary } from '../../store/store.js';
 import type { ApiDeps } from '../app.js';
-import { bearerOf, optionalAccount, writerAccount } from '../auth.js';
+import { bearerOf, mustBeWorker, optionalAccount, writerAccount } from '../auth.js';
 import { isSigningKey } from '../../domain/result-digest.js';
 
 /** A runner as GET /api/runners shows it; never its token, and its account only to that account. */
@@ -202,6 +202,7 @@ export function runnerRoutes(deps: ApiDeps) {
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post<{ Body: RegisterBody }>('/api/runners', { schema: { body: registerSchema } }, async (request, reply) => {
       const account = await writerAccount(request, deps);
+      mustBeWorker(account);
       const body = request.body;
       if (!isSigningKey(body.public_key)) throw invalid('body.public_key', 'must be an Ed25519 public key, SPKI DER in base64');
       const policy = deps.policy();

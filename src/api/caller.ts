@@ -1,0 +1,60 @@
+/**
+ * Whom a request counts against, for the request rate: an account (however its key is
+ * spelled), a runner (its own routes), or else the address it came from, IPv6 by its /64
+ * (one host holds a whole /64, and would otherwise have a bucket per address). A made-up
+ * key buys no fresh bucket: a key that names no account counts against the address.
+ */
+
+import net from 'node:net';
+import type { FastifyRequest } from 'fastify';
+import { hashKey } from '../ledger/accounts.js';
+import type { Accounts } from '../ledger/accounts.js';
+
+/** A runner's own routes: /api/runners/<id>/... */
+export const RUNNER_ROUTE = /^\/api\/runners\/([^/?]+)\//;
+
+const CACHE_MS = 60_000;
+const MAX_CACHED = 10_000;
+
+export class CallerKeys {
+  /** sha256 of a key → the account it names (null: none), for a minute. */
+  private readonly known = new Map<string, { account: string | null; until: number }>();
+
+  constructor(private readonly accounts: Pick<Accounts, 'authenticate'>) {}
+
+  async of(request: FastifyRequest): Promise<string> {
+    const runner = RUNNER_ROUTE.exec(request.url);
+    if (runner) return `runner:${runner[1]}`;
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
+    const account = token === undefined ? null : await this.accountOf(token);
+    return account ? `acct:${account}` : `ip:${addressGroup(request.ip)}`;
+  }
+
+  private async accountOf(token: string): Promise<string | null> {
+    const hash = hashKey(token);
+    const hit = this.known.get(hash);
+    if (hit && hit.until > Date.now()) return hit.account;
+    const account = await this.accounts.authenticate(token).then(
+      (a) => a.id,
+      () => null,
+    );
+    this.known.delete(hash);
+    this.known.set(hash, { account, until: Date.now() + CACHE_MS });
+    if (this.known.size > MAX_CACHED) this.known.delete(this.known.keys().next().value!);
+    return account;
+  }
+}
+
+/** The address, or for IPv6 its /64. */
+export function addressGroup(ip: string): string {
+  if (net.isIPv6(ip) && !ip.includes('.')) return `${expandIpv6(ip).slice(0, 4).join(':')}::/64`;
+  return ip;
+}
+
+function expandIpv6(ip: string): string[] {
+  const [head = '', tail] = ip.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const middle = tail === undefined ? [] : Array(8 - left.length - right.length).fill('0');
+  return [...left, ...middle, ...right].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
+}
