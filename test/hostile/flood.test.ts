@@ -74,11 +74,13 @@ describe('a flood of output and replays', () => {
     const replayed = (await Promise.all(replaying)).reduce((a, b) => a + b, 0);
     expect(done).toBe(JOBS);
     expect(replayed).toBeGreaterThan(0);
+    console.info(`GET /status under the flood: median ${median(latencies).toFixed(1)} ms over ${latencies.length} samples; ${(replayed / 1e6).toFixed(0)} MB replayed`);
     expect(median(latencies), `latencies ${latencies.map(Math.round).join(' ')}`).toBeLessThan(100);
 
     // Each job kept 1 MiB of stdout and 1 MiB of stderr (the output limit); stored once,
     // 20 jobs are about 40 MiB, not the 80 MiB of output kept in the job and in its events.
     const bytes = fs.statSync(path.join(t.dataDir, 'gridx.db')).size + walSize(t.dataDir);
+    console.info(`database after ${JOBS} jobs of 4 MB output: ${(bytes / 2 ** 20).toFixed(1)} MiB`);
     expect(bytes).toBeLessThan(60 * 1024 * 1024);
   });
 });
