@@ -2,8 +2,9 @@
  * Queue benchmark: the job store under a no-op workload, against graphile-worker on the
  * same PostgreSQL in the same run, and then the same work through real runners over HTTP.
  *
- *   store:   N jobs submitted while W workers claim (under a lease) and complete them;
- *            tasks/s from the first submit to the last completion, and claim latency.
+ *   store:   N jobs submitted while W workers claim (under a lease, through the claim path
+ *            production uses: src/scheduler/leases.ts) and complete them; tasks/s from
+ *            the first submit to the last completion, and claim latency.
  *            Grid-X on SQLite and on PostgreSQL; graphile-worker (default settings: one job
  *            per fetch, one completion per call) on the same PostgreSQL with concurrency W.
  *            Targets: PostgreSQL ≥ 1.0× graphile-worker; SQLite ≥ 1000 tasks/s.
@@ -31,13 +32,16 @@ import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
 import { silentLogger } from '../src/logger.js';
+import { Leases } from '../src/scheduler/leases.js';
+import { Lifecycle } from '../src/scheduler/lifecycle.js';
 import { GridxNode } from '../src/node/node.js';
 import { GridxRunner } from '../src/node/runner.js';
 import { GridxClient } from '../src/sdk/client.js';
 import { PostgresStore } from '../src/store/postgres/postgres-store.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { JobStore } from '../src/store/store.js';
-import type { JobSpec } from '../src/domain/job.js';
+import type { Job, JobSpec } from '../src/domain/job.js';
+import { type JobEventMap, TypedEmitter } from '../src/domain/events.js';
 import { Accounts } from '../src/ledger/accounts.js';
 import { Ledger } from '../src/ledger/ledger.js';
 
@@ -96,6 +100,21 @@ async function storeRun(store: JobStore): Promise<Figures> {
   let submitted = 0;
   let completed = 0;
   const claimMs: number[] = [];
+  // The dispatcher's and the runner hub's claim: a pass over the ready jobs, one taken.
+  const lifecycle = new Lifecycle({ store, events: new TypedEmitter<JobEventMap>(), log: silentLogger, maxAttempts: 3, retryBackoffMs: 0 });
+  const leases = new Leases({
+    store,
+    lifecycle,
+    log: silentLogger,
+    leaseTtlMs: 30_000,
+    deadlines: { graceMs: 30_000, startWindowMs: 300_000 },
+    liveOutput: () => undefined,
+  });
+  const claimOne = async (): Promise<{ job: Job; lease: string } | undefined> => {
+    let taken: { job: Job; lease: string } | undefined;
+    await leases.claimFromQueue({ more: () => !taken, pick: () => ({ holder: 'bench' }), took: (job, lease) => (taken = { job, lease }) });
+    return taken;
+  };
   const t0 = performance.now();
   const submit = async () => {
     while (submitted < N) {
@@ -105,14 +124,14 @@ async function storeRun(store: JobStore): Promise<Figures> {
   };
   const work = async () => {
     while (completed < N) {
-      const lease = randomUUID();
       const c0 = performance.now();
-      const job = await store.claimNext('bench', lease, 30_000);
-      if (!job) {
+      const claimed = await claimOne();
+      if (!claimed) {
         await new Promise((r) => setImmediate(r));
         continue;
       }
       claimMs.push(performance.now() - c0);
+      const { job, lease } = claimed;
       await store.transition(
         job.id,
         { status: ['scheduled'], executionId: lease },

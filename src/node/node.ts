@@ -1,7 +1,13 @@
 /**
- * The one place that wires components and orders their start and stop.
- * Start: identity → store → executor → monitor → mesh → scheduler (reap, recover) → API.
- * Stop: refuse new work → stop running jobs and requeue them → close API → leave the mesh → close store.
+ * The one place that wires components and orders their start and stop. Components are
+ * Startable (domain/startable.ts); policy lives in them, not here.
+ * Start: identity → store → ledger → executor → monitor → runner hub → API (listens;
+ * submits wait for the scheduler) → mesh → scheduler (reap, recover, then claim, renew and
+ * sweep) → chain settlement → verifier (decides what ended meanwhile) → payouts (settle
+ * what ended meanwhile).
+ * Stop: refuse new work (shutdown signal) → runner hub → verifier → scheduler (stops
+ * running jobs and requeues them) → API → chain settlement → payouts (waits for those
+ * under way) → mesh → monitor → event log → store.
  */
 
 import type { FastifyInstance } from 'fastify';
@@ -28,10 +34,10 @@ import { Verifier } from '../scheduler/verifier.js';
 import { openStore } from '../store/open.js';
 import type { JobStore } from '../store/store.js';
 import { VERSION } from '../version.js';
-import { isTerminal } from '../domain/job.js';
 import { Accounts } from '../ledger/accounts.js';
 import { connectChain } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
+import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
 
 function isLoopback(host: string): boolean {
@@ -53,7 +59,7 @@ export interface NodeOptions {
 const MAX_OFFER_IMAGES = 64;
 const IMAGE_REFRESH_MS = 10_000;
 const API_CLOSE_GRACE_MS = 2000;
-/** How often ended tasks whose settlement is missing (a crash, another server) are settled. */
+/** How often ended tasks whose settlement or verification is missing (a crash, another server) are swept. */
 const SETTLE_SWEEP_MS = 5000;
 
 export class GridxNode {
@@ -68,8 +74,7 @@ export class GridxNode {
   private runners?: RunnerHub;
   private settlement?: Settlement;
   private verifier?: Verifier;
-  private settleTimer?: NodeJS.Timeout;
-  private readonly settling = new Set<Promise<void>>();
+  private payouts?: Payouts;
   /** Accounts and the ledger, once started. */
   accounts?: Accounts;
   ledger?: Ledger;
@@ -142,10 +147,11 @@ export class GridxNode {
           offerTtlMs: config.mesh.offerTtlMs,
           log: log.child('mesh'),
           describe: async () => this.describe(executor, this.scheduler!, limits()),
-          serveJob: (channel, from) =>
+          serveJob: (channel, from, via) =>
             serveForwardedJob(channel, from, {
               scheduler: this.scheduler!,
               accept: config.mesh.accept,
+              loopbackOnly: config.auth === 'open',
               accountOf: (peerId) => accounts.ofPeer(peerId),
               admission,
               store,
@@ -153,7 +159,7 @@ export class GridxNode {
               policy,
               log: log.child('jobs'),
               sign: async (bytes) => this.identity!.privateKey.sign(bytes),
-            }),
+            }, via),
           onOffersChanged: () => this.scheduler?.poke(),
         });
       }
@@ -170,32 +176,25 @@ export class GridxNode {
         accountId: self.id,
         limits: config.limits,
         ...(this.mesh
-          ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes) }
+          ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes, config.mesh.forwardTo) }
           : {}),
       }));
       // The offer follows the node's status: a change of free slots is published at once.
       this.events.on('job:status', () => this.mesh?.requestPublish());
-      // A task that ends is paid out or refunded at once; the sweep catches what a crash left.
-      this.events.on('job:status', ({ job }) => {
-        if (!job.owner || !isTerminal(job.status)) return;
-        const settling = ledger
-          .settle(job)
-          .catch((err: unknown) => log.error(`job ${job.id}: settlement failed, the sweep retries it: ${messageOf(err)}`))
-          .finally(() => this.settling.delete(settling));
-        this.settling.add(settling);
-      });
-
-      const verifier = (this.verifier = new Verifier({ store, scheduler, events: this.events, log: log.child('verifier') }));
+      const { lifecycle, leases } = scheduler;
+      const verifier = (this.verifier = new Verifier({ store, lifecycle, events: this.events, log: log.child('verifier'), sweepMs: SETTLE_SWEEP_MS }));
+      const payouts = (this.payouts = new Payouts({ ledger, events: this.events, log: log.child('ledger'), sweepMs: SETTLE_SWEEP_MS }));
       this.eventLog = new EventLog(store, this.events, log.child('events'));
       const runners = (this.runners = new RunnerHub({
         store,
-        scheduler,
+        lifecycle,
+        leases,
         events: this.events,
         log: log.child('runners'),
-        leaseTtlMs: config.leaseTtlMs,
         outputLimitBytes: config.sandbox.outputLimitBytes,
-        limits: config.limits,
       }));
+      scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
+      await runners.start();
       this.app = buildApp({
         eventLog: this.eventLog,
         runners,
@@ -224,13 +223,8 @@ export class GridxNode {
       await this.mesh?.start();
       await scheduler.start();
       await this.settlement?.start();
-      const sweep = async () => {
-        await verifier.sweep();
-        await ledger.settleAll();
-      };
-      await sweep();
-      this.settleTimer = setInterval(() => void sweep().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)), SETTLE_SWEEP_MS);
-      this.settleTimer.unref();
+      await verifier.start();
+      await payouts.start();
       return this.url;
     } catch (err) {
       await this.stop().catch(() => {});
@@ -324,13 +318,12 @@ export class GridxNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
-      this.runners?.stop();
-      this.verifier?.stop();
-      clearInterval(this.settleTimer);
+      await this.runners?.stop();
+      await this.verifier?.stop();
       await this.scheduler?.stop();
       await this.closeApi();
       await this.settlement?.stop();
-      await Promise.allSettled([...this.settling]);
+      await this.payouts?.stop();
       await this.mesh?.stop();
       this.monitor?.stop();
       this.eventLog?.stop();

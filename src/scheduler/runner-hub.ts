@@ -1,23 +1,25 @@
 /**
- * The server's side of `gridx runner`: runners register, claim jobs under leases (the
- * execution id is the lease token; the store holds its expiry), renew them with their
- * heartbeats, stream output and report results. Every report is checked against the
- * live lease: a stale token (expired, cancelled, requeued) or another runner's is
- * refused, so a job completes exactly once however often it was executed.
+ * The server's side of `gridx runner`: registration and authentication of runners, and
+ * relaying what they do. They claim jobs through the Leases (the execution id is the
+ * lease token), renew them with their heartbeats, stream output and report results,
+ * which go to the Lifecycle. Every report is checked against the live lease: a stale
+ * token (expired, cancelled, requeued) or another runner's is refused, so a job completes
+ * exactly once however often it was executed.
  */
 
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
+import type { Startable } from '../domain/startable.js';
 import { GridxError } from '../errors.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
 import { verifyResult } from '../domain/result-digest.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionRecord, JobStore, RunnerRecord, RunnerSummary } from '../store/store.js';
-import { RunningCaps, type RunningLimits } from './running-caps.js';
-import type { Scheduler } from './scheduler.js';
+import { type Claimant, type Leases, renewEveryMs } from './leases.js';
+import type { Lifecycle } from './lifecycle.js';
 
 export interface RunnerRegistration {
   /** The account its earnings are paid to (none on an open node without a key). */
@@ -54,22 +56,20 @@ interface Relay {
 
 export interface RunnerHubDeps {
   store: JobStore;
-  scheduler: Scheduler;
+  lifecycle: Lifecycle;
+  leases: Leases;
   events: TypedEmitter<JobEventMap>;
   log: Logger;
-  leaseTtlMs: number;
   /** Cap on output kept per stream, as for local jobs. */
   outputLimitBytes: number;
-  /** Caps on the jobs one owner has running at once; none when absent. */
-  limits?: RunningLimits;
 }
 
-/** Pending jobs looked at per claim. */
-const CLAIM_SCAN = 256;
+/** Heartbeats at most this far apart, so that a cancel reaches a runner quickly. */
+const MAX_HEARTBEAT_MS = 2000;
 /** A waiting claim looks at the queue at least this often (jobs submitted to another server, ended backoffs). */
 const RECHECK_MS = 500;
 
-export class RunnerHub {
+export class RunnerHub implements Startable {
   private readonly waiters = new Set<() => void>();
   /** leaseToken → output relayed so far, for live logs while the runner works. */
   private readonly relays = new Map<string, Relay & { jobId: string }>();
@@ -77,21 +77,22 @@ export class RunnerHub {
   /** Runners that said they are stopping: no more claims until they heartbeat again. */
   private readonly leaving = new Set<string>();
   private stopped = false;
-  private readonly off: () => void;
-  private readonly caps: RunningCaps;
+  private off = () => {};
 
-  constructor(private readonly deps: RunnerHubDeps) {
-    this.caps = new RunningCaps(deps.store, deps.limits);
-    this.off = deps.events.on('job:status', ({ job }) => {
+  constructor(private readonly deps: RunnerHubDeps) {}
+
+  /** Wakes waiting claims when work comes back, and drops relays of executions that ended. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.off = this.deps.events.on('job:status', ({ job }) => {
       if (job.status === 'pending') this.wake();
       if (isTerminal(job.status) || job.status === 'pending') this.dropRelaysOf(job.id);
     });
-    deps.scheduler.addOutputSource((jobId) => this.liveOutput(jobId));
   }
 
-  /** How often runners should heartbeat: often enough that a cancel reaches them quickly. */
+  /** How often runners should heartbeat: the lease renewal rule, and often enough that a cancel reaches them quickly. */
   get heartbeatMs(): number {
-    return Math.min(Math.floor(this.deps.leaseTtlMs / 3), 2000);
+    return Math.min(Math.floor(renewEveryMs(this.deps.leases.ttlMs)), MAX_HEARTBEAT_MS);
   }
 
   async register(registration: RunnerRegistration): Promise<{ runner: RunnerRecord; token: string }> {
@@ -131,9 +132,7 @@ export class RunnerHub {
     this.leaving.delete(runner.id);
     await this.deps.store.touchRunner(runner.id);
     // Only leases this runner holds are renewed: a token of another runner is reported lost.
-    const renewed = await this.deps.store.renewLeases(leases, this.deps.leaseTtlMs, runner.id);
-    const kept = new Set(renewed);
-    return { renewed, lost: leases.filter((t) => !kept.has(t)) };
+    return this.deps.leases.renew(leases, runner.id);
   }
 
   /**
@@ -160,7 +159,7 @@ export class RunnerHub {
     for (const c of claimed) {
       this.relays.delete(c.leaseToken);
       const job = await this.deps.store.get(c.jobId);
-      if (job) await this.deps.scheduler.unclaim(job, c.leaseToken, why);
+      if (job) await this.deps.lifecycle.unclaim(job, c.leaseToken, why);
     }
   }
 
@@ -173,27 +172,16 @@ export class RunnerHub {
   private async claimOnce(runner: RunnerRecord, max: number): Promise<ClaimedJob[]> {
     const claimed: ClaimedJob[] = [];
     if (this.leaving.has(runner.id)) return claimed;
-    const caps = await this.caps.pass();
-    for (const job of await this.deps.store.pendingReady(CLAIM_SCAN, caps.filter())) {
-      if (claimed.length >= max) break;
-      if (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits)) continue;
-      // Replicas run under k different accounts, so that one account cannot outvote the
-      // others with forged results; a runner without an account (an open server) cannot be
-      // told apart from any other, so it takes no replicas.
-      if (job.parent && !runner.accountId) continue;
-      if (!caps.admits(job.owner)) continue; // it waits for one of its owner's jobs to end
-      const leaseToken = randomUUID();
-      // The store refuses a replica whose task this account holds, or held, another replica of.
-      const held = await this.deps.store.claim(job.id, runner.id, leaseToken, this.deps.leaseTtlMs, {
-        ...(runner.accountId ? { accountId: runner.accountId } : {}),
-        deadlineAt: this.deps.scheduler.claimDeadline(job),
-      });
-      if (!held) continue;
-      caps.took(job.owner);
-      this.deps.events.emit('job:status', { job: held });
-      this.newRelay(leaseToken, held.id);
-      claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
-    }
+    // A runner without an account (an open server) takes no replica: the Leases' replica rule.
+    const claimant: Claimant = { holder: runner.id, ...(runner.accountId ? { accountId: runner.accountId } : {}) };
+    await this.deps.leases.claimFromQueue({
+      more: () => claimed.length < max,
+      pick: (job) => (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits) ? undefined : claimant),
+      took: (held, leaseToken) => {
+        this.newRelay(leaseToken, held.id);
+        claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
+      },
+    });
     return claimed;
   }
 
@@ -219,7 +207,7 @@ export class RunnerHub {
   async started(runner: RunnerRecord, token: string): Promise<Job> {
     const { job } = await this.held(runner, token);
     if (job.status === 'running') return job;
-    return (await this.deps.scheduler.markRunning(job, token)) ?? this.refuse(job.id, token);
+    return (await this.deps.lifecycle.markRunning(job, token, this.deps.leases.runDeadline(job))) ?? this.refuse(job.id, token);
   }
 
   /** Output the runner relays as the job prints it. */
@@ -248,7 +236,7 @@ export class RunnerHub {
     if (job && execution.status === job.status && execution.status === outcomeOf(result, job.spec).status) return job;
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
     const capped = this.cap(result);
-    const written = await this.deps.scheduler.finish(job, token, capped);
+    const written = await this.deps.lifecycle.finish(job, token, capped);
     if (!written) return this.refuse(job.id, token);
     this.relays.delete(token);
     this.deps.log.info(`job ${job.id} ${written.status} on runner ${runner.id}`);
@@ -261,7 +249,7 @@ export class RunnerHub {
     const job = await this.deps.store.get(execution.jobId);
     if (job && execution.status === 'failed' && job.status === 'failed' && job.reason === reason) return job;
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
-    const written = await this.deps.scheduler.failExecution(job.id, token, reason, `on runner ${runner.name}: ${message}`);
+    const written = await this.deps.lifecycle.failExecution(job.id, token, reason, `on runner ${runner.name}: ${message}`);
     this.relays.delete(token);
     return written ?? this.refuse(job.id, token);
   }
@@ -270,7 +258,7 @@ export class RunnerHub {
   async release(runner: RunnerRecord, token: string, why: string): Promise<void> {
     const { job } = await this.held(runner, token);
     this.relays.delete(token);
-    await this.deps.scheduler.requeueOrFail(job, `runner ${runner.name} gave it back: ${why}`, 'node_restarted');
+    await this.deps.lifecycle.requeueOrFail(job, `runner ${runner.name} gave it back: ${why}`, 'node_restarted');
   }
 
   /**
@@ -284,7 +272,7 @@ export class RunnerHub {
     const held = (await this.deps.store.withStatus(['scheduled', 'running'])).filter((j) => j.executedBy === runner.id);
     for (const job of held) {
       if (job.executionId) this.relays.delete(job.executionId);
-      await this.deps.scheduler.requeueOrFail(job, `runner ${runner.name} stopped while it held it`, 'node_restarted');
+      await this.deps.lifecycle.requeueOrFail(job, `runner ${runner.name} stopped while it held it`, 'node_restarted');
     }
     this.deps.log.info(`runner ${runner.id} (${runner.name}) left; ${held.length} jobs it held went back to the queue`);
     return held.length;
@@ -304,7 +292,7 @@ export class RunnerHub {
   }
 
   /** Ends waiting claims; the runners' next claims go to whichever server runs then. */
-  stop(): void {
+  async stop(): Promise<void> {
     this.stopped = true;
     this.off();
     this.wake();

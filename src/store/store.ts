@@ -5,9 +5,12 @@
  * holds an execution, its lease token); a lost race returns undefined and changes nothing.
  */
 
+import type { ExecutionRecord } from '../domain/execution.js';
 import type { FailureReason, Job, JobSpec, JobStatus } from '../domain/job.js';
 import type { JobLimits } from '../domain/offer.js';
 import type { LedgerStore, Transfer } from './ledger-store.js';
+
+export type { ExecutionRecord };
 
 export interface NewJob {
   id: string;
@@ -91,20 +94,6 @@ export interface OwnerLoad {
   held: number;
 }
 
-/** One attempt at a job, as recorded. */
-export interface ExecutionRecord {
-  id: string;
-  jobId: string;
-  attempt: number;
-  nodeId: string;
-  /** 'running' while live; then the job status it ended in, or 'interrupted'. */
-  status: JobStatus | 'interrupted';
-  startedAt: string;
-  finishedAt?: string;
-  exitCode?: number;
-  message?: string;
-}
-
 export interface ListOptions {
   status?: JobStatus;
   /**
@@ -178,13 +167,13 @@ export interface JobStore {
   /** Jobs holding an execution (scheduled or running), counted per owner; owners holding none are absent. */
   heldByOwner(): Promise<OwnerLoad[]>;
   /**
-   * Atomically takes the oldest ready pending job that `terms` allow: pending → scheduled
-   * with a fresh lease token `executionId`, attempts + 1, and an execution record for
-   * `nodeId`. The lease expires `leaseTtlMs` from now unless renewed; without a TTL it does
-   * not expire (the holder's own restart recovers the job).
+   * Atomically takes pending job `id` if `terms` allow it: pending → scheduled with a fresh
+   * lease token `executionId`, attempts + 1, and an execution record for `nodeId`; undefined
+   * if it is no longer pending or `terms` do not allow it. The lease expires `leaseTtlMs`
+   * from now unless renewed; without a TTL it does not expire (the holder's own restart
+   * recovers the job). Production claims through src/scheduler/leases.ts, which scans
+   * `pendingReady` and claims here.
    */
-  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
-  /** Like claimNext for one given job; undefined if it is no longer pending or `terms` do not allow it. */
   claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
   /**
    * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those

@@ -1,8 +1,47 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { JobStore } from '../../src/store/store.js';
+import { type JobEventMap, TypedEmitter } from '../../src/domain/events.js';
+import type { Job } from '../../src/domain/job.js';
+import { silentLogger } from '../../src/logger.js';
+import { type Claimant, Leases } from '../../src/scheduler/leases.js';
+import { Lifecycle } from '../../src/scheduler/lifecycle.js';
+import type { ClaimTerms, JobStore } from '../../src/store/store.js';
 import { SPEC } from './fixtures.js';
 
 export { SPEC };
+
+/**
+ * The store's half of the production claim (src/scheduler/leases.ts): the ready pending
+ * jobs, oldest first, each offered to `claim` until one is taken.
+ */
+export async function claimNext(store: JobStore, holder: string, lease: string, ttlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
+  for (const job of await store.pendingReady(256)) {
+    const claimed = await store.claim(job.id, holder, lease, ttlMs, terms);
+    if (claimed) return claimed;
+  }
+  return undefined;
+}
+
+/** The claim as the dispatcher and the runner hub make it, over `store`. */
+function leasesOver(store: JobStore, limits?: { accountRunning: number; anonymousRunning: number }) {
+  const events = new TypedEmitter<JobEventMap>();
+  const lifecycle = new Lifecycle({ store, events, log: silentLogger, maxAttempts: 3, retryBackoffMs: 0 });
+  const leases = new Leases({
+    store,
+    lifecycle,
+    log: silentLogger,
+    leaseTtlMs: 10_000,
+    deadlines: { graceMs: 1000, startWindowMs: 60_000 },
+    ...(limits ? { limits } : {}),
+    liveOutput: () => undefined,
+  });
+  /** Up to `max` jobs `claimant` takes in one pass. */
+  const take = async (claimant: Claimant, max = 10) => {
+    const taken: Array<{ job: Job; leaseToken: string }> = [];
+    await leases.claimFromQueue({ more: () => taken.length < max, pick: () => claimant, took: (job, leaseToken) => taken.push({ job, leaseToken }) });
+    return taken;
+  };
+  return { leases, take };
+}
 
 
 /** The contract every JobStore must meet; run once per implementation. */
@@ -35,17 +74,35 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
 
     it('claims in submission order, each job once', async () => {
       for (const id of ['1', '2', '3']) await store.insert({ id, spec: SPEC });
-      const first = await store.claimNext('n', 'e1');
-      const second = await store.claimNext('n', 'e2');
+      const first = await claimNext(store, 'n', 'e1');
+      const second = await claimNext(store, 'n', 'e2');
       expect([first?.id, second?.id]).toEqual(['1', '2']);
       expect(first).toMatchObject({ status: 'scheduled', executionId: 'e1', attempts: 1, executedBy: 'n' });
-      expect((await store.claimNext('n', 'e3'))?.id).toBe('3');
-      expect(await store.claimNext('n', 'e4')).toBeUndefined();
+      expect((await claimNext(store, 'n', 'e3'))?.id).toBe('3');
+      expect(await claimNext(store, 'n', 'e4')).toBeUndefined();
+    });
+
+    it('claims through the Leases as the dispatcher and the runner hub do', async () => {
+      const { take } = leasesOver(store, { accountRunning: 1, anonymousRunning: 10 });
+      await store.insert({ id: 'a1', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'a2', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'task', spec: SPEC, replicas: [{ id: 'r1', spec: SPEC, parent: 'task' }, { id: 'r2', spec: SPEC, parent: 'task' }] });
+      await store.insert({ id: 'anon', spec: SPEC });
+      // No account: no replica; acct-a at its cap of one: a2 waits.
+      const first = await take({ holder: 'runner-x' });
+      expect(first.map((t) => t.job.id)).toEqual(['a1', 'anon']);
+      expect(first[0]!.job).toMatchObject({ status: 'scheduled', executedBy: 'runner-x', attempts: 1, executionId: first[0]!.leaseToken });
+      expect(first[0]!.job.leaseExpiresAt).toBeDefined();
+      // One replica per account, however many it asks for.
+      expect((await take({ holder: 'runner-b1', accountId: 'acct-b' })).map((t) => t.job.id)).toEqual(['r1']);
+      expect(await take({ holder: 'runner-b2', accountId: 'acct-b' })).toEqual([]);
+      expect((await take({ holder: 'runner-c', accountId: 'acct-c' }, 1)).map((t) => t.job.id)).toEqual(['r2']);
+      expect((await store.get('a2'))?.status).toBe('pending');
     });
 
     it('writes a transition only under the expected status and lease token', async () => {
       await store.insert({ id: 'a', spec: SPEC });
-      await store.claimNext('n', 'lease-1');
+      await claimNext(store, 'n', 'lease-1');
       expect(await store.transition('a', { status: ['scheduled'], executionId: 'forged' }, { status: 'running' })).toBeUndefined();
       expect(await store.transition('a', { status: ['pending'] }, { status: 'running' })).toBeUndefined();
       const running = await store.transition('a', { status: ['scheduled'], executionId: 'lease-1' }, { status: 'running' });
@@ -66,9 +123,9 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
 
     it('records each execution and how it ended', async () => {
       await store.insert({ id: 'a', spec: SPEC });
-      await store.claimNext('n', 'e1');
+      await claimNext(store, 'n', 'e1');
       await store.transition('a', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null });
-      await store.claimNext('n', 'e2');
+      await claimNext(store, 'n', 'e2');
       await store.transition('a', { status: ['scheduled'], executionId: 'e2' }, { status: 'completed', exitCode: 0, executionId: null });
       const executions = await store.executions('a');
       expect(executions.map((e) => [e.id, e.attempt, e.status])).toEqual([
@@ -91,7 +148,7 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
 
     it('lists newest first with a cursor and a status filter, without output', async () => {
       for (let i = 0; i < 5; i++) await store.insert({ id: `j${i}`, spec: SPEC });
-      await store.claimNext('n', 'e');
+      await claimNext(store, 'n', 'e');
       await store.transition('j0', { status: ['scheduled'] }, { status: 'completed', stdout: 'big', executionId: null });
       const page1 = await store.list({ limit: 2 });
       expect(page1.jobs.map((j) => j.id)).toEqual(['j4', 'j3']);
@@ -110,8 +167,8 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
     it('leases expire unless renewed; a renewal after expiry is refused', async () => {
       await store.insert({ id: 'a', spec: SPEC });
       await store.insert({ id: 'b', spec: SPEC });
-      const a = await store.claimNext('runner-1', 'lease-a', 150);
-      await store.claimNext('runner-1', 'lease-b', 150);
+      const a = await claimNext(store, 'runner-1', 'lease-a', 150);
+      await claimNext(store, 'runner-1', 'lease-b', 150);
       expect(a?.leaseExpiresAt).toBeDefined();
       expect(await store.expiredLeases(10)).toEqual([]);
       await sleep(80);
@@ -139,14 +196,14 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
     it('holds a requeued job back until its backoff has passed', async () => {
       await store.insert({ id: 'a', spec: SPEC });
       await store.insert({ id: 'b', spec: SPEC });
-      await store.claimNext('n', 'e1');
+      await claimNext(store, 'n', 'e1');
       await store.transition('a', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null, notBefore: Date.now() + 200 });
       expect((await store.pendingReady(10)).map((j) => j.id)).toEqual(['b']);
-      expect((await store.claimNext('n', 'e2'))?.id).toBe('b');
-      expect(await store.claimNext('n', 'e3')).toBeUndefined();
+      expect((await claimNext(store, 'n', 'e2'))?.id).toBe('b');
+      expect(await claimNext(store, 'n', 'e3')).toBeUndefined();
       await sleep(220);
       expect((await store.pendingReady(10)).map((j) => j.id)).toEqual(['a']);
-      expect(await store.claimNext('n', 'e4')).toMatchObject({ id: 'a', attempts: 2 });
+      expect(await claimNext(store, 'n', 'e4')).toMatchObject({ id: 'a', attempts: 2 });
     });
 
     it('runs a replica under one account: never another replica of its task, nor with no account', async () => {
@@ -156,17 +213,17 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       // Another runner of the same account, and a worker with no account, get nothing.
       expect(await store.claim('r2', 'runner-a2', 'e2', 10_000, { accountId: 'acct-a' })).toBeUndefined();
       expect(await store.claim('r2', 'runner-x', 'e3', 10_000)).toBeUndefined();
-      expect(await store.claimNext('runner-a2', 'e4', 10_000, { accountId: 'acct-a' })).toBeUndefined();
+      expect(await claimNext(store, 'runner-a2', 'e4', 10_000, { accountId: 'acct-a' })).toBeUndefined();
       expect((await store.get('r2'))?.status).toBe('pending');
       expect(await store.claim('r2', 'runner-b', 'e5', 10_000, { accountId: 'acct-b' })).toMatchObject({ status: 'scheduled' });
       // The account may take its own replica again once it lost the lease; still no other.
       await store.transition('r1', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null });
       expect(await store.claim('r3', 'runner-a2', 'e6', 10_000, { accountId: 'acct-a' })).toBeUndefined();
       expect(await store.claim('r1', 'runner-a2', 'e7', 10_000, { accountId: 'acct-a' })).toMatchObject({ status: 'scheduled', attempts: 2 });
-      // claimNext passes over the replicas the account may not take.
+      // The claim passes over the replicas the account may not take.
       await store.insert({ id: 'plain', spec: SPEC });
-      expect((await store.claimNext('runner-a1', 'e8', 10_000, { accountId: 'acct-a' }))?.id).toBe('plain');
-      expect((await store.claimNext('runner-c', 'e9', 10_000, { accountId: 'acct-c' }))?.id).toBe('r3');
+      expect((await claimNext(store, 'runner-a1', 'e8', 10_000, { accountId: 'acct-a' }))?.id).toBe('plain');
+      expect((await claimNext(store, 'runner-c', 'e9', 10_000, { accountId: 'acct-c' }))?.id).toBe('r3');
       // Ordinary jobs need no account.
       await store.insert({ id: 'plain2', spec: SPEC });
       expect((await store.claim('plain2', 'runner-x', 'e10', 10_000))?.status).toBe('scheduled');
@@ -226,7 +283,7 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await store.touchRunner('r2')).toBe(true);
       expect(await store.touchRunner('r9')).toBe(false);
       await store.insert({ id: 'a', spec: SPEC });
-      await store.claimNext('r2', 'e1', 10_000);
+      await claimNext(store, 'r2', 'e1', 10_000);
       const runners = await store.listRunners();
       expect(runners.map((r) => [r.id, r.running])).toEqual([
         ['r2', 1],

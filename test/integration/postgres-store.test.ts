@@ -3,7 +3,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { startTestNode } from '../helpers/node.js';
-import { SPEC, jobStoreSuite } from '../helpers/store-suite.js';
+import { SPEC, claimNext, jobStoreSuite } from '../helpers/store-suite.js';
 import { ledgerStoreSuite } from '../helpers/ledger-suite.js';
 
 const url = inject('pgUrl');
@@ -22,7 +22,7 @@ describe('PostgresStore', () => {
       const claimed: string[] = [];
       const worker = async (store: PostgresStore, node: string) => {
         for (;;) {
-          const job = await store.claimNext(node, randomUUID());
+          const job = await claimNext(store, node, randomUUID());
           if (!job) return;
           claimed.push(job.id);
         }

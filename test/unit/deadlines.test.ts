@@ -41,9 +41,11 @@ describe('deadlines', () => {
       startWindowMs: 300,
     });
     await scheduler.start();
-    const hub = new RunnerHub({ store, scheduler, events, log: silentLogger, leaseTtlMs: 1000, outputLimitBytes: 1 << 20 });
+    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20 });
+    await hub.start();
+    scheduler.addOutputSource((jobId) => hub.liveOutput(jobId));
     stops.push(async () => {
-      hub.stop();
+      await hub.stop();
       await scheduler.stop();
       await store.close();
     });

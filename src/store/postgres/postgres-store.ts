@@ -197,29 +197,22 @@ export class PostgresStore implements JobStore {
   }
 
   /**
-   * One statement, so one round trip: pick, lease and record the execution atomically. A
+   * One statement, so one round trip: lock, lease and record the execution atomically. A
    * replica also reserves its account in replica_workers: the insert either takes the
    * (task, account) key or finds it held for this same replica; a key held for another
    * replica (even by a claim on another server not yet committed, which it waits for)
    * leaves the job unclaimed.
    */
-  private async claimWhere(
-    id: string | undefined,
-    nodeId: string,
-    executionId: string,
-    leaseTtlMs: number | undefined,
-    terms: ClaimTerms,
-  ): Promise<Job | undefined> {
+  async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
     const at = now();
-    const params: unknown[] = [executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs];
-    params.push(id ?? Date.now(), terms.accountId ?? null, terms.deadlineAt ?? null);
+    const expires = leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs;
+    const params = [executionId, nodeId, at, expires, id, terms.accountId ?? null, terms.deadlineAt ?? null];
     const { rows } = await this.pool.query<JobRow>(
       `WITH next AS (
-         SELECT id, parent FROM jobs WHERE status = 'pending'
-         ${id === undefined ? 'AND (not_before IS NULL OR not_before <= $5)' : 'AND id = $5'}
+         SELECT id, parent FROM jobs WHERE status = 'pending' AND id = $5
          AND (parent IS NULL OR ($6::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replica_workers w
            WHERE w.parent = jobs.parent AND w.account_id = $6 AND w.job_id <> jobs.id)))
-         ORDER BY seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED),
+         FOR UPDATE SKIP LOCKED),
        reserved AS (
          INSERT INTO replica_workers (parent, account_id, job_id)
          SELECT parent, $6, id FROM next WHERE parent IS NOT NULL
@@ -238,14 +231,6 @@ export class PostgresStore implements JobStore {
       params,
     );
     return rows[0] && toJob(rows[0]);
-  }
-
-  claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
-    return this.claimWhere(undefined, nodeId, executionId, leaseTtlMs, terms);
-  }
-
-  claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
-    return this.claimWhere(id, nodeId, executionId, leaseTtlMs, terms);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {

@@ -180,28 +180,16 @@ export class SqliteStore implements JobStore {
     return rows.map((r) => (r.owner === null ? { held: r.held } : { owner: r.owner, held: r.held }));
   }
 
-  /** Takes job `id` (or the oldest ready pending one `terms` allow) under a new lease, with its execution record. */
-  private readonly claimTx = (
-    id: string | undefined,
-    nodeId: string,
-    executionId: string,
-    leaseTtlMs: number | undefined,
-    terms: ClaimTerms,
-  ): string | undefined => {
+  /** Takes pending job `id` under a new lease, with its execution record, if `terms` allow it. */
+  private readonly claimTx = (id: string, nodeId: string, executionId: string, leaseTtlMs: number | undefined, terms: ClaimTerms): string | undefined => {
     // A replica only with an account that holds (or held) no other replica of its task.
     const allowed = `(parent IS NULL OR (? IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replica_workers w
       WHERE w.parent = jobs.parent AND w.account_id = ? AND w.job_id <> jobs.id)))`;
     const account = terms.accountId ?? null;
     return this.db.transaction(() => {
-      const row = (
-        id === undefined
-          ? this.stmt(
-                `SELECT id, attempts, parent FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
-                 AND ${allowed} ORDER BY seq ASC LIMIT 1`,
-              )
-              .get(Date.now(), account, account)
-          : this.stmt(`SELECT id, attempts, parent FROM jobs WHERE id = ? AND status = 'pending' AND ${allowed}`).get(id, account, account)
-      ) as { id: string; attempts: number; parent: string | null } | undefined;
+      const row = this.stmt(`SELECT id, attempts, parent FROM jobs WHERE id = ? AND status = 'pending' AND ${allowed}`).get(id, account, account) as
+        | { id: string; attempts: number; parent: string | null }
+        | undefined;
       if (!row) return undefined;
       if (row.parent !== null) {
         this.stmt('INSERT OR IGNORE INTO replica_workers (parent, account_id, job_id) VALUES (?, ?, ?)').run(row.parent, account, row.id);
@@ -219,11 +207,6 @@ export class SqliteStore implements JobStore {
       return row.id;
     }).immediate();
   };
-
-  async claimNext(nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
-    const id = this.claimTx(undefined, nodeId, executionId, leaseTtlMs, terms);
-    return id === undefined ? undefined : this.get(id);
-  }
 
   async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
     return this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined ? undefined : this.get(id);
