@@ -1,45 +1,69 @@
 /**
- * Mesh benchmark, with baselines in the same run:
+ * Mesh benchmark. Sides that are compared run in the same process, alternating, with the
+ * order flipped every sample; each round prints its ratio, and the summary is the median of
+ * the round ratios.
  *
- *   formation   N nodes (5, 20, 50) join through one bootstrap; time until every node
- *               holds every other's signed offer. Target: 20 nodes < 2 s.
- *   find        an idle provider that fits a job, once formed: the node's offer book
- *               (what placement uses) against a Kademlia findProviders query on the same
- *               mesh (the peer library's own way), and a fresh client joining to ask
- *               (gridx run --mesh). Target: < 100 ms median.
- *   forward     `echo hi` sent to a busy node and forwarded to an idle peer, against the
- *               same job run on that peer directly, alternating. Target ≤ 1.15×.
+ *   formation   N nodes (--sizes) join through one bootstrap; time until every node holds
+ *               every other's signed offer. No baseline: an absolute time against the target
+ *               (20 nodes < 2 s). Also with one process per node (--process-sizes).
+ *   find        an idle provider that fits a job, as a fresh client finds one (`gridx run
+ *               --mesh`: new key, new libp2p node, bootstrap, offers, a DHT query, ranking,
+ *               stop), on each formed mesh. Main baseline: the same kind of fresh libp2p node
+ *               dialling the bootstrap peer and completing identify, then stopping: the least
+ *               any fresh mesh client pays before it can learn anything. Second baseline: a
+ *               fresh HTTP connection asking a known node's GET /status (the non-mesh way to
+ *               ask one node whether it is idle). Target: < 100 ms median.
+ *   forward     `echo hi` sent to a busy node and forwarded to an idle peer, against the same
+ *               job run on that peer directly. Target ≤ 1.15×.
  *
- * Usage: npm run bench:mesh -- [--sizes 5,20,50] [--runs N]
+ * Usage: npm run bench:mesh -- [--sizes 5,20,50] [--process-sizes 5,20] [--rounds N]
+ *                              [--runs N] [--only inproc,processes,forward]
+ *   --rounds × --runs is the number of samples per side for find and forward (default 5 × 6).
  */
 
 import '../src/polyfills.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
 import { loadConfig } from '../src/config/load.js';
 import { connectDocker, ensureLocalImage, LOCAL_IMAGE } from '../src/executor/docker/engine.js';
+import { LABELS } from '../src/executor/docker/sandbox.js';
 import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
 import { createLogger } from '../src/logger.js';
-import { offersKey } from '../src/mesh/mesh.js';
 import { GridxNode } from '../src/node/node.js';
 import { GridxClient } from '../src/sdk/client.js';
-import { findNodes, needsOf } from '../src/sdk/mesh-client.js';
+import { findNodes } from '../src/sdk/mesh-client.js';
+import { flipped, fmtMs, median, round, timed, verdict } from './stats.js';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20,50' },
     'process-sizes': { type: 'string', default: '5,20' },
-    runs: { type: 'string', default: '30' },
+    rounds: { type: 'string', default: '5' },
+    runs: { type: 'string', default: '6' },
+    only: { type: 'string', default: 'inproc,processes,forward' },
   },
 });
-const SIZES = values.sizes.split(',').map(Number);
+const list = (s: string) => s.split(',').filter(Boolean).map(Number);
+const SIZES = list(values.sizes);
+const PROCESS_SIZES = list(values['process-sizes']);
+const ROUNDS = Number(values.rounds);
 const RUNS = Number(values.runs);
-const PROCESS_SIZES = values['process-sizes'].split(',').filter(Boolean).map(Number);
+const ONLY = new Set(values.only.split(','));
+if (![ROUNDS, RUNS].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--rounds and --runs take positive whole numbers');
 const log = createLogger('error');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-mesh-'));
+const results: Record<string, unknown> = {};
 let dirs = 0;
 
 function config(bootstrap: string[], slots = 1) {
@@ -49,13 +73,74 @@ function config(bootstrap: string[], slots = 1) {
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+interface Side {
+  name: string;
+  once: () => Promise<void>;
+  /** Off the clock, after each sample: lets work the sample left behind (container removal) finish. */
+  settle?: () => Promise<void>;
 }
 
-const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(1)} ms`);
+/**
+ * --rounds rounds of --runs samples per side, order flipped every sample. Prints each
+ * round's ratio of the first side to each other side, and the median of those ratios.
+ */
+async function alternate(sides: Side[], indent = '  '): Promise<{ medians: Record<string, number>; ratios: Record<string, number[]> }> {
+  const [ours, ...others] = sides as [Side, ...Side[]];
+  const all = new Map(sides.map((s) => [s.name, [] as number[]]));
+  const ratios = new Map(others.map((o) => [o.name, [] as number[]]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const mine = new Map(sides.map((s) => [s.name, [] as number[]]));
+    for (let i = 0; i < RUNS; i++) {
+      for (const side of flipped(sides, r * RUNS + i)) {
+        mine.get(side.name)!.push(await timed(side.once));
+        await side.settle?.();
+      }
+    }
+    for (const [name, xs] of mine) all.get(name)!.push(...xs);
+    const m = (name: string) => median(mine.get(name)!);
+    for (const o of others) ratios.get(o.name)!.push(m(ours.name) / m(o.name));
+    const parts = sides.map((s) => `${s.name} ${fmtMs(m(s.name))}`).join(', ');
+    const rs = others.map((o) => `${ours.name}/${o.name} ${ratios.get(o.name)!.at(-1)!.toFixed(2)}`).join(', ');
+    console.log(`${indent}round ${r + 1}: medians ${parts}; ${rs}`);
+  }
+  const medians = Object.fromEntries(sides.map((s) => [s.name, median(all.get(s.name)!)]));
+  console.log(`${indent}all ${ROUNDS * RUNS} samples per side: ${sides.map((s) => `${s.name} median ${fmtMs(medians[s.name]!)}`).join(', ')}`);
+  for (const [name, rs] of ratios) {
+    console.log(`${indent}${ours.name}/${name} per round: ${rs.map((x) => x.toFixed(2)).join(' ')}; median ratio ${median(rs).toFixed(2)}`);
+  }
+  return { medians, ratios: Object.fromEntries(ratios) };
+}
+
+/** The main find baseline: a fresh libp2p node (same transport, encryption, muxer) dials and identifies one known peer. */
+async function dialAndIdentify(target: string): Promise<void> {
+  const node = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+  });
+  try {
+    const identified = new Promise<void>((resolve) => node.addEventListener('peer:identify', () => resolve(), { once: true }));
+    await node.dial(multiaddr(target), { signal: AbortSignal.timeout(5000) });
+    await Promise.race([identified, new Promise((_, reject) => setTimeout(() => reject(new Error('identify timed out')), 5000).unref())]);
+  } finally {
+    await node.stop();
+  }
+}
+
+/** The second find baseline: GET /status of a known node on a new TCP connection (no keep-alive pool). */
+function askStatus(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}/status`, { agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => ((JSON.parse(body) as { status?: string }).status === 'idle' ? resolve() : reject(new Error(`status: ${body.slice(0, 200)}`))));
+    });
+    req.once('error', reject);
+  });
+}
 
 async function formation(n: number): Promise<void> {
   const nodes: GridxNode[] = [];
@@ -74,36 +159,30 @@ async function formation(n: number): Promise<void> {
       await new Promise((r) => setTimeout(r, 5));
     }
     const formed = performance.now() - t0;
-    console.log(`  N=${String(n).padStart(2)}: formed in ${fmt(formed)} (all ${n - 1} joiners started within ${fmt(started)}; every node holds ${n - 1} offers)`);
+    console.log(`
+  N=${String(n).padStart(2)}: formed in ${fmtMs(formed)} (all ${n - 1} joiners started within ${fmtMs(started)}; every node holds ${n - 1} offers)`);
 
-    // Finding an idle provider that fits, once formed.
-    const spec = needsOf({ image: LOCAL_IMAGE, command: 'echo hi', resources: { memory: '64m' } });
-    const asker = nodes[n - 1]!.peerMesh!;
-    const book: number[] = [];
-    for (let i = 0; i < 200; i++) {
-      const t = performance.now();
-      if (asker.book.candidates(spec).length === 0) throw new Error('no candidate');
-      book.push(performance.now() - t);
-    }
-    const dht: number[] = [];
-    const key = await offersKey();
-    for (let i = 0; i < 10; i++) {
-      const t = performance.now();
-      let found = 0;
-      for await (const _ of asker.libp2p.contentRouting.findProviders(key, { signal: AbortSignal.timeout(5000) })) {
-        if (++found >= 1) break;
-      }
-      dht.push(performance.now() - t);
-    }
-    const fresh: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      await findNodes({ image: LOCAL_IMAGE, command: 'echo hi' }, { bootstrap });
-      fresh.push(performance.now() - t);
-    }
-    console.log(
-      `        find idle fitting provider: offer book ${fmt(median(book))} | DHT findProviders (first provider) ${fmt(median(dht))} | fresh client joining ${fmt(median(fresh))}  (medians; book/DHT ratio ${(median(book) / median(dht)).toFixed(4)})`,
-    );
+    // A fresh client each sample, bootstrapping from the first node, as `gridx run --mesh` does.
+    const freshClient: Side = {
+      name: 'fresh-client',
+      once: async () => {
+        const found = await findNodes({ image: LOCAL_IMAGE, command: 'echo hi' }, { bootstrap });
+        if (found.length === 0) throw new Error('the fresh client found no idle provider');
+      },
+    };
+    const dial: Side = { name: 'dial+identify', once: () => dialAndIdentify(bootstrap[0]!) };
+    const status: Side = { name: 'http-status', once: () => askStatus(first.url!) };
+    for (const s of [freshClient, dial, status]) await s.once(); // warm-up, off the record
+    console.log(`  find an idle fitting provider from a fresh client, ${ROUNDS} rounds × ${RUNS} samples per side:`);
+    const { medians, ratios } = await alternate([freshClient, dial, status], '    ');
+    const ms = medians['fresh-client']!;
+    console.log(`    fresh client median ${fmtMs(ms)}: target < 100 ms ${ms < 100 ? 'MET' : 'MISSED'}`);
+    results[`formation_${n}`] = { formedMs: round(formed), joinersStartedMs: round(started) };
+    results[`find_${n}`] = {
+      medianMs: Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, round(v, 2)])),
+      ratioVsDialIdentify: round(median(ratios['dial+identify']!), 2),
+      ratioVsHttpStatus: round(median(ratios['http-status']!), 2),
+    };
   } finally {
     await Promise.all(nodes.map((x) => x.stop()));
   }
@@ -144,7 +223,8 @@ async function formationProcesses(n: number): Promise<void> {
       );
     }
     const formed = performance.now() - t0;
-    console.log(`  N=${String(n).padStart(2)} processes: formed in ${fmt(formed)} (all ${n - 1} joiners listening within ${fmt(started)}; formed ${fmt(formed - started)} after the last one listened)`);
+    console.log(`  N=${String(n).padStart(2)} processes: formed in ${fmtMs(formed)} (all ${n - 1} joiners listening within ${fmtMs(started)}; formed ${fmtMs(formed - started)} after the last one listened)`);
+    results[`formation_processes_${n}`] = { formedMs: round(formed), listeningMs: round(started), afterLastListenedMs: round(formed - started) };
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
@@ -166,34 +246,27 @@ async function forwarding(): Promise<void> {
     const blocker = await ca.submit({ image: LOCAL_IMAGE, command: ['sleep', '600'], pin: true }, { wait: false });
     while ((await ca.get(blocker.id)).status !== 'running') await new Promise((r) => setTimeout(r, 20));
     const run = async (client: GridxClient, pin: boolean, expectOn: string) => {
-      const t = performance.now();
       const job = await client.submit({ image: LOCAL_IMAGE, command: 'echo hi', pin });
-      const ms = performance.now() - t;
       if (job.status !== 'completed' || job.stdout !== 'hi\n' || job.executedBy !== expectOn) {
         throw new Error(`job ${job.id}: ${job.status} on ${job.executedBy}`);
       }
-      return ms;
     };
-    for (let i = 0; i < 3; i++) {
-      await run(ca, false, b.id);
-      await run(cb, true, b.id);
-    }
-    const forwarded: number[] = [];
-    const local: number[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      if (i % 2 === 0) {
-        forwarded.push(await run(ca, false, b.id));
-        local.push(await run(cb, true, b.id));
-      } else {
-        local.push(await run(cb, true, b.id));
-        forwarded.push(await run(ca, false, b.id));
+    // Both sides run their container on B; B removes it after answering, so wait for that
+    // before the next sample starts (the blocker on A carries A's label, not B's).
+    const settle = async () => {
+      while ((await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${b.id}`] } })).length > 0) {
+        await new Promise((r) => setTimeout(r, 10));
       }
-    }
-    const ratio = median(forwarded) / median(local);
-    console.log(`\nforward, \`echo hi\` in the sandbox, ${RUNS} runs each, alternating:`);
-    console.log(`  sent to busy node A, forwarded to B   median ${fmt(median(forwarded))}`);
-    console.log(`  sent to B directly, run there         median ${fmt(median(local))}`);
-    console.log(`  ratio (forwarded / local): ${ratio.toFixed(3)}   target ≤ 1.15  ${ratio <= 1.15 ? 'MET' : 'MISSED'}`);
+    };
+    const forwarded: Side = { name: 'forwarded', once: () => run(ca, false, b.id), settle };
+    const local: Side = { name: 'local', once: () => run(cb, true, b.id), settle };
+    for (let i = 0; i < 3; i++) for (const s of [forwarded, local]) await s.once(); // warm-up
+    console.log(`\nforward, \`echo hi\` in the sandbox, ${ROUNDS} rounds × ${RUNS} runs per side, alternating:`);
+    console.log('  forwarded = sent to busy node A, forwarded to B; local = sent to B directly, run there');
+    const { medians, ratios } = await alternate([forwarded, local]);
+    const ratio = median(ratios.local!);
+    console.log(`  median ratio forwarded / local: ${ratio.toFixed(3)}   ${verdict(ratio, 1.15, 'at-most')}`);
+    results.forward = { medianMs: { forwarded: round(medians.forwarded!), local: round(medians.local!) }, roundRatios: ratios.local!.map((x) => round(x, 3)), ratio: round(ratio, 3) };
     await ca.cancel(blocker.id);
   } finally {
     await Promise.all([a.stop(), b.stop()]);
@@ -202,11 +275,16 @@ async function forwarding(): Promise<void> {
 
 async function main(): Promise<void> {
   console.log(`Grid-X mesh benchmark: ${os.cpus().length} cores, all nodes in one process on loopback`);
-  console.log('\nformation (target: 20 nodes < 2 s) and find (target: < 100 ms):');
-  for (const n of SIZES) await formation(n);
-  if (PROCESS_SIZES.length > 0) console.log('\nformation with one process per node (the time includes each process starting up):');
-  for (const n of PROCESS_SIZES) await formationProcesses(n);
-  await forwarding();
+  if (ONLY.has('inproc')) {
+    console.log('\nformation (target: 20 nodes < 2 s) and find from a fresh client (target: < 100 ms):');
+    for (const n of SIZES) await formation(n);
+  }
+  if (ONLY.has('processes') && PROCESS_SIZES.length > 0) {
+    console.log('\nformation with one process per node (the time includes each process starting up):');
+    for (const n of PROCESS_SIZES) await formationProcesses(n);
+  }
+  if (ONLY.has('forward')) await forwarding();
+  console.log(`\nRESULT ${JSON.stringify(results)}`);
 }
 
 main()
