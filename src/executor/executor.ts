@@ -5,6 +5,7 @@
  */
 
 import type { ExecutionResult, JobSpec } from '../domain/job.js';
+import { GridxError } from '../errors.js';
 
 export interface ExecutionRequest {
   /** Unique per attempt; also the lease token of the attempt. */
@@ -18,7 +19,18 @@ export type OutputStream = 'stdout' | 'stderr';
 export interface StartOptions {
   /** Called with each piece of output as the job writes it, after the cap is applied. */
   onOutput?: (stream: OutputStream, data: string) => void;
+  /**
+   * Ends the execution from outside, the same way in every executor. Aborted before
+   * start() resolves (already aborted, or during a pull, create or a peer's answer): start
+   * rejects with UNAVAILABLE, nothing is left running and the id is forgotten, so wait()
+   * rejects with NOT_FOUND. Aborted after: the execution is cancelled, as by cancel().
+   */
   signal?: AbortSignal;
+}
+
+/** The error start() rejects with when its signal aborts before the execution runs. */
+export function startAborted(executionId: string): GridxError {
+  return new GridxError('UNAVAILABLE', `execution ${executionId} was not started: its start was aborted (the node is stopping or the caller gave up); try again`);
 }
 
 export interface OutputSnapshot {
@@ -33,7 +45,8 @@ export interface Executor {
    * Creates and starts the execution; resolves once it runs. Idempotent: starting an id
    * that is already known is a no-op. Rejects with IMAGE_NOT_FOUND when the image is
    * missing and cannot be pulled, LIMIT_EXCEEDED when the node's policy refuses it at
-   * creation (its registry, a volume's real path), DOCKER_UNAVAILABLE when the engine fails.
+   * creation (its registry, a volume's real path), DOCKER_UNAVAILABLE when the engine fails,
+   * UNAVAILABLE when `options.signal` aborts first (see StartOptions.signal).
    */
   start(request: ExecutionRequest, options?: StartOptions): Promise<void>;
   /** Resolves when the execution has ended and its resources are released or scheduled for release. */

@@ -6,13 +6,28 @@
  * credits nothing twice. Withdrawals: the balance is debited and the request recorded
  * together; the transfer is signed and its hash and raw bytes recorded before it is
  * broadcast; a restart re-broadcasts the same signed bytes (same nonce: it can land only
- * once) and settles by the receipt. A transfer the chain refuses is reversed in the ledger.
+ * once) and settles by the receipt. A transfer that reverts, or whose nonce another
+ * transaction of the treasury took, is reversed in the ledger; which of these a refused
+ * broadcast means is read from the chain's state, never from the node's error text.
  */
 
 import { randomUUID } from 'node:crypto';
-import { type Address, type Hex, zeroAddress, encodeFunctionData, erc20Abi, getAddress, keccak256, parseAbiItem, verifyMessage } from 'viem';
+import {
+  type Address,
+  type Hex,
+  type TransactionReceipt,
+  TransactionNotFoundError,
+  TransactionReceiptNotFoundError,
+  zeroAddress,
+  encodeFunctionData,
+  erc20Abi,
+  getAddress,
+  keccak256,
+  parseAbiItem,
+  verifyMessage,
+} from 'viem';
 import { formatAmount } from '../domain/amount.js';
-import { GridxError, messageOf } from '../errors.js';
+import { GridxError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Account, LedgerStore, Transfer, Withdrawal } from '../store/ledger-store.js';
 import { SYSTEM_ACCOUNTS } from '../store/ledger-store.js';
@@ -211,19 +226,14 @@ export class Settlement {
   private async send(w: Withdrawal): Promise<void> {
     const { clients } = this.deps;
     const hash = w.txHash as Hex;
-    let receipt = await clients.public.getTransactionReceipt({ hash }).catch(() => undefined);
+    let receipt = await this.receipt(hash);
     if (!receipt) {
       try {
         await clients.public.sendRawTransaction({ serializedTransaction: w.rawTx as Hex });
       } catch (err) {
-        // Already known or already mined: the receipt below decides. A nonce used by another
-        // transaction means this one can never land: reverse it.
-        const text = messageOf(err).toLowerCase();
-        if (text.includes('nonce too low') || text.includes('nonce has already been used')) {
-          receipt = await clients.public.getTransactionReceipt({ hash }).catch(() => undefined);
+        if (await this.nonceTaken(w, hash, err)) {
+          receipt = await this.receipt(hash);
           if (!receipt) return this.reverse(w, 'its nonce was taken by another transaction of the treasury');
-        } else if (!text.includes('already known')) {
-          throw err;
         }
       }
       this.deps.afterBroadcast?.(w);
@@ -236,6 +246,34 @@ export class Settlement {
     } else {
       await this.reverse(w, `the transfer reverted on chain (tx ${hash}); does the treasury hold enough tokens?`);
     }
+  }
+
+  /** The transaction's receipt, or undefined while it is not mined; any other failure is thrown. */
+  private async receipt(hash: Hex): Promise<TransactionReceipt | undefined> {
+    return this.deps.clients.public.getTransactionReceipt({ hash }).catch((err: unknown) => {
+      if (err instanceof TransactionReceiptNotFoundError) return undefined;
+      throw err;
+    });
+  }
+
+  /**
+   * After the node refused a broadcast: whether this transfer can never land. Nodes word
+   * their refusals differently ("already known", "nonce too low", ...) and viem files
+   * "already known" under NonceTooLowError too, so the chain's state decides, not the
+   * error: our own transaction known to the node (pending or mined) goes on to its receipt
+   * (false); its nonce used by a mined transaction means it never lands (true); neither,
+   * and the refusal stands (thrown; the next pass tries again).
+   */
+  private async nonceTaken(w: Withdrawal, hash: Hex, refusal: unknown): Promise<boolean> {
+    const { clients } = this.deps;
+    const known = await clients.public.getTransaction({ hash }).catch((err: unknown) => {
+      if (err instanceof TransactionNotFoundError) return undefined;
+      throw err;
+    });
+    if (known) return false;
+    const mined = await clients.public.getTransactionCount({ address: this.treasuryAddress, blockTag: 'latest' });
+    if (w.nonce !== undefined && mined > w.nonce) return true;
+    throw refusal;
   }
 
   private async reverse(w: Withdrawal, why: string): Promise<void> {

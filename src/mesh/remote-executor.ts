@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { ExecutionResult } from '../domain/job.js';
 import { signedBytes } from '../domain/result-digest.js';
 import { GridxError, messageOf } from '../errors.js';
-import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor/executor.js';
+import { type ExecutionRequest, type Executor, type OutputSnapshot, type StartOptions, startAborted } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
 import type { JsonChannel } from './wire.js';
 import type { JobMessage } from './job-service.js';
@@ -38,6 +38,8 @@ export class RemoteExecutor implements Executor {
 
   async start(request: ExecutionRequest, options: StartOptions = {}): Promise<void> {
     if (this.runs.has(request.executionId)) return;
+    const aborted = options.signal;
+    if (aborted?.aborted) throw startAborted(request.executionId);
     const run: RemoteRun = {
       jobId: request.jobId,
       executionId: request.executionId,
@@ -47,7 +49,8 @@ export class RemoteExecutor implements Executor {
     };
     this.runs.set(request.executionId, run);
     try {
-      const signal = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+      const answerTime = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+      const signal = aborted ? AbortSignal.any([answerTime, aborted]) : answerTime;
       const channel = await this.open(this.peerId, signal);
       run.channel = channel;
       await channel.write({ type: 'run', jobId: request.jobId, executionId: request.executionId, spec: request.spec }, { signal });
@@ -57,12 +60,21 @@ export class RemoteExecutor implements Executor {
         throw new GridxError('REMOTE_ERROR', `refused: ${answer.reason}`);
       }
       if (answer?.type !== 'accepted') throw new GridxError('REMOTE_ERROR', `unexpected answer ${JSON.stringify(answer?.type)}`);
+      // Accepted, then aborted: the closed stream tells the peer to cancel its copy.
+      if (aborted?.aborted) throw startAborted(request.executionId);
       run.result = this.follow(run, channel, options);
       run.result.catch(() => {});
       if (run.cancelled) await channel.write({ type: 'cancel' }).catch(() => {});
+      if (aborted) {
+        const onAbort = () => void this.cancel(request.executionId);
+        aborted.addEventListener('abort', onAbort, { once: true });
+        const off = () => aborted.removeEventListener('abort', onAbort);
+        run.result.then(off, off);
+      }
     } catch (err) {
       this.runs.delete(request.executionId);
       run.channel?.stream.abort(err as Error);
+      if (aborted?.aborted) throw startAborted(request.executionId);
       throw err instanceof GridxError ? err : new GridxError('REMOTE_ERROR', `peer ${this.peerId}: ${messageOf(err)}`, { cause: err });
     }
   }

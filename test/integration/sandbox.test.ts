@@ -76,10 +76,13 @@ describe('sandbox (real Docker)', () => {
     expect(job.stdout).toBe('ok\n');
   });
 
-  it('runs as uid 65534, not root', async () => {
-    const job = await sh('id -u; id -g; cat /etc/shadow 2>&1; echo x > /proc/sys/kernel/hostname');
-    expect(job.stdout!.split('\n').slice(0, 2)).toEqual(['65534', '65534']);
-    expect(job.status).toBe('failed');
+  it('runs as uid and gid 65534 (real, effective, saved, fs), in no other group, and owns what it writes', async () => {
+    // As the kernel sees the process and the files it makes, not as a permission error
+    // (the image has no root-only file whose refusal could tell root from nobody).
+    const job = await sh('grep -E "^(Uid|Gid|Groups):" /proc/self/status; touch /tmp/mine; stat -c "%u:%g" /tmp/mine');
+    expect(job.status).toBe('completed');
+    const lines = job.stdout!.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    expect(lines).toEqual(['Uid: 65534 65534 65534 65534', 'Gid: 65534 65534 65534 65534', 'Groups: 65534', '65534:65534']);
   });
 
   it('has no capabilities, no-new-privileges and seccomp filtering', async () => {

@@ -11,7 +11,7 @@ import type { ExecutionResult, JobSpec } from '../../domain/job.js';
 import type { VolumeRoots } from '../../domain/volume-paths.js';
 import { GridxError, clip, isGridxError, messageOf } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import type { ExecutionRequest, Executor, OutputSnapshot, StartOptions } from '../executor.js';
+import { type ExecutionRequest, type Executor, type OutputSnapshot, type StartOptions, startAborted } from '../executor.js';
 import { CappedOutput } from '../output.js';
 import { type Lookup, isNoSuchImage, pullImage, pullRefusal } from './images.js';
 import { LABELS, containerName, containerOptions, type SandboxSettings } from './sandbox.js';
@@ -96,23 +96,42 @@ export class DockerExecutor implements Executor {
   }
 
   async start(request: ExecutionRequest, options: StartOptions = {}): Promise<void> {
-    if (this.runs.has(request.executionId)) return;
+    const { executionId } = request;
+    if (this.runs.has(executionId)) return;
+    const { signal } = options;
+    if (signal?.aborted) throw startAborted(executionId);
     // Registered before the first await, so cancel() always finds it.
     const run = new Run(request, this.options.outputLimitBytes);
-    this.runs.set(request.executionId, run);
+    this.runs.set(executionId, run);
+    // An abort kills whatever exists by then; start() below turns one before the start into UNAVAILABLE.
+    const onAbort = () => void this.cancel(executionId);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const off = () => signal?.removeEventListener('abort', onAbort);
+    run.result.then(off, off);
     try {
       await this.launch(run, options);
     } catch (err) {
       if (run.container) this.remove(run.container);
+      if (signal?.aborted) {
+        this.runs.delete(executionId);
+        run.settle(Promise.reject(startAborted(executionId)));
+        throw startAborted(executionId);
+      }
       if (run.cancelled) {
         // Cancelled while being set up: not an error; wait() reports it as cancelled.
         run.settle(Promise.resolve(run.resultWith(undefined, false)));
         return;
       }
-      this.runs.delete(request.executionId);
+      this.runs.delete(executionId);
+      signal?.removeEventListener('abort', onAbort);
       throw isGridxError(err)
         ? err
         : new GridxError('DOCKER_UNAVAILABLE', `Docker could not start the job: ${messageOf(err)}`, { cause: err });
+    }
+    if (signal?.aborted) {
+      // Aborted while the container started: it was killed, and finish() removes it.
+      this.runs.delete(executionId);
+      throw startAborted(executionId);
     }
   }
 
@@ -120,7 +139,7 @@ export class DockerExecutor implements Executor {
     const { request } = run;
     const { ref, spec } = await this.admit(request.spec);
     const create = containerOptions({ ...request, spec }, this.options, this.options.nodeId);
-    const container = await this.create(create, ref, request.spec.image);
+    const container = await this.create(create, ref, request.spec.image, options.signal);
     run.container = container;
     if (run.cancelled) throw new Error('cancelled before start');
 
@@ -208,7 +227,7 @@ export class DockerExecutor implements Executor {
     return { ref, spec: { ...submitted, image: ref.canonical, volumes } };
   }
 
-  private async create(create: Docker.ContainerCreateOptions, ref: ImageRef, shown: string): Promise<Docker.Container> {
+  private async create(create: Docker.ContainerCreateOptions, ref: ImageRef, shown: string, signal?: AbortSignal): Promise<Docker.Container> {
     try {
       return await this.docker.createContainer(create);
     } catch (err) {
@@ -219,9 +238,11 @@ export class DockerExecutor implements Executor {
         this.log.info(`pulling image ${image}`);
         await pullImage(this.docker, ref, shown, {
           timeoutMs: this.options.pullTimeoutMs,
+          ...(signal ? { signal } : {}),
           onProgress: (line) => this.log.debug(`pull ${image}: ${line}`),
           onFailure: (message) => this.log.debug(`pull ${image} failed: ${message}`),
         });
+        if (signal?.aborted) throw new Error('start aborted during the pull');
         return await this.docker.createContainer(create);
       }
       if ((err as { statusCode?: number }).statusCode === 409) {

@@ -15,6 +15,8 @@ export interface PullOptions {
    * quote whatever the remote end answered, and that goes to no user.
    */
   onFailure?: (engineMessage: string) => void;
+  /** Stops waiting for the pull (the engine may finish it for others). */
+  signal?: AbortSignal;
 }
 
 /** Resolves a host name to its addresses (all of them). */
@@ -65,6 +67,7 @@ export async function pullImage(docker: Docker, ref: ImageRef, shown: string, op
   let stream: NodeJS.ReadableStream | undefined;
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
+  let onAbort: (() => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       timer = setTimeout(() => {
@@ -72,6 +75,12 @@ export async function pullImage(docker: Docker, ref: ImageRef, shown: string, op
         reject(new Error(`pull did not finish within ${formatDuration(options.timeoutMs)}`));
         (stream as { destroy?: () => void } | undefined)?.destroy?.();
       }, options.timeoutMs);
+      if (options.signal?.aborted) return reject(new Error('pull aborted'));
+      onAbort = () => {
+        reject(new Error('pull aborted'));
+        (stream as { destroy?: () => void } | undefined)?.destroy?.();
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       // A digest, when given, goes where the tag would: the engine reads it as one.
       const from = { fromImage: `${ref.registry}/${ref.repository}`, tag: ref.digest ?? ref.tag ?? 'latest' };
       docker.createImage(from, (err: unknown, s: NodeJS.ReadableStream) => {
@@ -102,6 +111,7 @@ export async function pullImage(docker: Docker, ref: ImageRef, shown: string, op
     );
   } finally {
     clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -1,0 +1,27 @@
+/**
+ * The Executor contract against the remote (mesh) executor: two real nodes in one process
+ * on a libp2p mesh on loopback; the peer runs what it is forwarded on a no-op executor
+ * that reads the spec's command as a script, so the contract's specs mean the same there.
+ */
+import { isTerminal } from '../../src/domain/job.js';
+import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
+import { RemoteExecutor } from '../../src/mesh/remote-executor.js';
+import { eventually } from '../helpers/docker.js';
+import { executorSuite } from '../helpers/executor-suite.js';
+import { startMeshNode } from '../helpers/node.js';
+
+executorSuite('remote (mesh)', async () => {
+  const peer = await startMeshNode({ flags: { slots: 4 }, executor: new NoopExecutor({ script: true }) });
+  const origin = await startMeshNode({ bootstrap: [peer.node.peerMesh!.multiaddrs[0]!], flags: { slots: 0 }, executor: new NoopExecutor() });
+  await eventually(() => origin.client.status(), (s) => s.peers === 1, 15_000);
+  const executor = new RemoteExecutor(peer.node.id, (id, signal) => origin.node.peerMesh!.openJobChannel(id, signal), 1024 * 1024);
+  return {
+    executor,
+    // The peer's copies carry its own ids: any unfinished one is left over.
+    leftovers: async () => (await peer.node.jobs.list()).jobs.filter((j) => !isTerminal(j.status)).length,
+    close: async () => {
+      await executor.stop();
+      await Promise.all([origin.stop(), peer.stop()]);
+    },
+  };
+});
