@@ -19,15 +19,19 @@ export class EventLog {
   private readonly live = new TypedEmitter<{ 'event:appended': StoredEvent }>((_, err) =>
     this.log.warn(`event subscriber failed: ${messageOf(err)}`),
   );
-  private readonly offs: Array<() => void>;
+  private offs: Array<() => void> = [];
   /** Owner of each job with events in flight (output events do not carry the job). */
   private readonly owners = new Map<string, string | null>();
 
   constructor(
     private readonly store: JobStore,
-    events: TypedEmitter<JobEventMap>,
+    private readonly events: TypedEmitter<JobEventMap>,
     private readonly log: Logger,
-  ) {
+  ) {}
+
+  /** Starts recording: every change emitted from now on is stored, in order. */
+  async start(): Promise<void> {
+    const { events } = this;
     this.offs = [
       events.on('job:status', ({ job }) => {
         if (isTerminal(job.status)) this.owners.delete(job.id);
@@ -65,8 +69,10 @@ export class EventLog {
     return this.chain;
   }
 
-  stop(): void {
+  /** Stops listening and waits until what was emitted before is stored. */
+  async stop(): Promise<void> {
     this.offs.forEach((off) => off());
+    await this.chain;
   }
 
   /** Appends in emit order; `make` may look the owner up first. */

@@ -43,7 +43,7 @@ export class ResourceMonitor {
     this.timer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.timer);
   }
 

@@ -1,8 +1,8 @@
 /**
  * The one place that wires components and orders their start and stop. Components are
  * Startable (domain/startable.ts); policy lives in them, not here.
- * Start: identity → store → ledger → executor → monitor → runner hub → API (listens;
- * submits wait for the scheduler) → mesh → scheduler (reap, recover, then claim, renew and
+ * Start: identity → store → ledger → executor → monitor → runner hub → event log → API
+ * (listens; submits wait for the scheduler) → mesh → scheduler (reap, recover, then claim, renew and
  * sweep) → chain settlement → verifier (decides what ended meanwhile) → payouts (settle
  * what ended meanwhile).
  * Stop: refuse new work (shutdown signal) → runner hub → verifier → scheduler (stops
@@ -12,9 +12,12 @@
 
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
+import { ApiServer } from '../api/server.js';
+import type { Startable } from '../domain/startable.js';
 import { EventLog } from '../api/event-log.js';
 import { StreamSlots } from '../api/stream-slots.js';
 import type { Config } from '../config/schema.js';
+import { checkExposure } from '../config/exposure.js';
 import { type JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type JobLimits, imageRef } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
@@ -40,9 +43,6 @@ import { Ledger } from '../ledger/ledger.js';
 import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 export interface NodeOptions {
   config: Readonly<Config>;
@@ -58,7 +58,6 @@ export interface NodeOptions {
 /** Images listed in an offer at most. */
 const MAX_OFFER_IMAGES = 64;
 const IMAGE_REFRESH_MS = 10_000;
-const API_CLOSE_GRACE_MS = 2000;
 /** How often ended tasks whose settlement or verification is missing (a crash, another server) are swept. */
 const SETTLE_SWEEP_MS = 5000;
 
@@ -67,7 +66,7 @@ export class GridxNode {
   private identity?: Identity;
   private store?: JobStore;
   private scheduler?: Scheduler;
-  private app?: FastifyInstance;
+  private api?: ApiServer;
   private monitor?: ResourceMonitor;
   private mesh?: Mesh;
   private eventLog?: EventLog;
@@ -103,19 +102,8 @@ export class GridxNode {
 
   async start(): Promise<string> {
     const { config, log } = this.options;
-    if (config.auth === 'open' && !isLoopback(config.host)) {
-      throw new GridxError(
-        'CONFIG_INVALID',
-        `an open API (api.auth: open) on ${config.host} would let anyone on the network submit and cancel jobs; listen on 127.0.0.1, or set api.auth: required (GRIDX_AUTH=required) and give users keys from gridx account create`,
-      );
-    }
+    checkExposure(config);
     const p2pHost = config.mesh.p2pHost ?? config.host;
-    if (config.mesh.enabled && config.auth === 'open' && config.mesh.accept === 'any' && !isLoopback(p2pHost)) {
-      throw new GridxError(
-        'CONFIG_INVALID',
-        `an open node taking jobs from any peer on ${p2pHost} would let anyone on the network run jobs; keep --p2p-host on 127.0.0.1, or list the peers you trust in mesh.accept (GRIDX_MESH_ACCEPT)`,
-      );
-    }
     try {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
@@ -195,7 +183,7 @@ export class GridxNode {
       }));
       scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
       await runners.start();
-      this.app = buildApp({
+      const app = buildApp({
         eventLog: this.eventLog,
         runners,
         leaseTtlMs: config.leaseTtlMs,
@@ -218,13 +206,12 @@ export class GridxNode {
         shutdown: this.shutdown.signal,
         log: log.child('api'),
       });
-      const address = await this.app.listen({ host: config.host, port: config.apiPort });
-      this.url = address.replace('[::1]', 'localhost');
-      await this.mesh?.start();
-      await scheduler.start();
-      await this.settlement?.start();
-      await verifier.start();
-      await payouts.start();
+      const api = (this.api = new ApiServer(app, { host: config.host, port: config.apiPort }));
+      // The order of the header comment; stop() runs its own order over the same components.
+      for (const component of [this.eventLog, api, this.mesh, scheduler, this.settlement, verifier, payouts]) {
+        await component?.start();
+      }
+      this.url = api.url!;
       return this.url;
     } catch (err) {
       await this.stop().catch(() => {});
@@ -286,22 +273,6 @@ export class GridxNode {
   }
 
 
-  /**
-   * Closes the API; waiting requests were answered when shutdown began. A client that
-   * keeps a connection half-open cannot hold the stop: after a grace period it is cut.
-   */
-  private async closeApi(): Promise<void> {
-    const app = this.app;
-    if (!app) return;
-    const closed = app.close();
-    const timer = setTimeout(() => app.server.closeAllConnections(), API_CLOSE_GRACE_MS);
-    try {
-      await closed;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   /** Every job on this node, whoever owns it: for operator tools and tests, never for callers. */
   get jobs(): JobStore {
     if (!this.store) throw new GridxError('UNAVAILABLE', 'the node is not started');
@@ -310,24 +281,26 @@ export class GridxNode {
 
   /** The fastify instance, for `inject()` in route tests. */
   get http(): FastifyInstance {
-    if (!this.app) throw new GridxError('UNAVAILABLE', 'the node is not started');
-    return this.app;
+    if (!this.api) throw new GridxError('UNAVAILABLE', 'the node is not started');
+    return this.api.app;
   }
 
   /** Idempotent; running jobs are stopped and requeued, so none is lost. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.shutdown.abort(new GridxError('UNAVAILABLE', 'the node is shutting down'));
-      await this.runners?.stop();
-      await this.verifier?.stop();
-      await this.scheduler?.stop();
-      await this.closeApi();
-      await this.settlement?.stop();
-      await this.payouts?.stop();
-      await this.mesh?.stop();
-      this.monitor?.stop();
-      this.eventLog?.stop();
-      await this.eventLog?.flushed();
+      const order: Array<Startable | undefined> = [
+        this.runners,
+        this.verifier,
+        this.scheduler,
+        this.api,
+        this.settlement,
+        this.payouts,
+        this.mesh,
+        this.monitor,
+        this.eventLog,
+      ];
+      for (const component of order) await component?.stop();
       await this.store?.close();
     })();
     return this.stopping;

@@ -125,6 +125,7 @@ describe('streamEvents', () => {
     const store = new SqliteStore(path.join(tempDir(), 'gridx.db'));
     const events = new TypedEmitter<JobEventMap>();
     const eventLog = new EventLog(store, events, silentLogger);
+    await eventLog.start();
     for (let i = 0; i < 5; i++) events.emit('job:output', { jobId: 'j', stream: 'stdout', data: `line ${i}\n` });
     await eventLog.flushed();
     const sent: string[] = [];

@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /** PostgreSQL schema, one entry per version; never edit an entry once released, add one. */
 export const PG_MIGRATIONS: readonly string[] = [
   `
@@ -192,3 +194,34 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE deadline_at IS NOT NULL;
   `,
 ];
+
+/** Runs the migrations not yet applied to `schema`, one migrator at a time across processes. */
+export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    // One migrator at a time across processes sharing the database (concurrent
+    // CREATE SCHEMA IF NOT EXISTS can itself fail on a unique violation).
+    await client.query('SELECT pg_advisory_lock(hashtext($1))', [`gridx-migrate-${schema}`]);
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query(`SET search_path TO ${schema}`);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+      const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const [index, sql] of PG_MIGRATIONS.entries()) {
+        const version = index + 1;
+        if (done.has(version)) continue;
+        await client.query('BEGIN');
+        await client.query(sql);
+        await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, new Date().toISOString()]);
+        await client.query('COMMIT');
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`gridx-migrate-${schema}`]);
+    }
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -32,7 +32,7 @@ import {
   toJob,
   toRunner,
 } from '../rows.js';
-import { PG_MIGRATIONS } from './migrations.js';
+import { migrate } from './migrations.js';
 import { PostgresLedger } from './postgres-ledger.js';
 import type { Transfer } from '../ledger-store.js';
 
@@ -60,39 +60,10 @@ export class PostgresStore implements JobStore {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalid('schema', 'must be a lowercase SQL identifier');
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
     const store = new PostgresStore(pool, schema);
-    await store.migrate();
+    await migrate(pool, schema);
     return store;
   }
 
-  private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      // One migrator at a time across processes sharing the database (concurrent
-      // CREATE SCHEMA IF NOT EXISTS can itself fail on a unique violation).
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`gridx-migrate-${this.schema}`]);
-      try {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-        await client.query(`SET search_path TO ${this.schema}`);
-        await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
-        const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
-        for (const [index, sql] of PG_MIGRATIONS.entries()) {
-          const version = index + 1;
-          if (done.has(version)) continue;
-          await client.query('BEGIN');
-          await client.query(sql);
-          await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, now()]);
-          await client.query('COMMIT');
-        }
-      } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`gridx-migrate-${this.schema}`]);
-      }
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
 
   async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
     const client = await this.pool.connect();
