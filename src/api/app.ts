@@ -14,26 +14,30 @@ import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { RunnerHub } from '../scheduler/runner-hub.js';
-import type { Admission } from '../scheduler/admission.js';
+import type { Intake } from '../scheduler/intake.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
+import type { ErrorBody } from '../wire/errors.js';
 import { gridxRoutes } from './routes/gridx.js';
 import { type EventStreamOptions, eventRoutes } from './routes/events.js';
 import { runnerRoutes } from './routes/runners.js';
+import { statusRoutes } from './routes/status.js';
 import { taskRoutes } from './routes/tasks.js';
 import type { EventLog } from './event-log.js';
 import type { Accounts } from '../ledger/accounts.js';
-import type { Ledger } from '../ledger/ledger.js';
 import type { Settlement } from '../ledger/settlement.js';
 import { accountRoutes } from './routes/accounts.js';
 
-/** What the routes need; wired in src/node/. */
+/**
+ * Everything the API is built from; wired in src/node/. Each route module takes only its
+ * own part (its *RouteDeps), picked here.
+ */
 export interface ApiDeps {
   store: JobStore;
   scheduler: Scheduler;
   events: TypedEmitter<JobEventMap>;
   monitor: ResourceMonitor;
-  /** Per-job limits, for validation and for /status. */
+  /** Per-job limits, for /status. */
   policy: () => SpecPolicy;
   /** The mesh, when the node is part of one. */
   mesh: Mesh | undefined;
@@ -47,7 +51,6 @@ export interface ApiDeps {
   eventLog: EventLog;
   eventStream?: EventStreamOptions;
   accounts: Accounts;
-  ledger: Ledger;
   /** "required": writes need an account key; "open": anonymous jobs (loopback nodes). */
   auth: 'required' | 'open';
   /** On-chain deposits and withdrawals, when settlement is on. */
@@ -55,19 +58,14 @@ export interface ApiDeps {
   /** Aborts when the node begins to shut down: waits and follows end then. */
   shutdown: AbortSignal;
   log: Logger;
-  /** The caller's queue limits, asked before every submit. */
-  admission: Admission;
+  /** New jobs of both dialects: their limits, the caller's queue limits, escrow, then the scheduler. */
+  intake: Intake;
   /** Open streams (event WebSockets, followed logs) per caller. */
   streams: StreamSlots;
   /** Which Host and Origin headers the API answers to. */
   guard: BrowserGuardOptions;
   /** Requests per minute per caller; 0: no limit. */
   rateLimitPerMinute: number;
-}
-
-export interface ErrorBody {
-  error: string;
-  code: string;
 }
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
@@ -127,11 +125,16 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   });
 
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
-  app.register(gridxRoutes(deps));
-  app.register(taskRoutes(deps));
-  app.register(eventRoutes(deps, deps.eventStream));
-  app.register(runnerRoutes(deps));
-  app.register(accountRoutes(deps));
+  const { store, scheduler, events, intake, streams, shutdown } = deps;
+  const auth = { accounts: deps.accounts, auth: deps.auth };
+  app.register(
+    statusRoutes({ store, scheduler, monitor: deps.monitor, policy: deps.policy, mesh: deps.mesh, node: deps.node }),
+  );
+  app.register(gridxRoutes({ ...auth, store, scheduler, events, intake, streams, shutdown }));
+  app.register(taskRoutes({ ...auth, store, scheduler, intake }));
+  app.register(eventRoutes({ ...auth, eventLog: deps.eventLog, store, streams, shutdown, eventStream: deps.eventStream }));
+  app.register(runnerRoutes({ ...auth, runners: deps.runners, leaseTtlMs: deps.leaseTtlMs, shutdown }));
+  app.register(accountRoutes({ ...auth, ledger: store.ledger, settlement: deps.settlement }));
   return app;
 }
 

@@ -9,7 +9,7 @@ import { isTerminal } from '../domain/job.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { JobStore, StoredEvent } from '../store/store.js';
-import { taskView } from './routes/tasks.js';
+import { taskView } from './views/tasks.js';
 
 /** Jobs whose owner is remembered for their output events; older ones are looked up again. */
 const MAX_OWNERS = 10_000;

@@ -1,7 +1,9 @@
 import type { Job } from '../domain/job.js';
-import { type JobLimits, imageRef, misfit } from '../domain/offer.js';
+import { type JobLimits, type Offer, imageRef, misfit } from '../domain/offer.js';
+import type { SpecPolicy } from '../domain/spec.js';
 import type { Placement, RemoteTarget } from '../scheduler/scheduler.js';
 import type { Mesh } from './mesh.js';
+import type { OfferBook } from './offer-book.js';
 import { RemoteExecutor } from './remote-executor.js';
 import { admitsPeer } from './job-service.js';
 import type { MeshAccept } from '../config/schema.js';
@@ -57,4 +59,26 @@ export class MeshPlacement implements Placement {
     }
     return executor;
   }
+}
+
+/**
+ * The limits each peer whose offer this node holds takes jobs under: its offer's limits on
+ * top of this node's other rules (images, registries). Host paths name this machine's
+ * files, so a job bound for a peer mounts none.
+ */
+export function peerPolicies(book: Pick<OfferBook, 'offers'>, local: SpecPolicy): SpecPolicy[] {
+  return book.offers().map((offer) => peerPolicy(offer, local));
+}
+
+function peerPolicy(offer: Offer, local: SpecPolicy): SpecPolicy {
+  const l = offer.limits;
+  return {
+    ...local,
+    cpus: l.cpus,
+    memoryBytes: l.memoryBytes,
+    timeoutMs: l.timeoutMs,
+    maxGpus: l.gpus,
+    allowedNetworks: l.networks,
+    allowedVolumes: [],
+  };
 }

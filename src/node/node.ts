@@ -28,9 +28,10 @@ import type { Logger } from '../logger.js';
 import { type Identity, loadIdentity } from '../mesh/identity.js';
 import { serveForwardedJob } from '../mesh/job-service.js';
 import { Mesh, type OfferFields } from '../mesh/mesh.js';
-import { MeshPlacement } from '../mesh/placement.js';
+import { MeshPlacement, peerPolicies } from '../mesh/placement.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { Admission } from '../scheduler/admission.js';
+import { Intake } from '../scheduler/intake.js';
 import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { Verifier } from '../scheduler/verifier.js';
@@ -180,9 +181,18 @@ export class GridxNode {
         events: this.events,
         log: log.child('runners'),
         outputLimitBytes: config.sandbox.outputLimitBytes,
+        policy,
       }));
       scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
       await runners.start();
+      const mesh = this.mesh;
+      const intake = new Intake({
+        scheduler,
+        admission,
+        ledger,
+        policy,
+        ...(mesh ? { peerPolicies: (local: SpecPolicy) => peerPolicies(mesh.book, local) } : {}),
+      });
       const app = buildApp({
         eventLog: this.eventLog,
         runners,
@@ -193,7 +203,6 @@ export class GridxNode {
         monitor,
         policy,
         accounts,
-        ledger,
         auth: config.auth,
         ...(this.settlement ? { settlement: this.settlement } : {}),
         mesh: this.mesh,
@@ -201,7 +210,7 @@ export class GridxNode {
         bodyLimitBytes: config.bodyLimitBytes,
         guard: { listenHost: config.host, allowedHosts: config.api.allowedHosts, corsOrigins: config.api.corsOrigins },
         rateLimitPerMinute: config.api.rateLimitPerMinute,
-        admission,
+        intake,
         streams: new StreamSlots(config.limits.eventStreams),
         shutdown: this.shutdown.signal,
         log: log.child('api'),

@@ -11,6 +11,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
+import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
 import { GridxError } from '../errors.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
@@ -29,8 +30,28 @@ export interface RunnerRegistration {
   name: string;
   slots: number;
   labels: Record<string, string>;
-  limits: JobLimits;
+  /** What the runner asked for; the rest is filled in by `runnerLimits`. */
+  limits: Partial<JobLimits>;
   version: string;
+}
+
+/** The per-job limits runner defaults come from. */
+export type RunnerDefaults = Pick<SpecPolicy, 'cpus' | 'memoryBytes' | 'timeoutMs'>;
+
+/**
+ * The limits a runner is held to: what it asked for; where it is silent, this server's own
+ * per-job limits for cpus, memory and time, no GPUs, and no network. `none` is always
+ * allowed, whatever else it lists.
+ */
+export function runnerLimits(asked: Partial<JobLimits>, defaults: RunnerDefaults): JobLimits {
+  const networks = asked.networks ?? ['none'];
+  return {
+    cpus: asked.cpus ?? defaults.cpus,
+    memoryBytes: asked.memoryBytes ?? defaults.memoryBytes,
+    timeoutMs: asked.timeoutMs ?? defaults.timeoutMs,
+    gpus: asked.gpus ?? 0,
+    networks: networks.includes('none') ? networks : ['none', ...networks],
+  };
 }
 
 /** A job handed to a runner: run `spec` and report under `leaseToken`. */
@@ -62,6 +83,8 @@ export interface RunnerHubDeps {
   log: Logger;
   /** Cap on output kept per stream, as for local jobs. */
   outputLimitBytes: number;
+  /** This server's per-job limits: what a runner that names none of its own is held to. */
+  policy: () => RunnerDefaults;
 }
 
 /** Heartbeats at most this far apart, so that a cancel reaches a runner quickly. */
@@ -101,6 +124,7 @@ export class RunnerHub implements Startable {
     const runner: RunnerRecord = {
       id: `runner-${randomUUID()}`,
       ...registration,
+      limits: runnerLimits(registration.limits, this.deps.policy()),
       tokenHash: hashToken(token),
       registeredAt: at,
       lastHeartbeatAt: at,

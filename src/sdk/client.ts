@@ -1,127 +1,31 @@
 /** A typed client of the Grid-X node API, used by the CLI, tests and benchmarks. */
 
-import type { JobView } from '../api/views.js';
-import type { Job } from '../domain/job.js';
-import type { Offer } from '../domain/offer.js';
 import WebSocket from 'ws';
 import { ErrorCodes, type ErrorCode, GridxError, messageOf } from '../errors.js';
+import type { AccountInfo, LedgerLine, LedgerPage, WithdrawalInfo, WithdrawalList } from '../wire/accounts.js';
+import type { ErrorBody } from '../wire/errors.js';
+import type { JobList, JobLogs, JobRequestBody, JobView, LogEvent, NodeStatus, PeerList, StrangerView } from '../wire/gridx.js';
+import type { ParityTask, TaskEvent, TaskView } from '../wire/parity.js';
 
-export type { JobView };
-
-export interface JobRequestBody {
-  image: string;
-  command: string | string[];
-  env?: Record<string, string> | string[];
-  workdir?: string;
-  resources?: { cpus?: number; memory?: string | number; gpus?: number };
-  timeout?: string | number;
-  network?: string;
-  title?: string;
-  /** Run only on the node it is sent to. */
-  pin?: boolean;
-  /** Credits paid from the caller's account to whoever runs it. */
-  reward?: string | number;
-  /** Run by this many different workers; the majority result is accepted and paid. */
-  verification?: { replicas: number };
-}
-
-export interface AccountInfo {
-  id: string;
-  kind: 'user' | 'runner' | 'node' | 'system';
-  name: string;
-  balance: string;
-  address?: string;
-  peer_id?: string;
-  created_at: string;
-  /** When the server settles on chain: where deposits go, and the token. */
-  treasury?: string;
-  token?: string;
-}
-
-export interface LedgerLine {
-  seq: number;
-  id: string;
-  kind: string;
-  /** Signed: "-5" left the account. */
-  amount: string;
-  counterparty: string;
-  task_id?: string;
-  execution_id?: string;
-  address?: string;
-  tx_hash?: string;
-  memo?: string;
-  at: string;
-}
-
-export interface WithdrawalInfo {
-  id: string;
-  address: string;
-  amount: string;
-  status: 'requested' | 'signed' | 'confirmed' | 'failed';
-  tx_hash?: string;
-  error?: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface NodeStatus {
-  status: 'idle' | 'busy';
-  nodeId: string;
-  /** The node's libp2p peer id (equal to nodeId). */
-  peerId: string;
-  multiaddrs: string[];
-  /** Peers whose offers this node holds. */
-  peers: number;
-  /** Open libp2p connections. */
-  connections: number;
-  version: string;
-  slots: { total: number; used: number; free: number };
-  queue: { pending: number; running: number };
-  resources: {
-    cpus: number;
-    cpuLoadPercent: number;
-    memoryTotalBytes: number;
-    memoryFreeBytes: number;
-    gpus: Array<{ name: string }>;
-  };
-  limits: { cpus: number; memory: string; timeout: string; gpus: number; networks: string[] };
-}
-
-export interface ParityTask {
-  title: string;
-  description?: string;
-  type?: 'docker';
-  config: { command: string[]; resources?: { memory?: string; cpu?: number; timeout?: number | string } };
-  environment: { type?: 'docker'; config: { image: string; workdir?: string; env?: string[] } };
-  /** Credits per execution, paid from the caller's account. */
-  reward?: number | string;
-  /** Run by this many different workers; the majority result is accepted and paid. */
-  verification?: { replicas: number };
-}
-
-/** One message of a task's event stream. */
-export interface TaskEvent {
-  seq: number;
-  type: 'status' | 'result' | 'output';
-  task_id: string;
-  at: string;
-  status?: string;
-  stream?: 'stdout' | 'stderr';
-  data?: string;
-  task?: { result?: { exit_code: number | null; reason?: string; message?: string } };
-}
-
-export interface PeerList {
-  peerId: string;
-  peers: Array<{ peerId: string; connected: boolean; offer: Offer }>;
-}
-
-/** One line of a followed log: output, a status change, the end, or an error. */
-export type LogEvent =
-  | { stream: 'stdout' | 'stderr'; data: string }
-  | { event: 'status'; status: Job['status'] }
-  | ({ event: 'end' } & JobView)
-  | { event: 'error'; error: string };
+// The wire shapes the client speaks, for its callers: defined once in src/wire/.
+export type {
+  AccountInfo,
+  JobList,
+  JobLogs,
+  JobRequestBody,
+  JobView,
+  LedgerLine,
+  LedgerPage,
+  LogEvent,
+  NodeStatus,
+  ParityTask,
+  PeerList,
+  StrangerView,
+  TaskEvent,
+  TaskView,
+  WithdrawalInfo,
+  WithdrawalList,
+};
 
 export interface ClientOptions {
   /** Sent as "Authorization: Bearer <token>". */
@@ -159,7 +63,7 @@ export class GridxClient {
   list(
     query: { status?: string; limit?: number; cursor?: string } = {},
     options: { signal?: AbortSignal } = {},
-  ): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+  ): Promise<JobList> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
     const qs = params.size ? `?${params}` : '';
@@ -171,7 +75,7 @@ export class GridxClient {
   }
 
   /** Submits a task in Parity's format (POST /api/tasks). */
-  submitTask(body: ParityTask, options: { signal?: AbortSignal } = {}): Promise<{ id: string; status: string }> {
+  submitTask(body: ParityTask, options: { signal?: AbortSignal } = {}): Promise<TaskView> {
     return this.request('POST', '/api/tasks', body, options.signal);
   }
 
@@ -239,7 +143,7 @@ export class GridxClient {
     return this.request('GET', '/api/accounts/me', undefined, options.signal);
   }
 
-  ledger(options: { limit?: number; before?: number; signal?: AbortSignal } = {}): Promise<{ balance: string; entries: LedgerLine[]; next_before: number | null }> {
+  ledger(options: { limit?: number; before?: number; signal?: AbortSignal } = {}): Promise<LedgerPage> {
     const q = new URLSearchParams();
     if (options.limit) q.set('limit', String(options.limit));
     if (options.before) q.set('before', String(options.before));
@@ -254,7 +158,7 @@ export class GridxClient {
     return this.request('POST', '/api/accounts/me/withdrawals', { amount, ...(address ? { address } : {}) });
   }
 
-  withdrawals(): Promise<{ withdrawals: WithdrawalInfo[] }> {
+  withdrawals(): Promise<WithdrawalList> {
     return this.request('GET', '/api/accounts/me/withdrawals');
   }
 
@@ -292,7 +196,7 @@ async function errorFrom(res: Response): Promise<GridxError> {
   let message = `${res.status} ${res.statusText}`;
   let code: ErrorCode = res.status === 404 ? 'NOT_FOUND' : res.status === 400 ? 'INVALID_INPUT' : 'REMOTE_ERROR';
   try {
-    const body = (await res.json()) as { error?: string; code?: string };
+    const body = (await res.json()) as Partial<ErrorBody>;
     if (body.error) message = body.error;
     // The node's own code where it is one a caller can act on; a remote 5xx stays REMOTE_ERROR.
     if (body.code && body.code in ErrorCodes && res.status < 500) code = body.code as ErrorCode;

@@ -41,7 +41,7 @@ describe('deadlines', () => {
       startWindowMs: 300,
     });
     await scheduler.start();
-    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20 });
+    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20, policy: () => LIMITS });
     await hub.start();
     scheduler.addOutputSource((jobId) => hub.liveOutput(jobId));
     stops.push(async () => {

@@ -5,53 +5,18 @@
  */
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { formatAmount, parseAmount } from '../../domain/amount.js';
+import { parseAmount } from '../../domain/amount.js';
 import { GridxError } from '../../errors.js';
-import type { Account, LedgerEntry, Withdrawal } from '../../store/ledger-store.js';
-import type { ApiDeps } from '../app.js';
-import { optionalAccount } from '../auth.js';
+import type { Settlement } from '../../ledger/settlement.js';
+import type { Account, LedgerStore } from '../../store/ledger-store.js';
+import type { AddressBody, WithdrawalRequest } from '../../wire/accounts.js';
+import { type AuthDeps, optionalAccount } from '../auth.js';
+import { accountView, ledgerPageView, withdrawalListView, withdrawalView } from '../views/accounts.js';
 
-export function accountView(account: Account) {
-  return {
-    id: account.id,
-    kind: account.kind,
-    name: account.name,
-    balance: formatAmount(account.balance),
-    ...(account.address ? { address: account.address } : {}),
-    ...(account.peerId ? { peer_id: account.peerId } : {}),
-    created_at: account.createdAt,
-  };
-}
-
-/** An entry as its account sees it: money in (+) or out (−). */
-export function entryView(entry: LedgerEntry, accountId: string) {
-  const incoming = entry.to === accountId;
-  return {
-    seq: entry.seq,
-    id: entry.id,
-    kind: entry.kind,
-    amount: `${incoming ? '' : '-'}${formatAmount(entry.amount)}`,
-    counterparty: incoming ? entry.from : entry.to,
-    ...(entry.jobId ? { task_id: entry.jobId } : {}),
-    ...(entry.executionId ? { execution_id: entry.executionId } : {}),
-    ...(entry.address ? { address: entry.address } : {}),
-    ...(entry.txHash ? { tx_hash: entry.txHash } : {}),
-    ...(entry.memo ? { memo: entry.memo } : {}),
-    at: entry.at,
-  };
-}
-
-export function withdrawalView(w: Withdrawal) {
-  return {
-    id: w.id,
-    address: w.address,
-    amount: formatAmount(w.amount),
-    status: w.status,
-    ...(w.txHash ? { tx_hash: w.txHash } : {}),
-    ...(w.error ? { error: w.error } : {}),
-    created_at: w.createdAt,
-    updated_at: w.updatedAt,
-  };
+export interface AccountRouteDeps extends AuthDeps {
+  ledger: Pick<LedgerStore, 'entries' | 'account' | 'withdrawals'>;
+  /** On-chain deposits and withdrawals, when settlement is on. */
+  settlement?: Pick<Settlement, 'treasuryAddress' | 'tokenAddress' | 'bindAddress' | 'requestWithdrawal'> | undefined;
 }
 
 const accountParams = {
@@ -60,7 +25,7 @@ const accountParams = {
   required: ['account'],
 } as const;
 
-export function accountRoutes(deps: ApiDeps) {
+export function accountRoutes(deps: AccountRouteDeps) {
   /** The caller's account, which must be the one the path names. */
   const self = async (request: FastifyRequest<{ Params: { account: string } }>): Promise<Account> => {
     const account = await optionalAccount(request, deps);
@@ -79,10 +44,10 @@ export function accountRoutes(deps: ApiDeps) {
   };
 
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get<{ Params: { account: string } }>('/api/accounts/:account', { schema: { params: accountParams } }, async (request) => ({
-      ...accountView(await self(request)),
-      ...(deps.settlement ? { treasury: deps.settlement.treasuryAddress, token: deps.settlement.tokenAddress } : {}),
-    }));
+    app.get<{ Params: { account: string } }>('/api/accounts/:account', { schema: { params: accountParams } }, async (request) => {
+      const account = await self(request);
+      return accountView(account, deps.settlement && { treasury: deps.settlement.treasuryAddress, token: deps.settlement.tokenAddress });
+    });
 
     app.get<{ Params: { account: string }; Querystring: { limit?: number; before?: number } }>(
       '/api/accounts/:account/ledger',
@@ -97,21 +62,16 @@ export function accountRoutes(deps: ApiDeps) {
       },
       async (request) => {
         const account = await self(request);
-        const entries = await deps.store.ledger.entries({
+        const entries = await deps.ledger.entries({
           accountId: account.id,
           ...(request.query.limit ? { limit: request.query.limit } : {}),
           ...(request.query.before ? { before: request.query.before } : {}),
         });
-        return {
-          account: account.id,
-          balance: formatAmount(account.balance),
-          entries: entries.map((e) => entryView(e, account.id)),
-          next_before: entries.length > 0 ? entries.at(-1)!.seq : null,
-        };
+        return ledgerPageView(account, entries);
       },
     );
 
-    app.post<{ Params: { account: string }; Body: { address: string; signature: string } }>(
+    app.post<{ Params: { account: string }; Body: AddressBody }>(
       '/api/accounts/:account/address',
       {
         schema: {
@@ -130,11 +90,11 @@ export function accountRoutes(deps: ApiDeps) {
       async (request) => {
         const account = await self(request);
         await settlement().bindAddress(account, request.body.address, request.body.signature as `0x${string}`);
-        return accountView((await deps.store.ledger.account(account.id))!);
+        return accountView((await deps.ledger.account(account.id))!);
       },
     );
 
-    app.post<{ Params: { account: string }; Body: { amount: string | number; address?: string } }>(
+    app.post<{ Params: { account: string }; Body: WithdrawalRequest }>(
       '/api/accounts/:account/withdrawals',
       {
         schema: {
@@ -160,7 +120,7 @@ export function accountRoutes(deps: ApiDeps) {
 
     app.get<{ Params: { account: string } }>('/api/accounts/:account/withdrawals', { schema: { params: accountParams } }, async (request) => {
       const account = await self(request);
-      return { withdrawals: (await deps.store.ledger.withdrawals(account.id, 100)).map(withdrawalView) };
+      return withdrawalListView(await deps.ledger.withdrawals(account.id, 100));
     });
   };
 }

@@ -11,8 +11,27 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { GridxError, quote } from '../../errors.js';
 import type { JobStore, StoredEvent } from '../../store/store.js';
-import type { ApiDeps } from '../app.js';
-import { mustOwn, optionalAccount } from '../auth.js';
+import { CLOSE_SLOW_CONSUMER } from '../../wire/parity.js';
+import { type AuthDeps, mustOwn, optionalAccount } from '../auth.js';
+import type { EventLog } from '../event-log.js';
+import type { StreamSlots } from '../stream-slots.js';
+import { taskEventView } from '../views/events.js';
+
+export { CLOSE_SLOW_CONSUMER };
+
+/** What streaming the update log needs. */
+export interface StreamDeps {
+  eventLog: Pick<EventLog, 'subscribe'>;
+  store: Pick<JobStore, 'get' | 'eventsSince'>;
+  /** Aborts when the node begins to shut down: streams close then. */
+  shutdown: AbortSignal;
+}
+
+export interface EventRouteDeps extends AuthDeps, StreamDeps {
+  /** Open streams per caller. */
+  streams: Pick<StreamSlots, 'acquire'>;
+  eventStream?: EventStreamOptions | undefined;
+}
 
 export interface EventStreamOptions {
   pingIntervalMs?: number;
@@ -33,17 +52,14 @@ const REPLAY_BYTES_PER_S = 4 * 1024 * 1024;
 const SKIPPED_EVENT_BYTES = 1024;
 /** Other requests get the event loop after this much replayed. */
 const REPLAY_SLICE_BYTES = 64 * 1024;
-/** Close code for a consumer that fell behind (4000-4999 are the application's). */
-export const CLOSE_SLOW_CONSUMER = 4008;
-
 function wire(event: StoredEvent): string {
-  return JSON.stringify({ seq: event.seq, type: event.type, task_id: event.jobId, at: event.at, ...event.data });
+  return JSON.stringify(taskEventView(event));
 }
 
 /** Streams the update log to one socket: replay after `since`, then live. */
 export function streamEvents(
   socket: Pick<WebSocket, 'send' | 'close' | 'ping' | 'on' | 'terminate' | 'bufferedAmount'>,
-  deps: Pick<ApiDeps, 'eventLog' | 'store' | 'shutdown'>,
+  deps: StreamDeps,
   options: { since: number; jobId?: string; pingIntervalMs?: number; maxBufferedBytes?: number; viewer?: string | undefined },
 ): void {
   const { since, jobId } = options;
@@ -169,7 +185,8 @@ class JobOutputs {
   }
 }
 
-export function eventRoutes(deps: ApiDeps, options: EventStreamOptions = {}) {
+export function eventRoutes(deps: EventRouteDeps) {
+  const options = deps.eventStream ?? {};
   const sinceSchema = {
     querystring: {
       type: 'object',

@@ -5,36 +5,37 @@
  */
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ExecutionResult } from '../../domain/job.js';
-import { formatDuration, formatSize, parseCpus, parseDuration, parseSize } from '../../domain/units.js';
-import { invalid, isGridxError } from '../../errors.js';
-import type { RunnerRecord, RunnerSummary } from '../../store/store.js';
-import type { ApiDeps } from '../app.js';
-import { bearerOf, mustBeWorker, optionalAccount, writerAccount } from '../auth.js';
+import type { JobLimits } from '../../domain/offer.js';
 import { isSigningKey } from '../../domain/result-digest.js';
+import { parseCpus, parseDuration, parseSize } from '../../domain/units.js';
+import { invalid, isGridxError } from '../../errors.js';
+import type { RunnerHub } from '../../scheduler/runner-hub.js';
+import type { RunnerRecord } from '../../store/store.js';
+import {
+  type ClaimAnswer,
+  type ClaimRequest,
+  type FailedBody,
+  type HeartbeatRequest,
+  type LeaveAnswer,
+  type OutputBody,
+  type ReleaseBody,
+  type ResultBody,
+  type RunnerLimitsBody,
+  type RunnerRegistrationBody,
+  executionResultOf,
+} from '../../wire/runners.js';
+import { type AuthDeps, bearerOf, mustBeWorker, optionalAccount, writerAccount } from '../auth.js';
+import { claimedJobView, heartbeatView, leaseAnswerView, registeredView, runnerListView } from '../views/runners.js';
 
-/** A runner as GET /api/runners shows it; never its token, and its account only to that account. */
-export function runnerView(runner: RunnerSummary, onlineWithinMs: number, viewer?: string) {
-  const heardAgo = Date.now() - Date.parse(runner.lastHeartbeatAt);
-  return {
-    id: runner.id,
-    name: runner.name,
-    status: heardAgo <= onlineWithinMs ? 'online' : 'offline',
-    slots: runner.slots,
-    running: runner.running,
-    labels: runner.labels,
-    limits: {
-      cpu: runner.limits.cpus,
-      memory: formatSize(runner.limits.memoryBytes),
-      timeout: formatDuration(runner.limits.timeoutMs),
-      gpus: runner.limits.gpus,
-      networks: runner.limits.networks,
-    },
-    version: runner.version,
-    ...(runner.accountId && runner.accountId === viewer ? { account_id: runner.accountId } : {}),
-    registered_at: runner.registeredAt,
-    last_heartbeat_at: runner.lastHeartbeatAt,
-  };
+export interface RunnerRouteDeps extends AuthDeps {
+  runners: Pick<
+    RunnerHub,
+    'authenticate' | 'register' | 'list' | 'heartbeat' | 'heartbeatMs' | 'leave' | 'claim' | 'giveBack' | 'started' | 'output' | 'result' | 'failed' | 'release'
+  >;
+  /** Lease TTL, shown to runners and used to call them online or offline. */
+  leaseTtlMs: number;
+  /** Aborts when the node begins to shut down: waiting claims end then. */
+  shutdown: AbortSignal;
 }
 
 const runnerParams = {
@@ -80,15 +81,6 @@ const registerSchema = {
     public_key: { type: 'string', minLength: 40, maxLength: 200 },
   },
 } as const;
-
-interface RegisterBody {
-  name: string;
-  slots: number;
-  labels?: Record<string, string>;
-  limits?: { cpu?: number | string; memory?: string | number; timeout?: string | number; gpus?: number; networks?: string[] };
-  version?: string;
-  public_key: string;
-}
 
 const claimSchema = {
   type: 'object',
@@ -144,99 +136,48 @@ const resultSchema = {
   },
 } as const;
 
-/** A result as runners send it (snake_case, like the rest of /api). */
-export interface ResultBody {
-  exit_code?: number | null;
-  oom_killed: boolean;
-  timed_out: boolean;
-  cancelled: boolean;
-  stdout: string;
-  stderr: string;
-  stdout_truncated?: boolean;
-  stderr_truncated?: boolean;
-  started_at: string;
-  finished_at: string;
-  duration_ms: number;
-  /** The runner's Ed25519 signature over the result (domain/result-digest.ts). */
-  signature: string;
+/** The limits a runner asked for, parsed; the hub fills in the rest (runner-hub.ts: runnerLimits). */
+function askedLimits(limits: RunnerLimitsBody): Partial<JobLimits> {
+  const asked: Partial<JobLimits> = {};
+  if (limits.cpu !== undefined) {
+    asked.cpus = parseCpus(limits.cpu);
+    if (asked.cpus === undefined) throw invalid('body.limits.cpu', 'must be a positive number of cores, such as 2 or "1.5"');
+  }
+  if (limits.memory !== undefined) {
+    asked.memoryBytes = parseSize(limits.memory);
+    if (asked.memoryBytes === undefined) throw invalid('body.limits.memory', 'must be a size such as "2g" or "512m"');
+  }
+  if (limits.timeout !== undefined) {
+    asked.timeoutMs = parseDuration(limits.timeout);
+    if (asked.timeoutMs === undefined) throw invalid('body.limits.timeout', 'must be a duration such as "10m" or a number of seconds');
+  }
+  if (limits.gpus !== undefined) asked.gpus = limits.gpus;
+  if (limits.networks !== undefined) asked.networks = limits.networks;
+  return asked;
 }
 
-export function resultBody(r: ExecutionResult, signature: string): ResultBody {
-  return {
-    signature,
-    exit_code: r.exitCode ?? null,
-    oom_killed: r.oomKilled,
-    timed_out: r.timedOut,
-    cancelled: r.cancelled,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    stdout_truncated: r.stdoutTruncated,
-    stderr_truncated: r.stderrTruncated,
-    started_at: r.startedAt,
-    finished_at: r.finishedAt,
-    duration_ms: r.durationMs,
-  };
-}
-
-function fromResultBody(b: ResultBody): ExecutionResult {
-  return {
-    ...(b.exit_code === null || b.exit_code === undefined ? {} : { exitCode: b.exit_code }),
-    oomKilled: b.oom_killed,
-    timedOut: b.timed_out,
-    cancelled: b.cancelled,
-    stdout: b.stdout,
-    stderr: b.stderr,
-    stdoutTruncated: b.stdout_truncated ?? false,
-    stderrTruncated: b.stderr_truncated ?? false,
-    startedAt: b.started_at,
-    finishedAt: b.finished_at,
-    durationMs: b.duration_ms,
-  };
-}
-
-export function runnerRoutes(deps: ApiDeps) {
+export function runnerRoutes(deps: RunnerRouteDeps) {
   const { runners } = deps;
+  const timing = () => ({ leaseTtlMs: deps.leaseTtlMs, heartbeatMs: runners.heartbeatMs });
   const caller = (request: FastifyRequest<{ Params: { id: string } }>): Promise<RunnerRecord> =>
     runners.authenticate(request.params.id, bearerOf(request));
 
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.post<{ Body: RegisterBody }>('/api/runners', { schema: { body: registerSchema } }, async (request, reply) => {
+    app.post<{ Body: RunnerRegistrationBody }>('/api/runners', { schema: { body: registerSchema } }, async (request, reply) => {
       const account = await writerAccount(request, deps);
       mustBeWorker(account);
       const body = request.body;
       if (!isSigningKey(body.public_key)) throw invalid('body.public_key', 'must be an Ed25519 public key, SPKI DER in base64');
-      const policy = deps.policy();
-      const limits = body.limits ?? {};
-      const parsed = {
-        cpus: limits.cpu === undefined ? policy.cpus : parseCpus(limits.cpu),
-        memoryBytes: limits.memory === undefined ? policy.memoryBytes : parseSize(limits.memory),
-        timeoutMs: limits.timeout === undefined ? policy.timeoutMs : parseDuration(limits.timeout),
-      };
-      if (parsed.cpus === undefined) throw invalid('body.limits.cpu', 'must be a positive number of cores, such as 2 or "1.5"');
-      if (parsed.memoryBytes === undefined) throw invalid('body.limits.memory', 'must be a size such as "2g" or "512m"');
-      if (parsed.timeoutMs === undefined) throw invalid('body.limits.timeout', 'must be a duration such as "10m" or a number of seconds');
-      const networks = limits.networks ?? ['none'];
       const { runner, token } = await runners.register({
         ...(account ? { accountId: account.id } : {}),
         publicKey: body.public_key,
         name: body.name,
         slots: body.slots,
         labels: body.labels ?? {},
-        limits: {
-          cpus: parsed.cpus,
-          memoryBytes: parsed.memoryBytes,
-          timeoutMs: parsed.timeoutMs,
-          gpus: limits.gpus ?? 0,
-          networks: networks.includes('none') ? networks : ['none', ...networks],
-        },
+        limits: askedLimits(body.limits ?? {}),
         version: body.version ?? 'unknown',
       });
-      return reply.code(201).send({
-        ...runnerView({ ...runner, running: 0 }, deps.leaseTtlMs, account?.id),
-        token,
-        lease_ttl_ms: deps.leaseTtlMs,
-        heartbeat_ms: runners.heartbeatMs,
-      });
+      return reply.code(201).send(registeredView({ ...runner, running: 0 }, token, timing(), account?.id));
     });
 
     app.get('/api/runners', async (request) => {
@@ -245,23 +186,22 @@ export function runnerRoutes(deps: ApiDeps) {
         if (isGridxError(err, 'UNAUTHORIZED')) return undefined;
         throw err;
       }))?.id;
-      return { runners: (await runners.list()).map((r) => runnerView(r, deps.leaseTtlMs, viewer)) };
+      return runnerListView(await runners.list(), deps.leaseTtlMs, viewer);
     });
 
-    app.post<{ Params: { id: string }; Body: { leases: string[] } }>(
+    app.post<{ Params: { id: string }; Body: HeartbeatRequest }>(
       '/api/runners/:id/heartbeat',
       { schema: { params: runnerParams, body: heartbeatSchema } },
       async (request) => {
-        const answer = await runners.heartbeat(await caller(request), request.body.leases);
-        return { ...answer, lease_ttl_ms: deps.leaseTtlMs, heartbeat_ms: runners.heartbeatMs };
+        return heartbeatView(await runners.heartbeat(await caller(request), request.body.leases), timing());
       },
     );
 
     app.post<{ Params: { id: string } }>('/api/runners/:id/leave', { schema: { params: runnerParams } }, async (request) => ({
       returned: await runners.leave(await caller(request)),
-    }));
+    }) satisfies LeaveAnswer);
 
-    app.post<{ Params: { id: string }; Body: { max: number; wait: number } | undefined }>(
+    app.post<{ Params: { id: string }; Body: ClaimRequest | undefined }>(
       '/api/runners/:id/claim',
       { schema: { params: runnerParams, body: claimSchema } },
       async (request, reply) => {
@@ -275,17 +215,9 @@ export function runnerRoutes(deps: ApiDeps) {
           const jobs = await runners.claim(runner, body.max ?? 1, (body.wait ?? 0) * 1000, gone.signal);
           if (jobs.length > 0 && (gone.signal.aborted || reply.raw.destroyed)) {
             await runners.giveBack(jobs, `runner ${runner.name} left before it received the job`);
-            return { jobs: [] };
+            return { jobs: [] } satisfies ClaimAnswer;
           }
-          return {
-            jobs: jobs.map((j) => ({
-              lease_token: j.leaseToken,
-              job_id: j.jobId,
-              attempt: j.attempt,
-              spec: j.spec,
-              lease_expires_at: j.leaseExpiresAt,
-            })),
-          };
+          return { jobs: jobs.map(claimedJobView) } satisfies ClaimAnswer;
         } finally {
           reply.raw.off('close', onClose);
           deps.shutdown.removeEventListener('abort', onClose);
@@ -297,12 +229,11 @@ export function runnerRoutes(deps: ApiDeps) {
       '/api/runners/:id/leases/:token/started',
       { schema: { params: leaseParams } },
       async (request) => {
-        const job = await runners.started(await caller(request), request.params.token);
-        return { job_id: job.id, status: job.status };
+        return leaseAnswerView(await runners.started(await caller(request), request.params.token));
       },
     );
 
-    app.post<{ Params: { id: string; token: string }; Body: { chunks: Array<{ stream: 'stdout' | 'stderr'; data: string }> } }>(
+    app.post<{ Params: { id: string; token: string }; Body: OutputBody }>(
       '/api/runners/:id/leases/:token/output',
       { schema: { params: leaseParams, body: outputSchema } },
       async (request, reply) => {
@@ -316,12 +247,12 @@ export function runnerRoutes(deps: ApiDeps) {
       // Output of up to the cap per stream, JSON-escaped: allow well past the usual body limit.
       { schema: { params: leaseParams, body: resultSchema }, bodyLimit: 16 * 1024 * 1024 },
       async (request) => {
-        const job = await runners.result(await caller(request), request.params.token, fromResultBody(request.body), request.body.signature);
-        return { job_id: job.id, status: job.status };
+        const job = await runners.result(await caller(request), request.params.token, executionResultOf(request.body), request.body.signature);
+        return leaseAnswerView(job);
       },
     );
 
-    app.post<{ Params: { id: string; token: string }; Body: { reason: 'image_not_found' | 'executor_error'; message: string } }>(
+    app.post<{ Params: { id: string; token: string }; Body: FailedBody }>(
       '/api/runners/:id/leases/:token/failed',
       {
         schema: {
@@ -339,12 +270,11 @@ export function runnerRoutes(deps: ApiDeps) {
       },
       async (request) => {
         const { reason, message } = request.body;
-        const job = await runners.failed(await caller(request), request.params.token, reason, message);
-        return { job_id: job.id, status: job.status };
+        return leaseAnswerView(await runners.failed(await caller(request), request.params.token, reason, message));
       },
     );
 
-    app.post<{ Params: { id: string; token: string }; Body: { reason?: string } | undefined }>(
+    app.post<{ Params: { id: string; token: string }; Body: ReleaseBody | undefined }>(
       '/api/runners/:id/leases/:token/release',
       {
         schema: {

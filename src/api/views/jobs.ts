@@ -1,59 +1,19 @@
-/** How jobs look on the wire: stable field names, human units for limits. */
+/** How jobs look in the Grid-X dialect: stable field names, human units for limits. */
 
-import type { Job } from '../domain/job.js';
-import { formatDuration, formatSize } from '../domain/units.js';
-import type { ExecutionRecord } from '../store/store.js';
+import type { ExecutionRecord } from '../../domain/execution.js';
+import type { Job } from '../../domain/job.js';
+import { formatDuration, formatSize } from '../../domain/units.js';
+import type { OutputSnapshot } from '../../executor/executor.js';
+import type { JobList, JobLogs, JobView, StrangerView } from '../../wire/gridx.js';
 
-export interface JobView {
-  id: string;
-  status: Job['status'];
-  title?: string;
-  description?: string;
-  reward?: string;
-  image: string;
-  command: string[];
-  exitCode?: number;
-  reason?: Job['reason'];
-  message?: string;
-  stdout?: string;
-  stderr?: string;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  durationMs?: number;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  attempts: number;
-  executedBy?: string;
-  pinned: boolean;
-  origin?: string;
-  resources: { cpus: number; memory: string; gpus: number };
-  timeout: string;
-  network: string;
-  workdir?: string;
-  executions?: ExecutionRecord[];
-  /** Redundant execution: how many workers run it. */
-  replicas?: number;
-  /** The task this job is a replica of. */
-  parent?: string;
-}
-
-/**
- * What anyone but the owner sees of another account's job: that it exists and where it
- * stands. Its command, image, title, environment and result are the owner's alone.
- */
-export interface StrangerView {
-  id: string;
-  status: Job['status'];
-}
-
+/** What anyone but the owner sees of another account's job: its command, image, title, environment and result are the owner's alone. */
 export function strangerView(job: Pick<Job, 'id' | 'status'>): StrangerView {
   return { id: job.id, status: job.status };
 }
 
 /** `output: false` leaves stdout/stderr out (listings, events). */
 export function jobView(job: Job, options: { output?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
-  const view: JobView = {
+  return {
     id: job.id,
     status: job.status,
     ...(job.title === undefined ? {} : { title: job.title }),
@@ -87,5 +47,21 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     ...(job.spec.workdir === undefined ? {} : { workdir: job.spec.workdir }),
     ...(options.executions ? { executions: options.executions } : {}),
   };
-  return view;
+}
+
+/** A page of jobs, output left out. */
+export function jobListView(page: { jobs: Job[]; nextCursor?: string | undefined }): JobList {
+  return { jobs: page.jobs.map((j) => jobView(j, { output: false })), nextCursor: page.nextCursor ?? null };
+}
+
+/** A job's output so far: `out` is the live output of a running execution, else the job's own. */
+export function jobLogsView(job: Job, out: OutputSnapshot = job): JobLogs {
+  return {
+    id: job.id,
+    status: job.status,
+    stdout: out.stdout,
+    stderr: out.stderr,
+    stdoutTruncated: out.stdoutTruncated,
+    stderrTruncated: out.stderrTruncated,
+  };
 }

@@ -1,0 +1,131 @@
+/**
+ * The Grid-X dialect on the wire: GET /status, GET /peers, POST /job and the /jobs
+ * resource. camelCase, limits in human units ("512m", "5m").
+ */
+
+import type { ExecutionRecord } from '../domain/execution.js';
+import type { FailureReason, JobStatus } from '../domain/job.js';
+import type { Offer } from '../domain/offer.js';
+
+/** POST /job: a job spec (DESIGN.md's canonical form) plus how it is run and paid. */
+export interface JobRequestBody {
+  image: string;
+  command: string | string[];
+  env?: Record<string, string> | string[];
+  workdir?: string;
+  resources?: { cpus?: number; memory?: string | number; gpus?: number };
+  timeout?: string | number;
+  network?: string;
+  title?: string;
+  /** Run only on the node it is sent to. */
+  pin?: boolean;
+  /** Credits paid from the caller's account to whoever runs it. */
+  reward?: string | number;
+  /** Run by this many different workers; the majority result is accepted and paid. */
+  verification?: { replicas: number };
+}
+
+/** A job as its owner (or anybody, for anonymous jobs) sees it. */
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  title?: string;
+  description?: string;
+  reward?: string;
+  image: string;
+  command: string[];
+  exitCode?: number;
+  reason?: FailureReason;
+  message?: string;
+  /** Left out of listings and events. */
+  stdout?: string;
+  stderr?: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  durationMs?: number;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  attempts: number;
+  executedBy?: string;
+  pinned: boolean;
+  origin?: string;
+  resources: { cpus: number; memory: string; gpus: number };
+  timeout: string;
+  network: string;
+  workdir?: string;
+  /** GET /jobs/:id only. */
+  executions?: ExecutionRecord[];
+  /** Redundant execution: how many workers run it. */
+  replicas?: number;
+  /** The task this job is a replica of. */
+  parent?: string;
+}
+
+/**
+ * What anyone but the owner sees of another account's job (GET /jobs/:id, GET
+ * /api/tasks/:id): that it exists and where it stands.
+ */
+export interface StrangerView {
+  id: string;
+  status: JobStatus;
+}
+
+/** GET /jobs: newest first; pass `nextCursor` as ?cursor= for the next page. */
+export interface JobList {
+  jobs: JobView[];
+  nextCursor: string | null;
+}
+
+/** GET /jobs/:id/logs (not followed): the output so far. */
+export interface JobLogs {
+  id: string;
+  status: JobStatus;
+  stdout: string;
+  stderr: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+/** One NDJSON line of GET /jobs/:id/logs?follow=true: output, a status change, the end, or an error. */
+export type LogEvent =
+  | { stream: 'stdout' | 'stderr'; data: string }
+  | { event: 'status'; status: JobStatus }
+  | ({ event: 'end' } & JobView)
+  | { event: 'error'; error: string };
+
+/** The machine's resources as the node's monitor last sampled them. */
+export interface ResourcesView {
+  cpus: number;
+  /** Busy share of all CPUs over the last sample interval, 0-100. */
+  cpuLoadPercent: number;
+  loadAverage: number[];
+  memoryTotalBytes: number;
+  memoryFreeBytes: number;
+  gpus: Array<{ index: number; name: string; memoryTotalBytes: number; memoryUsedBytes: number; utilizationPercent: number }>;
+}
+
+/** GET /status. */
+export interface NodeStatus {
+  status: 'idle' | 'busy';
+  nodeId: string;
+  /** The node's libp2p peer id (equal to nodeId). */
+  peerId: string;
+  multiaddrs: string[];
+  /** Peers whose offers this node holds. */
+  peers: number;
+  /** Open libp2p connections. */
+  connections: number;
+  version: string;
+  slots: { total: number; used: number; free: number };
+  queue: { pending: number; running: number };
+  resources: ResourcesView;
+  /** Per-job limits of this node. */
+  limits: { cpus: number; memory: string; timeout: string; gpus: number; networks: string[] };
+}
+
+/** GET /peers: the peers this node knows, each with its current offer. */
+export interface PeerList {
+  peerId: string;
+  peers: Array<{ peerId: string; connected: boolean; offer: Offer }>;
+}
