@@ -15,7 +15,8 @@ import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import type { JsonChannel } from './wire.js';
 import type { MeshAccept } from '../config/schema.js';
-import type { Admission } from '../scheduler/admission.js';
+import type { Intake } from '../scheduler/intake.js';
+import type { Account } from '../store/ledger-store.js';
 
 /** Whether this node's policy admits jobs forwarded by `peerId`. */
 export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
@@ -42,9 +43,9 @@ export interface JobServiceDeps {
    */
   loopbackOnly: boolean;
   /** The account a forwarding peer's jobs belong to (node-<peer id>), made on first use. */
-  accountOf: (peerId: string) => Promise<{ id: string }>;
-  /** The same queue limits the HTTP API applies. */
-  admission: Pick<Admission, 'admit'>;
+  accountOf: (peerId: string) => Promise<Account>;
+  /** The HTTP API's own front door: the same queue limits apply. */
+  intake: Pick<Intake, 'submit'>;
   store: JobStore;
   events: TypedEmitter<JobEventMap>;
   policy: () => SpecPolicy;
@@ -123,9 +124,7 @@ export async function serveForwardedJob(
   let job: Job;
   try {
     // The job is the forwarding node's: its account alone sees it, and its limits apply.
-    const owner = (await deps.accountOf(from)).id;
-    await deps.admission.admit(owner);
-    job = await scheduler.submit(spec, { pinned: true, origin: from, owner, title: `forwarded by ${from}` });
+    job = await deps.intake.submit(await deps.accountOf(from), spec, { pinned: true, origin: from, title: `forwarded by ${from}` });
   } catch (err) {
     return refuse(messageOf(err));
   }

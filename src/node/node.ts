@@ -142,7 +142,8 @@ export class GridxNode {
               accept: config.mesh.accept,
               loopbackOnly: config.auth === 'open',
               accountOf: (peerId) => accounts.ofPeer(peerId),
-              admission,
+              // Built below, once the scheduler exists; forwarded jobs arrive after start.
+              intake: { submit: (account, spec, options) => intake.submit(account, spec, options) },
               store,
               events: this.events,
               policy,
