@@ -38,6 +38,7 @@ export function offersKey(): Promise<CID> {
 
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 const MAX_OFFERS_PER_MESSAGE = 1000;
+const EXCHANGE_ATTEMPTS = 3;
 const EXCHANGE_TIMEOUT_MS = 5_000;
 /** How long offers gather before they are pushed together. */
 const PUSH_BATCH_MS = 5;
@@ -56,8 +57,7 @@ export interface MeshOptions {
   log: Logger;
   /** This node's current offer, without the mesh's own fields. */
   describe: () => Promise<OfferFields>;
-  /** Serves a job another node forwards here (/gridx/job/1.0.0). */
-  /** Serves a forwarded job; `via.loopback`: the peer is connected over a loopback address. */
+  /** Serves a job another node forwards (/gridx/job/1.0.0); `via.loopback`: over loopback. */
   serveJob: (channel: JsonChannel, from: string, via: { loopback: boolean }) => Promise<void>;
   /** Called when the book changed in a way placement may care about. */
   onOffersChanged?: () => void;
@@ -174,15 +174,7 @@ export class Mesh {
       if (options.onlyIfChanged && canonicalJson(last) === canonicalJson({ ...fields, multiaddrs: this.multiaddrs })) return;
       const now = Date.now();
       this.seq = Math.max(this.seq + 1, now);
-      const offer: Offer = {
-        ...fields,
-        v: 1,
-        peerId: this.peerId,
-        multiaddrs: this.multiaddrs,
-        seq: this.seq,
-        issuedAt: now,
-        expiresAt: now + this.options.offerTtlMs,
-      };
+      const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.options.offerTtlMs };
       this.own = await signOffer(offer, this.options.identity.privateKey);
       this.push([this.own]);
     } catch (err) {
@@ -267,7 +259,7 @@ export class Mesh {
   }
 
   /** Sends a hello with everything we know and takes everything the peer knows. */
-  private async exchange(peer: PeerId): Promise<void> {
+  private async exchange(peer: PeerId, attempt = 1): Promise<void> {
     if (!this.node || this.stopped) return;
     let stream: Stream | undefined;
     try {
@@ -281,7 +273,10 @@ export class Mesh {
       await stream.close();
     } catch (err) {
       stream?.abort(err as Error);
-      if (!this.stopped) this.log.debug(`offer exchange with ${peer} failed: ${messageOf(err)}`);
+      if (this.stopped) return;
+      this.log.debug(`offer exchange with ${peer} failed (attempt ${attempt}): ${messageOf(err)}`);
+      // A busy peer can miss the first swap; else they would meet only at the next republish.
+      if (attempt < EXCHANGE_ATTEMPTS) setTimeout(() => void this.exchange(peer, attempt + 1), 500 * attempt).unref();
     }
   }
 
@@ -388,8 +383,8 @@ export class Mesh {
 
   private async onJobStream(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
+    const loopback = /^\/(ip4\/127\.|ip6\/::1\/)/.test(connection.remoteAddr.toString());
     try {
-      const loopback = /^\/(ip4\/127\.|ip6\/::1\/)/.test(connection.remoteAddr.toString());
       await this.options.serveJob(jsonChannel(stream), from, { loopback });
     } catch (err) {
       this.log.warn(`${PROTOCOLS.job} from ${from}: ${messageOf(err)}; stream reset`);

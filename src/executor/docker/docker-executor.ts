@@ -34,7 +34,7 @@ export interface DockerExecutorOptions extends SandboxSettings {
 /** How long to wait for the attach stream to drain after the container exits. */
 const DRAIN_TIMEOUT_MS = 2000;
 /** How long an unexplained SIGKILL exit waits for the engine to record an OOM kill. */
-const OOM_SETTLE_MS = 1000;
+const OOM_SETTLE_MS = 3000;
 
 class Run {
   container?: Docker.Container;
