@@ -44,6 +44,7 @@ import type { Job, JobSpec } from '../src/domain/job.js';
 import { type JobEventMap, TypedEmitter } from '../src/domain/events.js';
 import { Accounts } from '../src/ledger/accounts.js';
 import { Ledger } from '../src/ledger/ledger.js';
+import { flipped, median } from './stats.js';
 
 const SPEC: JobSpec = {
   image: 'bench',
@@ -81,10 +82,6 @@ interface Figures {
   claimMs?: { median: number; p99: number };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -310,10 +307,10 @@ if (values.only === undefined || values.only === 'store') {
   const postgres: Figures[] = [];
   const graphile: Figures[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    // Alternate so each sees the same machine state.
-    const s = await sqliteRun();
-    const p = await postgresRun();
-    const g = await graphileRun();
+    // The order flips each round, so no side always inherits the state another leaves.
+    const got: Record<string, Figures> = {};
+    for (const [name, run] of flipped([['s', sqliteRun], ['p', postgresRun], ['g', graphileRun]] as const, round - 1)) got[name] = await run();
+    const [s, p, g] = [got.s!, got.p!, got.g!];
     sqlite.push(s);
     postgres.push(p);
     graphile.push(g);
@@ -343,13 +340,17 @@ if (values.only === undefined || values.only === 'http') {
   };
   const paidRatios: Record<string, number[]> = { SQLite: [], PostgreSQL: [] };
   for (let round = 1; round <= ROUNDS; round++) {
-    const free = { SQLite: await httpRun(undefined), PostgreSQL: await pgRun(false) };
-    const paid = { SQLite: await httpRun(undefined, true), PostgreSQL: await pgRun(true) };
+    const free: Record<string, Figures> = {};
+    const paid: Record<string, Figures> = {};
+    // Free and paid side by side on each store, the order flipped each round.
+    for (const [store, run] of flipped([['SQLite', (p: boolean) => httpRun(undefined, p)], ['PostgreSQL', pgRun]] as const, round - 1)) {
+      for (const isPaid of flipped([false, true], round - 1)) (isPaid ? paid : free)[store] = await run(isPaid);
+    }
     console.log(`round ${round}`);
     for (const store of ['SQLite', 'PostgreSQL'] as const) {
-      const ratio = paid[store].tasksPerSec / free[store].tasksPerSec;
+      const ratio = paid[store]!.tasksPerSec / free[store]!.tasksPerSec;
       paidRatios[store]!.push(ratio);
-      console.log(`  server on ${store.padEnd(10)} free ${fmt(free[store])}   paid ${fmt(paid[store])}   paid / free ${ratio.toFixed(2)}×`);
+      console.log(`  server on ${store.padEnd(10)} free ${fmt(free[store]!)}   paid ${fmt(paid[store]!)}   paid / free ${ratio.toFixed(2)}×`);
     }
   }
   for (const store of ['SQLite', 'PostgreSQL']) console.log(`  median paid / free on ${store}: ${median(paidRatios[store]!).toFixed(2)}×`);
@@ -392,7 +393,7 @@ if (values.only === undefined || values.only === 'ledger') {
     const schema = schemaName('bench_ledger');
     const pgStore = await PostgresStore.open(pgUrl, { schema });
     try {
-      for (const [name, store] of [['SQLite', sqliteStore], ['PostgreSQL', pgStore]] as const) {
+      for (const [name, store] of flipped([['SQLite', sqliteStore], ['PostgreSQL', pgStore]] as const, round - 1)) {
         const r = await ledgerRun(store);
         console.log(`  round ${round} ${name.padEnd(10)} insert free ${r.free.toFixed(0).padStart(5)}/s  paid ${r.paid.toFixed(0).padStart(5)}/s  (${(r.paid / r.free).toFixed(2)}×)  settle ${r.settle.toFixed(0).padStart(5)}/s`);
       }

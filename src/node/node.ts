@@ -259,7 +259,7 @@ export class GridxNode {
     const slots = scheduler.slots;
     const resources = this.monitor!.snapshot();
     return {
-      apiUrl: config.mesh.announceApiUrl ?? this.url ?? '',
+      apiUrl: config.mesh.announceApiUrl ?? this.api?.url ?? '',
       status: slots.free > 0 ? 'idle' : 'busy',
       slots: { total: slots.total, free: slots.free },
       cpus: resources.cpus,
