@@ -20,9 +20,14 @@ export interface AuthDeps {
 export function bearerOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header === undefined || header === '') return undefined;
-  const match = /^Bearer\s+(\S{8,200})\s*$/i.exec(header);
-  if (!match) throw new GridxError('UNAUTHORIZED', 'Authorization header must be "Bearer <key>"');
-  return match[1];
+  const token = tokenOf(header);
+  if (token === undefined) throw new GridxError('UNAUTHORIZED', 'Authorization header must be "Bearer <key>"');
+  return token;
+}
+
+/** The key in an Authorization header however "Bearer" is spelled; undefined when there is none. */
+export function tokenOf(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S{8,200})\s*$/i.exec(header ?? '')?.[1];
 }
 
 /** The requesting account, or undefined when no key was sent. A key that matches nobody is a 401. */

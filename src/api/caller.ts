@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { hashKey } from '../ledger/accounts.js';
 import type { Accounts } from '../ledger/accounts.js';
+import { tokenOf } from './auth.js';
 
 /** A runner's own routes: /api/runners/<id>/... */
 export const RUNNER_ROUTE = /^\/api\/runners\/([^/?]+)\//;
@@ -25,7 +26,7 @@ export class CallerKeys {
   async of(request: FastifyRequest): Promise<string> {
     const runner = RUNNER_ROUTE.exec(request.url);
     if (runner) return `runner:${runner[1]}`;
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
+    const token = tokenOf(request.headers.authorization);
     const account = token === undefined ? null : await this.accountOf(token);
     return account ? `acct:${account}` : `ip:${addressGroup(request.ip)}`;
   }
