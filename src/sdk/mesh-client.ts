@@ -81,15 +81,17 @@ export async function findNodes(body: JobRequestBody, options: FindOptions): Pro
     while (Date.now() < deadline) {
       // Nothing answered at all: no point in waiting the full time.
       if (mesh.connectedPeers === 0 && Date.now() - started > CONNECT_TIMEOUT_MS) break;
-      // Offers arrive with the first connection; the DHT finds providers the bootstrap does not know.
-      if (mesh.book.size > 0 && !dhtAsked) {
-        dhtAsked = true;
-        await mesh.discover(AbortSignal.timeout(Math.min(1000, Math.max(deadline - Date.now(), 1))));
-      }
+      // Offers arrive with the first connection: the bootstrap's own and every offer it holds.
       const ranked = rankOffers(mesh.book.offers(), needs);
       if (ranked.length > 0) return ranked;
-      if (dhtAsked && mesh.book.size > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
+      if (mesh.book.size === 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      if (dhtAsked) break;
+      // None of them fits: the DHT finds providers the bootstrap does not know.
+      dhtAsked = true;
+      await mesh.discover(AbortSignal.timeout(Math.min(1000, Math.max(deadline - Date.now(), 1))));
     }
     if (mesh.connectedPeers === 0) {
       throw new GridxError('UNAVAILABLE', `no bootstrap peer answered (${options.bootstrap.join(', ')}); is a node running there?`);
