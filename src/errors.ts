@@ -11,6 +11,8 @@ export const ErrorCodes = {
   /** The request body is larger than the node accepts. */
   BODY_TOO_LARGE: { httpStatus: 413, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },
+  /** A Range header asks for nothing of the file. */
+  RANGE_NOT_SATISFIABLE: { httpStatus: 416, retryable: false },
   /** No credentials, or credentials that match nobody. */
   UNAUTHORIZED: { httpStatus: 401, retryable: false },
   /** The caller is known but may not do this (another runner's lease, another account's task). */

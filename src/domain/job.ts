@@ -1,5 +1,6 @@
 /** Jobs: what a user submits, its statuses and the pure rules for moving between them. */
 
+import type { JobInput, OutputManifest } from './data.js';
 import { formatDuration, formatSize } from './units.js';
 
 /** The lifecycle of a job. Parity's "task" is the same thing under another name. */
@@ -54,6 +55,8 @@ export type FailureReason =
   | 'lease_expired' // the runner or server holding it stopped renewing its lease, too many times
   | 'cancelled' // the user cancelled it
   | 'unverified' // redundant executions disagreed: no result had a majority
+  | 'input_unavailable' // an input could not be fetched, was missing, or did not match its sha256
+  | 'output_limit' // the job wrote more under /outputs than the node allows (what fitted is kept)
   | 'executor_error'; // Docker refused or failed in a way that is not the job's fault
 
 /** The canonical job spec; the Grid-X and Parity request bodies both map onto it. */
@@ -75,6 +78,8 @@ export interface JobSpec {
   /** Docker network mode; "none" unless the operator allows another. */
   network: string;
   volumes: VolumeMount[];
+  /** Files placed read-only under /inputs before the job starts; absent when none. */
+  inputs?: JobInput[];
 }
 
 export interface VolumeMount {
@@ -123,6 +128,8 @@ export interface Job {
   owner?: string;
   /** When the reward's escrow was paid out or refunded. */
   settledAt?: string;
+  /** The files the job left under /outputs, once it has ended. */
+  outputs?: OutputManifest;
   /** Redundant execution: how many workers run this task (it is then a parent, never run itself). */
   replicas?: number;
   /** The task this job is one replica of. */
@@ -131,13 +138,23 @@ export interface Job {
 
 /**
  * Whether the worker earns the reward for a job that ended so: it delivered what the job
- * asked for (exit 0, a non-zero exit, an out-of-memory kill or the time limit are the job's
- * own doing). Cancelled jobs and jobs that never ran to an end (no image, engine failure,
+ * asked for (exit 0, a non-zero exit, an out-of-memory kill, the time limit or a full /outputs
+ * are the job's own doing). Cancelled jobs and jobs that never ran to an end (no image, engine failure,
  * lost executions) are refunded to the owner in full.
  */
 export function workerEarns(job: Pick<Job, 'status' | 'reason'>): boolean {
   if (job.status === 'completed' || job.status === 'timed_out') return true;
-  return job.status === 'failed' && (job.reason === 'exit_code' || job.reason === 'oom');
+  return job.status === 'failed' && (job.reason === 'exit_code' || job.reason === 'oom' || job.reason === 'output_limit');
+}
+
+/** The reasons a job fails with when its execution could not be started. */
+export type StartFailure = 'image_not_found' | 'input_unavailable' | 'executor_error';
+
+/** Which StartFailure an executor's start() error code means. */
+export function startFailureOf(code: string | undefined): StartFailure {
+  if (code === 'IMAGE_NOT_FOUND') return 'image_not_found';
+  if (code === 'INPUT_UNAVAILABLE') return 'input_unavailable';
+  return 'executor_error';
 }
 
 /** What one execution produced, as the executor observed it. */
@@ -154,6 +171,8 @@ export interface ExecutionResult {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
+  /** What the job left under /outputs; absent where the executor collects none. */
+  outputs?: OutputManifest;
 }
 
 /** The terminal status, reason and message an execution result implies. */
@@ -167,6 +186,13 @@ export function outcomeOf(
       status: 'timed_out',
       reason: 'timeout',
       message: `killed at its time limit of ${formatDuration(spec.timeoutMs)}`,
+    };
+  }
+  if (result.outputs?.exceeded) {
+    return {
+      status: 'failed',
+      reason: 'output_limit',
+      message: `wrote more under /outputs than this node allows; the ${result.outputs.files.length} file(s) that fitted are kept`,
     };
   }
   // Docker flags any OOM kill in the container; it is the job's failure only if the job failed.

@@ -6,6 +6,7 @@
 
 import path from 'node:path';
 import { GridxError, invalid } from '../errors.js';
+import { INPUTS_DIR, OUTPUTS_DIR, type JobInput, checkInputPath, digestOf, isDigest, parseSha256 } from './data.js';
 import { imageRefusal } from './image-policy.js';
 import { parseImageRef } from './image-ref.js';
 import type { JobSpec, VolumeMount } from './job.js';
@@ -41,6 +42,13 @@ export interface JobRequest {
   timeout?: unknown;
   network?: unknown;
   volumes?: unknown;
+  inputs?: unknown;
+}
+
+/** A request's spec and the bytes of its inline inputs, by digest (the Intake stores them as blobs). */
+export interface NormalizedRequest {
+  spec: JobSpec;
+  inline: Map<string, Buffer>;
 }
 
 const MAX_IMAGE_LENGTH = 512;
@@ -49,6 +57,11 @@ const MAX_ENV = 1024;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function normalizeSpec(body: unknown, policy: SpecPolicy): JobSpec {
+  return normalizeRequest(body, policy).spec;
+}
+
+/** normalizeSpec, keeping the decoded bytes of inline (`content`) inputs. */
+export function normalizeRequest(body: unknown, policy: SpecPolicy): NormalizedRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid('body', 'must be a JSON object such as {"image": "alpine:latest", "command": "echo hi"}');
   }
@@ -65,13 +78,81 @@ export function normalizeSpec(body: unknown, policy: SpecPolicy): JobSpec {
     network: normalizeNetwork(req.network, policy),
     volumes: normalizeVolumes(req.volumes, policy),
   };
+  const inline = new Map<string, Buffer>();
+  const inputs = normalizeInputs(req.inputs, inline);
+  if (inputs.length > 0) spec.inputs = inputs;
   if (req.workdir !== undefined && req.workdir !== null) {
     if (typeof req.workdir !== 'string' || !req.workdir.startsWith('/') || req.workdir.includes('\0')) {
       throw invalid('workdir', 'must be an absolute path inside the container, such as "/app"');
     }
     spec.workdir = req.workdir;
   }
-  return spec;
+  return { spec, inline };
+}
+
+const MAX_INPUTS = 1000;
+const MAX_URL_LENGTH = 4096;
+
+/**
+ * `inputs`: files placed under /inputs before the job starts, each with exactly one source:
+ * a blob's `digest`, inline base64 `content` (kept in `inline` by its digest), or a `url`
+ * with an optional `sha256`.
+ */
+function normalizeInputs(raw: unknown, inline: Map<string, Buffer>): JobInput[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    throw invalid('inputs', 'must be an array such as [{"path": "/inputs/data.csv", "digest": "sha256:..."}]');
+  }
+  if (raw.length > MAX_INPUTS) throw invalid('inputs', `has ${raw.length} files; at most ${MAX_INPUTS}`);
+  const seen = new Set<string>();
+  return raw.map((entry, i): JobInput => {
+    const field = `inputs[${i}]`;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+      throw invalid(field, 'must be an object {"path": "/inputs/NAME", and one of "digest", "content" or "url"}');
+    }
+    const e = entry as Record<string, unknown>;
+    const unknown = Object.keys(e).find((k) => !['path', 'digest', 'content', 'url', 'sha256'].includes(k));
+    if (unknown !== undefined) throw invalid(`${field}.${unknown}`, 'is not known; use path, digest, content, url or sha256');
+    const path = checkInputPath(e.path, `${field}.path`);
+    // One file per path, and no file where another input needs a directory.
+    for (const other of seen) {
+      if (other === path || other.startsWith(`${path}/`) || path.startsWith(`${other}/`)) {
+        throw invalid(`${field}.path`, `"${path}" collides with another input at "${other}"`);
+      }
+    }
+    seen.add(path);
+    const sources = ['digest', 'content', 'url'].filter((k) => e[k] !== undefined && e[k] !== null);
+    if (sources.length !== 1) {
+      throw invalid(field, `needs exactly one source: "digest" (an uploaded blob), "content" (base64) or "url"; got ${sources.length === 0 ? 'none' : sources.join(' and ')}`);
+    }
+    if (e.sha256 !== undefined && e.url === undefined) throw invalid(`${field}.sha256`, 'goes with "url" only; a digest already names the bytes');
+    if (e.digest !== undefined) {
+      if (!isDigest(e.digest)) throw invalid(`${field}.digest`, 'must be "sha256:" and 64 lowercase hex digits, as POST /blobs answers');
+      return { path, digest: e.digest };
+    }
+    if (e.content !== undefined) {
+      if (typeof e.content !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(e.content)) {
+        throw invalid(`${field}.content`, 'must be the file\'s bytes in base64');
+      }
+      const bytes = Buffer.from(e.content, 'base64');
+      const digest = digestOf(bytes);
+      inline.set(digest, bytes);
+      return { path, digest };
+    }
+    if (typeof e.url !== 'string' || e.url.length > MAX_URL_LENGTH) throw invalid(`${field}.url`, 'must be an http:// or https:// URL');
+    let url: URL;
+    try {
+      url = new URL(e.url);
+    } catch {
+      throw invalid(`${field}.url`, 'is not a valid URL; give an http:// or https:// URL');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(`${field}.url`, `must be http:// or https://, not ${url.protocol}`);
+    if (url.username !== '' || url.password !== '') throw invalid(`${field}.url`, 'must not carry a user name or password');
+    if (e.sha256 === undefined || e.sha256 === null) return { path, url: url.href };
+    const sha256 = parseSha256(e.sha256);
+    if (!sha256) throw invalid(`${field}.sha256`, 'must be 64 hex digits (or "sha256:" and 64 hex digits)');
+    return { path, url: url.href, sha256 };
+  });
 }
 
 function normalizeImage(raw: unknown, policy: SpecPolicy): string {
@@ -242,6 +323,10 @@ function normalizeVolumes(raw: unknown, policy: SpecPolicy): VolumeMount[] {
     }
     if (!path.isAbsolute(hostPath) || !path.isAbsolute(containerPath)) {
       throw invalid(field, 'both paths must be absolute');
+    }
+    const target = path.posix.normalize(containerPath);
+    if ([INPUTS_DIR, OUTPUTS_DIR].some((dir) => target === dir || target.startsWith(`${dir}/`) || dir.startsWith(`${target}/`))) {
+      throw invalid(field, `cannot be mounted at ${target}: ${INPUTS_DIR} and ${OUTPUTS_DIR} hold the job's input and output files`);
     }
     const checked = checkHostPath(hostPath, policy);
     if ('refusal' in checked) {

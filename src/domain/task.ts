@@ -7,10 +7,12 @@ import { GridxError, invalid, quote } from '../errors.js';
 import { formatAmount, parseAmount } from './amount.js';
 import { normalizeVerification } from './verification.js';
 import type { JobSpec } from './job.js';
-import { type SpecPolicy, normalizeSpec } from './spec.js';
+import { type NormalizedRequest, type SpecPolicy, normalizeRequest } from './spec.js';
 
 export interface TaskRequest {
   spec: JobSpec;
+  /** The bytes of inline inputs, by digest (see NormalizedRequest). */
+  inline: Map<string, Buffer>;
   title: string;
   description?: string;
   /** Credits offered per execution, as a canonical decimal string. */
@@ -31,6 +33,7 @@ const FIELD_NAMES: Array<[RegExp, string]> = [
   [/^resources\b/, 'config.resources'],
   [/^timeout\b/, 'config.resources.timeout'],
   [/^network\b/, 'config.network'],
+  [/^inputs\b/, 'config.inputs'],
 ];
 
 const MAX_TITLE = 200;
@@ -58,6 +61,7 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
     env: envConfig.env,
     workdir: envConfig.workdir,
     network: config.network,
+    inputs: config.inputs,
   };
   if (resources) {
     const { cpu, memory, gpus, timeout, ...rest } = resources;
@@ -66,9 +70,9 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
     request.resources = { cpus: cpu, memory, gpus };
     request.timeout = timeout;
   }
-  let spec: JobSpec;
+  let normalized: NormalizedRequest;
   try {
-    spec = normalizeSpec(request, policy);
+    normalized = normalizeRequest(request, policy);
   } catch (err) {
     if (!(err instanceof GridxError)) throw err;
     const renamed = FIELD_NAMES.reduce((m, [re, parity]) => (re.test(m) ? m.replace(re, parity) : m), err.message);
@@ -76,7 +80,7 @@ export function normalizeTask(body: unknown, policy: SpecPolicy): TaskRequest {
   }
   const reward = normalizeReward(b.reward);
   return {
-    spec,
+    ...normalized,
     title,
     replicas: normalizeVerification(b.verification),
     ...(description === undefined ? {} : { description }),

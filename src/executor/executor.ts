@@ -4,6 +4,7 @@
  * around it. Nodes, servers and runners all run work through this contract.
  */
 
+import type { OutputManifest } from '../domain/data.js';
 import type { ExecutionResult, JobSpec } from '../domain/job.js';
 import { GridxError } from '../errors.js';
 
@@ -33,6 +34,20 @@ export function startAborted(executionId: string): GridxError {
   return new GridxError('UNAVAILABLE', `execution ${executionId} was not started: its start was aborted (the node is stopping or the caller gave up); try again`);
 }
 
+/**
+ * An execution's files, for executors that run containers on this host: its inputs placed
+ * (URLs fetched by the node, never the container) and a size-capped /outputs, collected
+ * into the blob store when it ends, whatever its status.
+ */
+export interface ExecutionFiles {
+  /** Bind mounts ("host:container:mode") for the inputs and /outputs; rejects INPUT_UNAVAILABLE naming the input. */
+  prepare(request: ExecutionRequest, signal?: AbortSignal): Promise<string[]>;
+  /** What the execution left under /outputs, stored as blobs. */
+  collect(executionId: string): Promise<OutputManifest>;
+  /** Frees what prepare made; idempotent. */
+  release(executionId: string): Promise<void>;
+}
+
 export interface OutputSnapshot {
   stdout: string;
   stderr: string;
@@ -44,7 +59,7 @@ export interface Executor {
   /**
    * Creates and starts the execution; resolves once it runs. Idempotent: starting an id
    * that is already known is a no-op. Rejects with IMAGE_NOT_FOUND when the image is
-   * missing and cannot be pulled, LIMIT_EXCEEDED when the node's policy refuses it at
+   * missing and cannot be pulled, INPUT_UNAVAILABLE when an input cannot be placed, LIMIT_EXCEEDED when the node's policy refuses it at
    * creation (its registry, a volume's real path), DOCKER_UNAVAILABLE when the engine fails,
    * UNAVAILABLE when `options.signal` aborts first (see StartOptions.signal).
    */

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writePrivateFile } from '../config/private-file.js';
 import type { Config } from '../config/schema.js';
+import { startFailureOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import { imageRefusal } from '../domain/spec.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
@@ -217,7 +218,7 @@ export class GridxRunner {
     } catch (err) {
       if (this.stopped) return; // given back when the runner leaves
       log.warn(`job ${job.job_id} could not start: ${messageOf(err)}`);
-      const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
+      const reason = startFailureOf(isGridxError(err) ? err.code : undefined);
       await this.report(job, state, () => this.client.failed(token, reason, messageOf(err)));
       return;
     }

@@ -6,7 +6,7 @@
  */
 
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type ExecutionResult, type Job, isTerminal } from '../domain/job.js';
+import { type ExecutionResult, type Job, isTerminal, startFailureOf } from '../domain/job.js';
 import type { Startable } from '../domain/startable.js';
 import { isGridxError, messageOf } from '../errors.js';
 import type { Executor, OutputSnapshot } from '../executor/executor.js';
@@ -229,7 +229,7 @@ export class Dispatcher implements Startable, LeaseHolder {
         await lifecycle.unclaim(job, executionId, `peer ${target.holder} did not take it: ${messageOf(err)}`);
         return;
       }
-      const reason = isGridxError(err, 'IMAGE_NOT_FOUND') ? 'image_not_found' : 'executor_error';
+      const reason = startFailureOf(isGridxError(err) ? err.code : undefined);
       log.warn(`job ${job.id} could not start: ${messageOf(err)}`);
       await lifecycle.failExecution(job.id, executionId, reason, messageOf(err));
       return;

@@ -69,6 +69,7 @@ export class Lifecycle {
       executionId: null,
     };
     if (result.exitCode !== undefined) patch.exitCode = result.exitCode;
+    if (result.outputs) patch.outputs = result.outputs;
     return this.write(job.id, { status: ['scheduled', 'running'], executionId }, patch);
   }
 

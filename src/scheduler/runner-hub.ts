@@ -9,7 +9,7 @@
 
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
-import { type ExecutionResult, type Job, type JobSpec, isTerminal, outcomeOf } from '../domain/job.js';
+import { type ExecutionResult, type Job, type JobSpec, type StartFailure, isTerminal, outcomeOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
@@ -268,7 +268,7 @@ export class RunnerHub implements Startable {
   }
 
   /** The execution could not start: the job fails with `reason`. A repeat answers with the job. */
-  async failed(runner: RunnerRecord, token: string, reason: 'image_not_found' | 'executor_error', message: string): Promise<Job> {
+  async failed(runner: RunnerRecord, token: string, reason: StartFailure, message: string): Promise<Job> {
     const execution = await this.execution(runner, token);
     const job = await this.deps.store.get(execution.jobId);
     if (job && execution.status === 'failed' && job.status === 'failed' && job.reason === reason) return job;

@@ -1,12 +1,13 @@
 /** Row shapes and their mapping to domain types, shared by the SQLite and PostgreSQL stores. */
 
+import type { OutputManifest } from '../domain/data.js';
 import type { Job, JobStatus } from '../domain/job.js';
-import type { ExecutionRecord, RunnerRecord, RunnerSummary } from './store.js';
+import type { ExecutionRecord, JobPatch, RunnerRecord, RunnerSummary } from './store.js';
 
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
   execution_id, exit_code, reason, message, '' AS stdout, '' AS stderr, stdout_truncated, stderr_truncated,
-  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at, owner, settled_at, parent, replicas`;
+  duration_ms, executed_by, pinned, origin, description, reward, lease_expires_at, owner, settled_at, parent, replicas, NULL AS outputs`;
 
 /** A jobs row as either driver returns it (SQLite: 0/1 and JSON text; PostgreSQL: booleans, JSONB, bigint text). */
 export interface JobRow {
@@ -39,6 +40,7 @@ export interface JobRow {
   settled_at: string | null;
   parent: string | null;
   replicas: number | null;
+  outputs: string | null;
 }
 
 export function toJob(row: JobRow): Job {
@@ -71,6 +73,7 @@ export function toJob(row: JobRow): Job {
   if (row.settled_at !== null) job.settledAt = row.settled_at;
   if (row.parent !== null) job.parent = row.parent;
   if (row.replicas !== null) job.replicas = row.replicas;
+  if (row.outputs !== null) job.outputs = JSON.parse(row.outputs) as OutputManifest;
   if (row.lease_expires_at !== null) job.leaseExpiresAt = new Date(Number(row.lease_expires_at)).toISOString();
   return job;
 }
@@ -136,3 +139,24 @@ export function toRunner(r: RunnerRow): RunnerSummary {
 /** Runners with the count of jobs each holds, most recently heard from first. */
 export const LIST_RUNNERS_SQL = `SELECT r.*, (SELECT COUNT(*) FROM jobs j WHERE j.executed_by = r.id
   AND j.status IN ('scheduled', 'running')) AS running FROM runners r ORDER BY r.last_heartbeat_at DESC`;
+
+/** The columns a transition's patch sets, besides status and updated_at; `undefined` values leave a column alone. */
+export function patchColumns(patch: JobPatch): Array<[string, unknown]> {
+  return [
+    ['execution_id', patch.executionId],
+    ['attempts', patch.attempts],
+    ['started_at', patch.startedAt],
+    ['finished_at', patch.finishedAt],
+    ['exit_code', patch.exitCode],
+    ['reason', patch.reason],
+    ['message', patch.message],
+    ['stdout', patch.stdout],
+    ['stderr', patch.stderr],
+    ['stdout_truncated', patch.stdoutTruncated],
+    ['stderr_truncated', patch.stderrTruncated],
+    ['duration_ms', patch.durationMs],
+    ['not_before', patch.notBefore],
+    ['deadline_at', patch.deadlineAt],
+    ['outputs', patch.outputs === undefined ? undefined : JSON.stringify(patch.outputs)],
+  ];
+}

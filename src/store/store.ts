@@ -5,6 +5,7 @@
  * holds an execution, its lease token); a lost race returns undefined and changes nothing.
  */
 
+import type { OutputManifest } from '../domain/data.js';
 import type { ExecutionRecord } from '../domain/execution.js';
 import type { FailureReason, Job, JobSpec, JobStatus } from '../domain/job.js';
 import type { JobLimits } from '../domain/offer.js';
@@ -54,6 +55,8 @@ export interface JobPatch {
   notBefore?: number | null;
   /** Epoch ms by which the execution must have ended; renewals never move it. */
   deadlineAt?: number | null;
+  /** The files the execution left under /outputs. */
+  outputs?: OutputManifest;
 }
 
 export interface Expectation {

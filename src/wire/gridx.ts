@@ -23,6 +23,32 @@ export interface JobRequestBody {
   reward?: string | number;
   /** Run by this many different workers; the majority result is accepted and paid. */
   verification?: { replicas: number };
+  /** Files placed read-only under /inputs before the job starts. */
+  inputs?: InputBody[];
+}
+
+/** One input file: a path under /inputs and exactly one source. */
+export type InputBody =
+  | { path: string; digest: string }
+  | { path: string; content: string }
+  | { path: string; url: string; sha256?: string };
+
+/** POST /blobs's answer. */
+export interface BlobRef {
+  digest: string;
+  size: number;
+}
+
+/** GET /jobs/:id/outputs (and /api/tasks/:id/outputs): what the job left under /outputs. */
+export interface OutputsView {
+  id: string;
+  status: JobStatus;
+  /** The digest over the manifest (path, size, sha256 of every file). */
+  root: string;
+  bytes: number;
+  /** It ran out of room under /outputs; the files that fitted are listed. */
+  exceeded: boolean;
+  files: Array<{ path: string; size: number; sha256: string }>;
 }
 
 /** A job as its owner (or anybody, for anonymous jobs) sees it. */
@@ -37,6 +63,8 @@ export interface JobView {
   exitCode?: number;
   reason?: FailureReason;
   message?: string;
+  /** What it left under /outputs, once it ended (the list: GET /jobs/:id/outputs). */
+  outputs?: { root: string; files: number; bytes: number; exceeded: boolean };
   /** Left out of listings and events. */
   stdout?: string;
   stderr?: string;

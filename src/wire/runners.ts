@@ -118,7 +118,7 @@ export interface ResultBody {
 
 /** POST .../leases/:token/failed: the execution could not start. */
 export interface FailedBody {
-  reason: 'image_not_found' | 'executor_error';
+  reason: 'image_not_found' | 'input_unavailable' | 'executor_error';
   message: string;
 }
 

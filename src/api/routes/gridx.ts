@@ -42,11 +42,12 @@ export function gridxRoutes(deps: GridxRouteDeps) {
           throw new GridxError('INVALID_INPUT', 'pin: must be true (run only on this node) or false');
         }
         const pinned = body.pin === true;
-        const spec = intake.specOf(request.body, { pinned });
+        const { spec, inline } = intake.specOf(request.body, { pinned });
         const title = typeof body.title === 'string' ? body.title.slice(0, 200) : undefined;
         const reward = normalizeReward(body.reward);
         const replicas = normalizeVerification(body.verification);
         const job = await intake.submit(account, spec, {
+          inline,
           ...(title ? { title } : {}),
           pinned,
           ...(reward ? { reward } : {}),

@@ -262,7 +262,7 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
             required: ['reason', 'message'],
             additionalProperties: false,
             properties: {
-              reason: { enum: ['image_not_found', 'executor_error'] },
+              reason: { enum: ['image_not_found', 'input_unavailable', 'executor_error'] },
               message: { type: 'string', maxLength: 2000 },
             },
           },

@@ -34,6 +34,7 @@ export function taskRoutes(deps: TaskRouteDeps) {
       const account = await writerAccount(request, deps);
       const task = normalizeTask(request.body, intake.policy());
       const job = await intake.submit(account, task.spec, {
+        inline: task.inline,
         title: task.title,
         ...(task.description ? { description: task.description } : {}),
         ...(task.reward ? { reward: task.reward } : {}),

@@ -1,10 +1,11 @@
 /** How jobs look in the Grid-X dialect: stable field names, human units for limits. */
 
+import type { OutputManifest } from '../../domain/data.js';
 import type { ExecutionRecord } from '../../domain/execution.js';
 import type { Job } from '../../domain/job.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import type { OutputSnapshot } from '../../executor/executor.js';
-import type { JobList, JobLogs, JobView, StrangerView } from '../../wire/gridx.js';
+import type { JobList, JobLogs, JobView, OutputsView, StrangerView } from '../../wire/gridx.js';
 
 /** What anyone but the owner sees of another account's job: its command, image, title, environment and result are the owner's alone. */
 export function strangerView(job: Pick<Job, 'id' | 'status'>): StrangerView {
@@ -24,6 +25,7 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     ...(job.exitCode === undefined ? {} : { exitCode: job.exitCode }),
     ...(job.reason === undefined ? {} : { reason: job.reason }),
     ...(job.message === undefined ? {} : { message: job.message }),
+    ...(job.outputs ? { outputs: outputsSummary(job.outputs) } : {}),
     ...(options.output === false ? {} : { stdout: job.stdout, stderr: job.stderr }),
     stdoutTruncated: job.stdoutTruncated,
     stderrTruncated: job.stderrTruncated,
@@ -47,6 +49,15 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     ...(job.spec.workdir === undefined ? {} : { workdir: job.spec.workdir }),
     ...(options.executions ? { executions: options.executions } : {}),
   };
+}
+
+function outputsSummary(m: OutputManifest): NonNullable<JobView['outputs']> {
+  return { root: m.root, files: m.files.length, bytes: m.bytes, exceeded: m.exceeded };
+}
+
+/** A job's output files: the manifest collected when it ended. */
+export function outputsView(job: Job, manifest: OutputManifest): OutputsView {
+  return { id: job.id, status: job.status, root: manifest.root, bytes: manifest.bytes, exceeded: manifest.exceeded, files: manifest.files };
 }
 
 /** A page of jobs, output left out. */

@@ -11,7 +11,7 @@ import type { ExecutionResult, JobSpec } from '../../domain/job.js';
 import type { VolumeRoots } from '../../domain/volume-paths.js';
 import { GridxError, clip, isGridxError, messageOf } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { type ExecutionRequest, type Executor, type OutputSnapshot, type StartOptions, startAborted } from '../executor.js';
+import { type ExecutionFiles, type ExecutionRequest, type Executor, type OutputSnapshot, type StartOptions, startAborted } from '../executor.js';
 import { CappedOutput } from '../output.js';
 import { type Lookup, isNoSuchImage, pullImage, pullRefusal } from './images.js';
 import { LABELS, containerName, containerOptions, type SandboxSettings } from './sandbox.js';
@@ -26,6 +26,8 @@ export interface DockerExecutorOptions extends SandboxSettings {
   registries: readonly string[];
   /** runner.docker.volumes and writable_volumes, checked again against real paths at creation. */
   volumes: VolumeRoots;
+  /** Inputs and /outputs; absent: the container gets neither. */
+  files?: ExecutionFiles;
   /** How registry names are resolved before a pull; the system resolver unless a test says otherwise. */
   lookup?: Lookup;
   log: Logger;
@@ -87,6 +89,7 @@ class Run {
 export class DockerExecutor implements Executor {
   private readonly runs = new Map<string, Run>();
   private readonly removals = new Set<Promise<void>>();
+  private readonly removing = new Set<string>();
   private readonly docker: Docker;
   private readonly log: Logger;
 
@@ -112,6 +115,7 @@ export class DockerExecutor implements Executor {
       await this.launch(run, options);
     } catch (err) {
       if (run.container) this.remove(run.container);
+      this.releaseFiles(executionId);
       if (signal?.aborted) {
         this.runs.delete(executionId);
         run.settle(Promise.reject(startAborted(executionId)));
@@ -138,7 +142,9 @@ export class DockerExecutor implements Executor {
   private async launch(run: Run, options: StartOptions): Promise<void> {
     const { request } = run;
     const { ref, spec } = await this.admit(request.spec);
-    const create = containerOptions({ ...request, spec }, this.options, this.options.nodeId);
+    const binds = this.options.files ? await this.options.files.prepare(request, options.signal) : [];
+    if (run.cancelled || options.signal?.aborted) throw new Error('cancelled before start');
+    const create = containerOptions({ ...request, spec }, this.options, this.options.nodeId, binds);
     const container = await this.create(create, ref, request.spec.image, options.signal);
     run.container = container;
     if (run.cancelled) throw new Error('cancelled before start');
@@ -184,11 +190,33 @@ export class DockerExecutor implements Executor {
       clearTimeout(run.timer);
       await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_TIMEOUT_MS))]);
       const oomKilled = await this.oomKilled(run, container, StatusCode);
-      return run.resultWith(StatusCode, oomKilled);
+      const result = run.resultWith(StatusCode, oomKilled);
+      this.remove(container);
+      // Whatever the status: a failed, timed-out or killed job's files are kept too.
+      if (this.options.files) result.outputs = await this.collect(run.request.executionId, this.options.files);
+      return result;
     } finally {
       clearTimeout(run.timer);
       this.remove(container);
+      this.releaseFiles(run.request.executionId);
     }
+  }
+
+  private async collect(executionId: string, files: ExecutionFiles) {
+    try {
+      return await files.collect(executionId);
+    } catch (err) {
+      throw new GridxError('DOCKER_UNAVAILABLE', `the job ended but its outputs could not be collected: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  private releaseFiles(executionId: string): void {
+    if (!this.options.files) return;
+    const release = this.options.files
+      .release(executionId)
+      .catch((err: unknown) => this.log.warn(`could not release the files of ${containerName(executionId)}: ${messageOf(err)}`))
+      .finally(() => this.removals.delete(release));
+    this.removals.add(release);
   }
 
   /**
@@ -315,8 +343,10 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  /** Removal happens after the result is read and off the job's critical path. */
+  /** Removal happens after the result is read and off the job's critical path; once per container. */
   private remove(container: Docker.Container): void {
+    if (this.removing.has(container.id)) return;
+    this.removing.add(container.id);
     const removal = container
       .remove({ force: true, v: true })
       .catch((err: unknown) => {
@@ -324,7 +354,10 @@ export class DockerExecutor implements Executor {
           this.log.warn(`could not remove container ${container.id.slice(0, 12)}: ${messageOf(err)}`);
         }
       })
-      .finally(() => this.removals.delete(removal));
+      .finally(() => {
+        this.removals.delete(removal);
+        this.removing.delete(container.id);
+      });
     this.removals.add(removal);
   }
 }

@@ -25,10 +25,12 @@ export function containerName(executionId: string): string {
   return `gridx-${executionId}`;
 }
 
+/** `fileBinds`: the execution's inputs and /outputs (ExecutionFiles.prepare). */
 export function containerOptions(
   request: ExecutionRequest,
   settings: SandboxSettings,
   nodeId: string,
+  fileBinds: readonly string[] = [],
 ): Docker.ContainerCreateOptions {
   const { spec } = request;
   const memory = spec.resources.memoryBytes;
@@ -49,7 +51,7 @@ export function containerOptions(
     // Output is read through attach; 'none' keeps a flood from filling the host's disk.
     LogConfig: { Type: 'none', Config: {} },
     Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }],
-    Binds: spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}:${v.readOnly ? 'ro' : 'rw'}`),
+    Binds: [...spec.volumes.map((v) => `${v.hostPath}:${v.containerPath}:${v.readOnly ? 'ro' : 'rw'}`), ...fileBinds],
     AutoRemove: false,
   };
   if (spec.resources.gpus > 0) {

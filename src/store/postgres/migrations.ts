@@ -193,6 +193,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN deadline_at BIGINT;
   CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE deadline_at IS NOT NULL;
   `,
+  `
+  -- The files a job left under /outputs (a JSON manifest: files, root digest, bytes, exceeded),
+  -- written in the same transition that ends the job, so no job is ever half-collected.
+  ALTER TABLE jobs ADD COLUMN outputs TEXT;
+  `,
 ];
 
 /** Runs the migrations not yet applied to `schema`, one migrator at a time across processes. */

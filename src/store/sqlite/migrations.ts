@@ -158,4 +158,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN deadline_at INTEGER;
   CREATE INDEX jobs_deadline ON jobs (deadline_at) WHERE deadline_at IS NOT NULL;
   `,
+  `
+  -- The files a job left under /outputs (a JSON manifest: files, root digest, bytes, exceeded),
+  -- written in the same transition that ends the job, so no job is ever half-collected.
+  ALTER TABLE jobs ADD COLUMN outputs TEXT;
+  `,
 ];

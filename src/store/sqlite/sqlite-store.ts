@@ -22,6 +22,7 @@ import {
   type ExecutionRow,
   type JobRow,
   LIST_RUNNERS_SQL,
+  patchColumns,
   type RunnerRow,
   SUMMARY_COLUMNS,
   toExecution,
@@ -255,20 +256,7 @@ export class SqliteStore implements JobStore {
         sets.push(`${column} = ?`);
         params.push(typeof value === 'boolean' ? Number(value) : value);
       };
-      set('execution_id', patch.executionId);
-      set('attempts', patch.attempts);
-      set('started_at', patch.startedAt);
-      set('finished_at', patch.finishedAt);
-      set('exit_code', patch.exitCode);
-      set('reason', patch.reason);
-      set('message', patch.message);
-      set('stdout', patch.stdout);
-      set('stderr', patch.stderr);
-      set('stdout_truncated', patch.stdoutTruncated);
-      set('stderr_truncated', patch.stderrTruncated);
-      set('duration_ms', patch.durationMs);
-      set('not_before', patch.notBefore);
-      set('deadline_at', patch.deadlineAt);
+      for (const [column, value] of patchColumns(patch)) set(column, value);
       // Leaving scheduled/running ends the lease and its deadline.
       if (patch.status !== 'scheduled' && patch.status !== 'running') sets.push('lease_expires_at = NULL', 'deadline_at = NULL');
 
