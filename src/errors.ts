@@ -30,6 +30,8 @@ export const ErrorCodes = {
   DOCKER_UNAVAILABLE: { httpStatus: 503, retryable: true },
   /** The job's image does not exist locally and could not be pulled. */
   IMAGE_NOT_FOUND: { httpStatus: 400, retryable: false },
+  /** An input of the job could not be fetched, was missing, or did not match its digest. */
+  INPUT_UNAVAILABLE: { httpStatus: 400, retryable: false },
   /** A configuration file, variable or flag is invalid. */
   CONFIG_INVALID: { httpStatus: 500, retryable: false },
   /** A request to another node failed. */

@@ -53,6 +53,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       pidsLimit: v.pidsLimit,
       tmpfsBytes: v.tmpfsBytes,
       outputLimitBytes: v.outputLimitBytes,
+      outputsBytes: v.outputsBytes,
       user: v.user,
       allowedNetworks,
       allowedVolumes: v.allowedVolumes,
@@ -87,6 +88,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       pollIntervalMs: v.settlementPoll,
       startBlock: v.startBlock,
     },
+    inputs: { allowPrivateUrls: v.allowPrivateUrls, urlTimeoutMs: v.urlTimeoutMs },
     api: { corsOrigins: v.corsOrigins, allowedHosts: v.allowedHosts, rateLimitPerMinute: v.rateLimit },
     limits: {
       maxQueued: v.maxQueued,

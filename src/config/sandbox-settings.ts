@@ -68,6 +68,14 @@ export const SANDBOX_SETTINGS = {
     default: () => 1024 * 1024,
     doc: 'Captured stdout and stderr are each capped at this; the rest is dropped and flagged.',
   },
+  outputsBytes: {
+    key: 'runner.docker.outputs_size',
+    env: 'GRIDX_OUTPUTS_SIZE',
+    expect: 'a size of at least 1m, such as "256m"',
+    parse: size(1024 * 1024),
+    default: () => 256 * 1024 * 1024,
+    doc: 'Room per job under /outputs, on a file system of its own: a job that fills it fails with output_limit and keeps what fitted.',
+  },
   user: {
     key: 'runner.docker.user',
     env: 'GRIDX_USER',

@@ -27,6 +27,8 @@ export interface SandboxPolicy {
   tmpfsBytes: number;
   /** Cap on captured stdout and on stderr, each. */
   outputLimitBytes: number;
+  /** Room per job under /outputs. */
+  outputsBytes: number;
   /** uid:gid the job runs as, both non-zero, always with the gid (normalized by the config loader). */
   user: string;
   /** Docker network modes a job may ask for; "none" is always allowed. */
@@ -74,6 +76,15 @@ export interface Config {
   /** Who may call the API from where, and how much one caller may take. */
   api: ApiGuardConfig;
   limits: CallerLimits;
+  /** How URL inputs are fetched. */
+  inputs: InputsConfig;
+}
+
+export interface InputsConfig {
+  /** URL inputs may point at loopback, private and link-local addresses. */
+  allowPrivateUrls: boolean;
+  /** The most one URL input may take to fetch. */
+  urlTimeoutMs: number;
 }
 
 export interface ApiGuardConfig {

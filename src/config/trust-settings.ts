@@ -4,7 +4,7 @@
  * schema (schema.ts).
  */
 
-import { type Parser, int, list } from './parsers.js';
+import { type Parser, bool, duration, int, list } from './parsers.js';
 import type { Setting } from './schema.js';
 
 /** Which peers may forward jobs to this node over the mesh. */
@@ -113,6 +113,22 @@ export const TRUST_SETTINGS = {
     parse: peerPolicy,
     default: () => undefined as MeshAccept | undefined,
     doc: "Peers this node forwards its jobs to (they see the job's spec, environment included, and report its result). Default: any on an open node, none where the API requires keys.",
+  },
+  allowPrivateUrls: {
+    key: 'inputs.allow_private_urls',
+    env: 'GRIDX_ALLOW_PRIVATE_URLS',
+    expect: 'true or false',
+    parse: bool,
+    default: () => false,
+    doc: "Whether URL inputs may point at loopback, private or link-local addresses. Off: a public node is not a way into its operator's network.",
+  },
+  urlTimeoutMs: {
+    key: 'inputs.url_timeout',
+    env: 'GRIDX_URL_TIMEOUT',
+    expect: 'a duration such as "5m"',
+    parse: duration,
+    default: () => 5 * 60_000,
+    doc: 'How long the node may take to fetch one URL input (its size is capped by storage.max_blob).',
   },
   registries: {
     key: 'runner.docker.registries',

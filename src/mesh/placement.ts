@@ -47,6 +47,8 @@ export class MeshPlacement implements Placement {
   }
 
   private candidates(job: Job, exclude?: ReadonlySet<string>) {
+    // Input files live in this node's blob store, and peers cannot fetch them yet (issue 12).
+    if (job.spec.inputs?.length) return [];
     const all = this.mesh.book.candidates(job.spec, exclude);
     return this.forwardTo === 'any' ? all : all.filter((o) => admitsPeer(this.forwardTo, o.peerId));
   }

@@ -142,6 +142,9 @@ export class DockerExecutor implements Executor {
   private async launch(run: Run, options: StartOptions): Promise<void> {
     const { request } = run;
     const { ref, spec } = await this.admit(request.spec);
+    if (!this.options.files && request.spec.inputs?.length) {
+      throw new GridxError('INPUT_UNAVAILABLE', 'this executor cannot place input files (a runner does not fetch them from its server yet); run the job on a node');
+    }
     const binds = this.options.files ? await this.options.files.prepare(request, options.signal) : [];
     if (run.cancelled || options.signal?.aborted) throw new Error('cancelled before start');
     const create = containerOptions({ ...request, spec }, this.options, this.options.nodeId, binds);
