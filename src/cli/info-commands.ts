@@ -8,7 +8,7 @@ import { clip, gib, table } from './output.js';
 const nodeOption = { node: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
 /** A client of --node (or GRIDX_NODE), as the account of --key (or GRIDX_KEY) when given. */
-function clientFor(values: { node?: string; key?: string }, env: NodeJS.ProcessEnv): GridxClient {
+export function clientFor(values: { node?: string; key?: string }, env: NodeJS.ProcessEnv): GridxClient {
   const key = values.key ?? env.GRIDX_KEY;
   return new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000', key ? { token: key } : {});
 }

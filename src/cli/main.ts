@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { accountCommand, balanceCommand, tokenCommand, withdrawCommand } from './account-command.js';
 import { demoCommand } from './demo-command.js';
 import { devnetCommand } from './devnet-command.js';
+import { blobCommand, getCommand } from './files-command.js';
 import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
 import { nodeCommand, serverCommand } from './node-command.js';
 import { CliExit, errorLine } from './output.js';
@@ -20,6 +21,8 @@ commands:
   server    run a coordinator (Parity's role): the node with its API on 8080
   runner    pull jobs from a server and run them in the Docker sandbox
   run       submit a job, stream its output, exit with its exit code
+  get       download what a job left under /outputs
+  blob      upload a file to a node (put) or download one by digest (get)
   status    show a node's status
   jobs      list a node's jobs
   peers     list the mesh as a node sees it
@@ -37,6 +40,8 @@ const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   server: serverCommand,
   runner: runnerCommand,
   run: runCommand,
+  get: getCommand,
+  blob: blobCommand,
   status: statusCommand,
   jobs: jobsCommand,
   peers: peersCommand,

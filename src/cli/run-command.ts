@@ -3,6 +3,7 @@ import { GridxError, messageOf, quote } from '../errors.js';
 import { GridxClient, type JobRequestBody, type JobView, type LogEvent } from '../sdk/client.js';
 import { findNodes } from '../sdk/mesh-client.js';
 import { splitShellWords } from '../domain/shellwords.js';
+import { type InputFlag, type SaveOutcome, checkInputFiles, parseInputFlags, saveOutputs, uploadInputs } from './files-command.js';
 import { usageError } from './output.js';
 
 export const RUN_USAGE = `usage: gridx run [--node URL | --mesh --bootstrap MULTIADDR] [options] IMAGE -- CMD [ARGS...]
@@ -25,9 +26,70 @@ options:
   --key KEY         account key (default $GRIDX_KEY); a server needs one, a reward is paid from it
   --reward N        credits paid to whoever runs the job, from the key's account
   --replicas K      run on K different workers; the majority result is accepted (and paid)
+  --input LOCAL[:/inputs/NAME]
+                    upload a local file and give it to the job, read-only, at /inputs/NAME
+                    (default: the file's name); repeatable
+  --output DIR      when the job ends (however it ends), download what it left under /outputs
+                    into DIR, each file checked; exits 1 if that fails after a completed job
   --detach, -d      print the job id and exit without waiting`;
 
+/** What one gridx run asks for, read from its arguments and environment (no I/O). */
+export interface RunPlan {
+  body: JobRequestBody;
+  /** A node (--node), an idle node found through the mesh (--mesh), or a server as a Parity task (--server). */
+  target: { kind: 'node'; url: string } | { kind: 'mesh'; bootstrap: string[] } | { kind: 'server'; url: string };
+  key?: string;
+  detach: boolean;
+  /** Local files uploaded before the job is submitted, named in its inputs by digest. */
+  inputs: InputFlag[];
+  /** Where the job's outputs go once it ends. */
+  outputDir?: string;
+}
+
 export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const plan = parseRunArgs(argv, env);
+  if (plan === 'help') {
+    console.log(RUN_USAGE);
+    return 0;
+  }
+  const auth = plan.key ? { token: plan.key } : {};
+  await checkInputFiles(plan.inputs);
+  // The blobs go to the node that runs the job: with --mesh, to each candidate in turn.
+  const prepare = async (client: GridxClient): Promise<JobRequestBody> =>
+    plan.inputs.length === 0 ? plan.body : { ...plan.body, inputs: await uploadInputs(client, plan.inputs) };
+  if (plan.target.kind === 'server') return runAsTask(new GridxClient(plan.target.url, auth), plan, prepare);
+
+  const { client, submitted } =
+    plan.target.kind === 'mesh'
+      ? await submitThroughMesh(plan.body, plan.target.bootstrap, prepare)
+      : await submitTo(new GridxClient(plan.target.url, auth), prepare);
+  if (plan.detach) {
+    console.log(submitted.id);
+    return 0;
+  }
+
+  let cancelled = false;
+  const onSigint = () => {
+    if (cancelled) process.exit(130);
+    cancelled = true;
+    process.stderr.write(`\ngridx: cancelling job ${submitted.id} (Ctrl-C again to leave it running)\n`);
+    client.cancel(submitted.id).catch(() => {});
+  };
+  process.on('SIGINT', onSigint);
+  let job: JobView;
+  try {
+    job = await client.follow(submitted.id, (event: LogEvent) => {
+      if ('stream' in event) (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data);
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const code = exitCodeOf(job);
+  return plan.outputDir === undefined ? code : withOutputs(code, await saveOutputs(client, job.id, plan.outputDir, 'gridx'));
+}
+
+/** Reads gridx run's arguments; 'help' for --help. Usage errors throw (exit 2). */
+export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv): RunPlan | 'help' {
   const { values, positionals, tokens } = parseArgs({
     args: argv,
     options: {
@@ -45,16 +107,15 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
       key: { type: 'string' },
       reward: { type: 'string' },
       replicas: { type: 'string' },
+      input: { type: 'string', multiple: true },
+      output: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
     tokens: true,
     strict: true,
   });
-  if (values.help) {
-    console.log(RUN_USAGE);
-    return 0;
-  }
+  if (values.help) return 'help';
   const terminator = tokens.find((t) => t.kind === 'option-terminator');
   const before = terminator
     ? tokens.filter((t) => t.kind === 'positional' && t.index < terminator.index).map((t) => (t as { value: string }).value)
@@ -90,38 +151,36 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (values.pin) body.pin = true;
   if (values.reward) body.reward = values.reward;
   if (values.replicas) body.verification = { replicas: Number(values.replicas) };
+  const detach = values.detach ?? false;
+  if (detach && values.output !== undefined) {
+    throw usageError(`gridx run: --output waits for the job to end, --detach does not; drop one (fetch later with gridx get JOB_ID -o DIR)`, RUN_USAGE);
+  }
+  if (values.output === '') throw usageError('gridx run: --output needs a directory', RUN_USAGE);
   const key = values.key ?? env.GRIDX_KEY;
-  const auth = key ? { token: key } : {};
-  if (values.server) return runAsTask(new GridxClient(values.server, auth), body, values.detach ?? false);
-
-  const { client, submitted } = values.mesh
-    ? await submitThroughMesh(body, values.bootstrap ?? env.GRIDX_BOOTSTRAP?.split(',').filter(Boolean) ?? [])
-    : await submitTo(new GridxClient(values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000', auth), body);
-  if (values.detach) {
-    console.log(submitted.id);
-    return 0;
-  }
-
-  let cancelled = false;
-  const onSigint = () => {
-    if (cancelled) process.exit(130);
-    cancelled = true;
-    process.stderr.write(`\ngridx: cancelling job ${submitted.id} (Ctrl-C again to leave it running)\n`);
-    client.cancel(submitted.id).catch(() => {});
+  const target: RunPlan['target'] = values.server
+    ? { kind: 'server', url: values.server }
+    : values.mesh
+      ? { kind: 'mesh', bootstrap: values.bootstrap ?? env.GRIDX_BOOTSTRAP?.split(',').filter(Boolean) ?? [] }
+      : { kind: 'node', url: values.node ?? env.GRIDX_NODE ?? 'http://127.0.0.1:8000' };
+  return {
+    body,
+    target,
+    detach,
+    inputs: parseInputFlags(values.input ?? [], RUN_USAGE),
+    ...(key ? { key } : {}),
+    ...(values.output === undefined ? {} : { outputDir: values.output }),
   };
-  process.on('SIGINT', onSigint);
-  try {
-    const job = await client.follow(submitted.id, (event: LogEvent) => {
-      if ('stream' in event) (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data);
-    });
-    return exitCodeOf(job);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
 }
 
-/** Submits as a Parity task and follows it over the WebSocket event stream. */
-async function runAsTask(client: GridxClient, body: JobRequestBody, detach: boolean): Promise<number> {
+/** The exit code once --output was tried: a completed job whose outputs were not saved is a failure. */
+function withOutputs(code: number, saved: SaveOutcome): number {
+  if (saved === 'interrupted') return 130;
+  return saved === 'failed' && code === 0 ? 1 : code;
+}
+
+/** Submits as a Parity task (inputs under config.inputs) and follows it over the WebSocket event stream. */
+async function runAsTask(client: GridxClient, plan: RunPlan, prepare: (client: GridxClient) => Promise<JobRequestBody>): Promise<number> {
+  const body = await prepare(client);
   const command = typeof body.command === 'string' ? splitShellWords(body.command) : body.command;
   const env = Array.isArray(body.env) ? body.env : Object.entries(body.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const task = await client.submitTask({
@@ -134,12 +193,13 @@ async function runAsTask(client: GridxClient, body: JobRequestBody, detach: bool
         ...(body.resources?.cpus ? { cpu: body.resources.cpus } : {}),
         ...(body.timeout ? { timeout: body.timeout } : {}),
       },
+      ...(body.inputs ? { inputs: body.inputs } : {}),
     },
     environment: { type: 'docker', config: { image: body.image, ...(body.workdir ? { workdir: body.workdir } : {}), env } },
     ...(body.reward === undefined ? {} : { reward: body.reward }),
     ...(body.verification === undefined ? {} : { verification: body.verification }),
   });
-  if (detach) {
+  if (plan.detach) {
     console.log(task.id);
     return 0;
   }
@@ -147,30 +207,35 @@ async function runAsTask(client: GridxClient, body: JobRequestBody, detach: bool
     if (event.type === 'output' && event.data) (event.stream === 'stderr' ? process.stderr : process.stdout).write(event.data);
   });
   const result = end.task?.result;
-  return exitCodeOf({
+  const code = exitCodeOf({
     id: task.id,
     status: end.status ?? 'failed',
     ...(result?.exit_code == null ? {} : { exitCode: result.exit_code }),
     ...(result?.reason ? { reason: result.reason } : {}),
     ...(result?.message ? { message: result.message } : {}),
   }, 'task');
+  return plan.outputDir === undefined ? code : withOutputs(code, await saveOutputs(client, task.id, plan.outputDir, 'parity'));
 }
 
-async function submitTo(client: GridxClient, body: JobRequestBody): Promise<{ client: GridxClient; submitted: JobView }> {
-  return { client, submitted: await client.submit(body, { wait: false }) };
+async function submitTo(
+  client: GridxClient,
+  prepare: (client: GridxClient) => Promise<JobRequestBody>,
+): Promise<{ client: GridxClient; submitted: JobView }> {
+  return { client, submitted: await client.submit(await prepare(client), { wait: false }) };
 }
 
 /** Tries the idle nodes that fit, best first, until one takes the job. */
 async function submitThroughMesh(
   body: JobRequestBody,
   bootstrap: string[],
+  prepare: (client: GridxClient) => Promise<JobRequestBody>,
 ): Promise<{ client: GridxClient; submitted: JobView }> {
   const offers = await findNodes(body, { bootstrap });
   const refusals: string[] = [];
   for (const offer of offers) {
     const client = new GridxClient(offer.apiUrl);
     try {
-      const submitted = await client.submit(body, { wait: false });
+      const submitted = await client.submit(await prepare(client), { wait: false });
       process.stderr.write(`gridx: job ${submitted.id} on ${offer.peerId} (${offer.apiUrl})\n`);
       return { client, submitted };
     } catch (err) {

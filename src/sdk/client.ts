@@ -1,15 +1,32 @@
 /** A typed client of the Grid-X node API, used by the CLI, tests and benchmarks. */
 
 import WebSocket from 'ws';
+import type { OutputFile } from '../domain/data.js';
 import { ErrorCodes, type ErrorCode, GridxError, messageOf } from '../errors.js';
 import type { AccountInfo, LedgerLine, LedgerPage, WithdrawalInfo, WithdrawalList } from '../wire/accounts.js';
 import type { ErrorBody } from '../wire/errors.js';
-import type { JobList, JobLogs, JobRequestBody, JobView, LogEvent, NodeStatus, PeerList, StrangerView } from '../wire/gridx.js';
+import type {
+  BlobRef,
+  InputBody,
+  JobList,
+  JobLogs,
+  JobRequestBody,
+  JobView,
+  LogEvent,
+  NodeStatus,
+  OutputsView,
+  PeerList,
+  StrangerView,
+} from '../wire/gridx.js';
 import type { ParityTask, TaskEvent, TaskView } from '../wire/parity.js';
+import * as files from './files.js';
+import type { BlobSource, Exchange, OutputOptions, TransferOptions } from './files.js';
 
 // The wire shapes the client speaks, for its callers: defined once in src/wire/.
 export type {
   AccountInfo,
+  BlobRef,
+  InputBody,
   JobList,
   JobLogs,
   JobRequestBody,
@@ -18,6 +35,8 @@ export type {
   LedgerPage,
   LogEvent,
   NodeStatus,
+  OutputFile,
+  OutputsView,
   ParityTask,
   PeerList,
   StrangerView,
@@ -26,6 +45,8 @@ export type {
   WithdrawalInfo,
   WithdrawalList,
 };
+export type { BlobSource, Dialect, OutputOptions, ProgressListener, TransferOptions } from './files.js';
+export { outputTarget } from './files.js';
 
 export interface ClientOptions {
   /** Sent as "Authorization: Bearer <token>". */
@@ -162,6 +183,36 @@ export class GridxClient {
     return this.request('GET', '/api/accounts/me/withdrawals');
   }
 
+  /** Uploads a blob (POST /blobs) from a local file's path, bytes or a stream, streamed and checked by its sha256. */
+  putBlob(source: BlobSource, options: TransferOptions = {}): Promise<BlobRef> {
+    return files.putBlob(this.exchange, source, options);
+  }
+
+  /** Downloads a blob into the file `dest`, checked against its digest (a mismatch keeps nothing). */
+  getBlob(digest: string, dest: string, options: TransferOptions = {}): Promise<BlobRef> {
+    return files.getBlob(this.exchange, digest, dest, options);
+  }
+
+  /** The manifest of what a job left under /outputs; CONFLICT while it has not ended, NOT_FOUND when it left none. */
+  outputs(id: string, options: OutputOptions = {}): Promise<OutputsView> {
+    return files.outputs(this.exchange, id, options);
+  }
+
+  /** One output file (`path` relative to /outputs) into the file `dest`, checked against its sha256. */
+  downloadOutput(
+    id: string,
+    path: string,
+    dest: string,
+    options: TransferOptions & OutputOptions & { expect?: { sha256: string; size: number } } = {},
+  ): Promise<OutputFile> {
+    return files.downloadOutput(this.exchange, id, path, dest, options);
+  }
+
+  /** Every output file of a job into `dir`, each checked; refuses paths that would leave `dir`. Resolves with the manifest. */
+  downloadOutputs(id: string, dir: string, options: TransferOptions & OutputOptions = {}): Promise<OutputsView> {
+    return files.downloadOutputs(this.exchange, id, dir, options);
+  }
+
   protected async request<T>(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const res = await this.fetch(method, pathname, body, signal);
     if (!res.ok) throw await errorFrom(res);
@@ -169,16 +220,28 @@ export class GridxClient {
     return (await res.json()) as T;
   }
 
-  private async fetch(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
+  /** A raw request for the file transfers: any body, the response as it came; a status that is not 2xx throws. */
+  private readonly exchange: Exchange = async (method, pathname, init = {}) => {
+    const res = await this.send(method, pathname, init);
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  };
+
+  private fetch(method: string, pathname: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    if (body === undefined) return this.send(method, pathname, { signal });
+    return this.send(method, pathname, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
+  }
+
+  private async send(method: string, pathname: string, init: Parameters<Exchange>[2] & object): Promise<Response> {
+    const headers: Record<string, string> = { ...init.headers };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     try {
       return await fetch(`${this.baseUrl}${pathname}`, {
         method,
         headers,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        ...(signal ? { signal } : {}),
+        // A streamed body needs duplex 'half' (the response may come before the body is sent).
+        ...(init.body == null ? {} : { body: init.body, duplex: 'half' as const }),
+        ...(init.signal ? { signal: init.signal } : {}),
       });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;

@@ -4,13 +4,19 @@
  */
 
 import type { FailureReason, JobStatus } from '../domain/job.js';
+import type { InputBody } from './gridx.js';
 
 /** POST /api/tasks. */
 export interface ParityTask {
   title: string;
   description?: string;
   type?: 'docker';
-  config: { command: string[]; resources?: { memory?: string; cpu?: number; timeout?: number | string } };
+  config: {
+    command: string[];
+    resources?: { memory?: string; cpu?: number; timeout?: number | string };
+    /** Files placed read-only under /inputs before the task starts (as Grid-X's inputs). */
+    inputs?: InputBody[];
+  };
   environment: { type?: 'docker'; config: { image: string; workdir?: string; env?: string[] } };
   /** Credits per execution, paid from the caller's account. */
   reward?: number | string;
