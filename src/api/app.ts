@@ -27,6 +27,9 @@ import type { EventLog } from './event-log.js';
 import type { Accounts } from '../ledger/accounts.js';
 import type { Settlement } from '../ledger/settlement.js';
 import { accountRoutes } from './routes/accounts.js';
+import { blobRoutes } from './routes/blobs.js';
+import { outputRoutes } from './routes/outputs.js';
+import type { BlobStore } from '../storage/blob-store.js';
 
 /**
  * Everything the API is built from; wired in src/node/. Each route module takes only its
@@ -66,6 +69,8 @@ export interface ApiDeps {
   guard: BrowserGuardOptions;
   /** Requests per minute per caller; 0: no limit. */
   rateLimitPerMinute: number;
+  /** Files for jobs' inputs and the outputs they leave. */
+  blobs: BlobStore;
 }
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
@@ -119,7 +124,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     endRefusedUpgrade(request, reply);
     void reply.code(404).send({
-      error: `no route ${request.method} ${quote(request.url.split('?')[0])}; see GET /status, POST /job, GET /jobs, GET /peers, POST /api/tasks, GET /api/runners`,
+      error: `no route ${request.method} ${quote(request.url.split('?')[0])}; see GET /status, POST /job, GET /jobs, GET /peers, POST /blobs, POST /api/tasks, GET /api/runners`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });
@@ -135,6 +140,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(eventRoutes({ ...auth, eventLog: deps.eventLog, store, streams, shutdown, eventStream: deps.eventStream }));
   app.register(runnerRoutes({ ...auth, runners: deps.runners, leaseTtlMs: deps.leaseTtlMs, shutdown }));
   app.register(accountRoutes({ ...auth, ledger: store.ledger, settlement: deps.settlement }));
+  app.register(blobRoutes({ ...auth, blobs: deps.blobs, shutdown }));
+  app.register(outputRoutes({ ...auth, store, blobs: deps.blobs }));
   return app;
 }
 

@@ -89,6 +89,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       startBlock: v.startBlock,
     },
     inputs: { allowPrivateUrls: v.allowPrivateUrls, urlTimeoutMs: v.urlTimeoutMs },
+    storage: { maxBlobBytes: v.maxBlobBytes, maxBytes: v.storeBytes },
     api: { corsOrigins: v.corsOrigins, allowedHosts: v.allowedHosts, rateLimitPerMinute: v.rateLimit },
     limits: {
       maxQueued: v.maxQueued,

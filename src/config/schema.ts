@@ -78,6 +78,15 @@ export interface Config {
   limits: CallerLimits;
   /** How URL inputs are fetched. */
   inputs: InputsConfig;
+  /** The blob store: inputs and outputs of jobs. */
+  storage: StorageConfig;
+}
+
+export interface StorageConfig {
+  /** The most one blob may hold (storage.max_blob). */
+  maxBlobBytes: number;
+  /** The most the store may hold (storage.max_size). */
+  maxBytes: number;
 }
 
 export interface InputsConfig {

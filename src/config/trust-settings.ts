@@ -4,7 +4,7 @@
  * schema (schema.ts).
  */
 
-import { type Parser, bool, duration, int, list } from './parsers.js';
+import { type Parser, bool, duration, int, list, size } from './parsers.js';
 import type { Setting } from './schema.js';
 
 /** Which peers may forward jobs to this node over the mesh. */
@@ -129,6 +129,22 @@ export const TRUST_SETTINGS = {
     parse: duration,
     default: () => 5 * 60_000,
     doc: 'How long the node may take to fetch one URL input (its size is capped by storage.max_blob).',
+  },
+  maxBlobBytes: {
+    key: 'storage.max_blob',
+    env: 'GRIDX_MAX_BLOB',
+    expect: 'a size such as "1g"',
+    parse: size(1024),
+    default: () => 1024 * 1024 * 1024,
+    doc: 'The most one blob may hold: an upload (POST /blobs), a URL input, one output file. Larger uploads get 413.',
+  },
+  storeBytes: {
+    key: 'storage.max_size',
+    env: 'GRIDX_STORAGE_SIZE',
+    expect: 'a size such as "20g"',
+    parse: size(1024 * 1024),
+    default: () => 20 * 1024 * 1024 * 1024,
+    doc: 'What the blob store may hold; past it, least recently used blobs go first, never those of queued or running jobs.',
   },
   registries: {
     key: 'runner.docker.registries',

@@ -1,15 +1,17 @@
 /**
  * The one place that wires components and orders their start and stop. Components are
  * Startable (domain/startable.ts); policy lives in them, not here.
- * Start: identity → store → ledger → executor → monitor → runner hub → event log → API
- * (listens; submits wait for the scheduler) → mesh → scheduler (reap, recover, then claim, renew and
- * sweep) → chain settlement → verifier (decides what ended meanwhile) → payouts (settle
- * what ended meanwhile).
+ * Start: identity → store → ledger → blob store → output volumes (reaps a crash's) →
+ * executor → monitor → runner hub → event log → API (listens; submits wait for the
+ * scheduler) → mesh → scheduler (reap, recover, then claim, renew and sweep) → chain
+ * settlement → verifier (decides what ended meanwhile) → payouts (settle what ended
+ * meanwhile).
  * Stop: refuse new work (shutdown signal) → runner hub → verifier → scheduler (stops
  * running jobs and requeues them) → API → chain settlement → payouts (waits for those
- * under way) → mesh → monitor → event log → store.
+ * under way) → mesh → monitor → event log → output volumes → blob store → store.
  */
 
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { ApiServer } from '../api/server.js';
@@ -19,6 +21,7 @@ import { StreamSlots } from '../api/stream-slots.js';
 import type { Config } from '../config/schema.js';
 import { checkExposure } from '../config/exposure.js';
 import { type JobEventMap, TypedEmitter } from '../domain/events.js';
+import { JOB_STATUSES, isTerminal } from '../domain/job.js';
 import { type JobLimits, imageRef } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import { GridxError, messageOf } from '../errors.js';
@@ -43,6 +46,9 @@ import { connectChain } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
 import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
+import { BlobStore } from '../storage/blob-store.js';
+import { JobFiles } from '../storage/job-files.js';
+import { OutputVolumes } from '../storage/output-volumes.js';
 
 
 export interface NodeOptions {
@@ -75,6 +81,9 @@ export class GridxNode {
   private settlement?: Settlement;
   private verifier?: Verifier;
   private payouts?: Payouts;
+  private blobs?: BlobStore;
+  private volumes?: OutputVolumes;
+  private files?: JobFiles;
   /** Accounts and the ledger, once started. */
   accounts?: Accounts;
   ledger?: Ledger;
@@ -112,7 +121,8 @@ export class GridxNode {
       const self = await accounts.ofPeer(this.id);
       const ledger = (this.ledger = new Ledger({ store, accounts, log: log.child('ledger'), feeBasisPoints: config.feeBasisPoints }));
       if (config.settlement.enabled) this.settlement = await this.openSettlement(store);
-      const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log));
+      const files = await this.openFiles(store);
+      const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log, files));
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
       await monitor.start();
       await this.refreshImages(executor);
@@ -187,7 +197,18 @@ export class GridxNode {
       scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
       await runners.start();
       const mesh = this.mesh;
+      const blobs = this.blobs!;
+      // A job's outputs are its owner's blobs too: the next job may name them as inputs.
+      this.events.on('job:ended', ({ job }) => {
+        for (const file of job.outputs?.files ?? []) {
+          blobs.grant(file.sha256, job.owner).catch((err: unknown) => log.warn(`could not grant ${file.sha256} to the owner of ${job.id}: ${messageOf(err)}`));
+        }
+      });
       const intake = new Intake({
+        inputs: {
+          keep: async (bytes, accountId) => blobs.grant((await blobs.put(bytes)).digest, accountId),
+          mayUse: (digest, accountId) => blobs.mayUse(digest, accountId),
+        },
         scheduler,
         admission,
         ledger,
@@ -215,6 +236,7 @@ export class GridxNode {
         streams: new StreamSlots(config.limits.eventStreams),
         shutdown: this.shutdown.signal,
         log: log.child('api'),
+        blobs,
       });
       const api = (this.api = new ApiServer(app, { host: config.host, port: config.apiPort }));
       // The order of the header comment; stop() runs its own order over the same components.
@@ -234,6 +256,40 @@ export class GridxNode {
       }
       throw err;
     }
+  }
+
+  /**
+   * The blob store, started, and the files of the Docker executor's jobs: inputs placed
+   * from blobs and URLs, /outputs on volumes of their own. Blobs that queued and running
+   * jobs name, or that executions hold, are never collected.
+   */
+  private async openFiles(store: JobStore): Promise<JobFiles | undefined> {
+    const { config, log } = this.options;
+    const blobs = (this.blobs = new BlobStore({
+      dataDir: config.dataDir,
+      maxBlobBytes: config.storage.maxBlobBytes,
+      maxBytes: config.storage.maxBytes,
+      log: log.child('blobs'),
+      pinned: async () => {
+        const live = await store.withStatus(JOB_STATUSES.filter((s) => !isTerminal(s)));
+        const inputs = live.flatMap((job) => (job.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
+        return new Set([...inputs, ...(this.files?.held() ?? [])]);
+      },
+    }));
+    await blobs.start();
+    if (this.options.executor) return undefined;
+    const volumes = (this.volumes = new OutputVolumes({
+      root: path.join(config.dataDir, 'outputs'),
+      sizeBytes: config.sandbox.outputsBytes,
+      log: log.child('outputs'),
+    }));
+    await volumes.start();
+    this.files = new JobFiles({
+      blobs,
+      volumes,
+      fetch: { timeoutMs: config.inputs.urlTimeoutMs, maxBytes: config.storage.maxBlobBytes, allowPrivate: config.inputs.allowPrivateUrls },
+    });
+    return this.files;
   }
 
   private async openSettlement(store: JobStore): Promise<Settlement> {
@@ -309,6 +365,8 @@ export class GridxNode {
         this.mesh,
         this.monitor,
         this.eventLog,
+        this.volumes,
+        this.blobs,
       ];
       for (const component of order) await component?.stop();
       await this.store?.close();

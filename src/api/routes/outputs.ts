@@ -3,11 +3,12 @@
  * and all of them as one tar stream. Only those who may see the job's output may download it.
  */
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type OutputManifest, outputPathOf } from '../../domain/data.js';
+import { type OutputFile, type OutputManifest, outputPathOf } from '../../domain/data.js';
 import { type Job, isTerminal } from '../../domain/job.js';
 import { GridxError, quote } from '../../errors.js';
+import type { BlobStore } from '../../storage/blob-store.js';
 import { tarSize, tarStream } from '../../storage/tar.js';
 import type { JobStore } from '../../store/store.js';
 import { type AuthDeps, mustOwn, optionalAccount } from '../auth.js';
@@ -17,8 +18,7 @@ import { idParams } from './shared.js';
 
 export interface OutputRouteDeps extends AuthDeps {
   store: Pick<JobStore, 'get'>;
-  /** Opens a stored blob, bytes start..end inclusive. */
-  openBlob: (digest: string, range?: { start: number; end: number }) => Readable;
+  blobs: Pick<BlobStore, 'open' | 'stat'>;
 }
 
 export function outputRoutes(deps: OutputRouteDeps) {
@@ -35,6 +35,15 @@ export function outputRoutes(deps: OutputRouteDeps) {
     throw new GridxError('NOT_FOUND', `job ${id} has no outputs: it ended ${job.status} without running to an end${job.message ? ` (${job.message})` : ''}`);
   };
 
+  /** Files the store let go (storage.max_size) are gone: say so before any byte is sent. */
+  const mustBeStored = async (job: Job, files: readonly OutputFile[]) => {
+    for (const f of files) {
+      if (!(await deps.blobs.stat(f.sha256))) {
+        throw new GridxError('NOT_FOUND', `the output ${quote(f.path)} of job ${job.id} is no longer stored on this node (its store keeps storage.max_size, least recently used first)`);
+      }
+    }
+  };
+
   const oneFile = async (request: FastifyRequest<{ Params: { id: string; '*': string } }>, reply: FastifyReply) => {
     const asked = request.params['*'];
     const path = outputPathOf(asked);
@@ -44,24 +53,26 @@ export function outputRoutes(deps: OutputRouteDeps) {
     const { job, manifest } = await manifestOf(request);
     const file = manifest.files.find((f) => f.path === path);
     if (!file) throw new GridxError('NOT_FOUND', `job ${job.id} left no file ${quote(path)} under /outputs; see GET /jobs/${job.id}/outputs`);
+    await mustBeStored(job, [file]);
     return sendFile(request, reply, {
       size: file.size,
       digest: file.sha256,
       name: path.slice(path.lastIndexOf('/') + 1),
-      open: (range) => deps.openBlob(file.sha256, range),
+      open: (range) => deps.blobs.open(file.sha256, range),
     });
   };
 
   const tarball = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const { job, manifest } = await manifestOf(request);
-    const entries = manifest.files.map((f) => ({ path: f.path, size: f.size, open: () => deps.openBlob(f.sha256) }));
+    await mustBeStored(job, manifest.files);
+    const entries = manifest.files.map((f) => ({ path: f.path, size: f.size, open: () => deps.blobs.open(f.sha256) }));
     void reply
       .type('application/x-tar')
       .header('content-length', String(tarSize(entries)))
       .header('content-disposition', `attachment; filename="${job.id}-outputs.tar"`)
       .header('etag', `"${manifest.root}"`);
     if (request.method === 'HEAD') return reply.send();
-    return reply.send(tarStream(entries, new Date(job.finishedAt ?? job.updatedAt)));
+    return reply.send(Readable.from(tarStream(entries, new Date(job.finishedAt ?? job.updatedAt))));
   };
 
   const fileParams = { type: 'object', properties: { id: idParams.properties.id, '*': { type: 'string' } }, required: ['id'] } as const;

@@ -6,6 +6,7 @@ import type { Config } from '../../config/schema.js';
 import { GridxError, messageOf } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { DockerExecutor } from './docker-executor.js';
+import type { ExecutionFiles } from '../executor.js';
 
 /** Connects to the Engine API and checks that it answers, with a message that says what to do if not. */
 export async function connectDocker(socketPath: string): Promise<Docker> {
@@ -25,7 +26,8 @@ export async function connectDocker(socketPath: string): Promise<Docker> {
 }
 
 /** The hardened Docker executor a node or runner runs its jobs with, labelled with its id. */
-export async function openDockerExecutor(config: Readonly<Config>, nodeId: string, log: Logger): Promise<DockerExecutor> {
+/** The Docker executor as configured; `files` places inputs and collects /outputs (none: jobs with inputs are refused). */
+export async function openDockerExecutor(config: Readonly<Config>, nodeId: string, log: Logger, files?: ExecutionFiles): Promise<DockerExecutor> {
   return new DockerExecutor({
     docker: await connectDocker(config.dockerSocket),
     nodeId,
@@ -37,6 +39,7 @@ export async function openDockerExecutor(config: Readonly<Config>, nodeId: strin
     registries: config.sandbox.registries,
     volumes: { allowedVolumes: config.sandbox.allowedVolumes, writableVolumes: config.sandbox.writableVolumes },
     log: log.child('docker'),
+    ...(files ? { files } : {}),
   });
 }
 
