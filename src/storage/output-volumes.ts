@@ -1,25 +1,29 @@
 /**
  * Each execution's /outputs: a file system of its own, so the kernel caps what a job may
  * write (runner.docker.outputs_size) and a job cannot fill the host's disk. It is a sparse
- * ext4 image on a loop device (no journal: it lives for one job; no reserved blocks),
- * mounted nosuid,nodev,noexec and owned by the job's user. Making one takes tens of
- * milliseconds.
+ * ext4 image on a loop device: no journal (it lives for one job, and a crash reaps it), no
+ * reserved blocks, mounted nosuid,nodev,noexec and owned by the job's user. Making one
+ * takes tens of milliseconds, so there is no pool.
  *
  * Collecting walks the volume without following links: a job may leave a symlink to
- * /etc/shadow, and the node must never read through it. Only regular files are kept.
+ * /etc/shadow, and the node must never read through it. Only regular files on the volume's
+ * own device are kept, each looked at again just before it is stored.
  *
- * Where loop mounts are impossible (not root, no mkfs.ext4), volumes are plain directories
- * and the cap is applied only when collecting: the start log says so.
+ * Where loop mounts are impossible (not root, no mkfs.ext4, no loop devices), volumes are
+ * plain directories and the cap is applied only when collecting: the start log says so.
+ *
+ * The root belongs to this component: start() unmounts and deletes whatever is under it.
  */
 
 import { execFile } from 'node:child_process';
+import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type OutputFile, type OutputManifest, manifestOf } from '../domain/data.js';
 import type { Startable } from '../domain/startable.js';
 import { formatSize } from '../domain/units.js';
-import { GridxError, isGridxError, messageOf } from '../errors.js';
+import { GridxError, isGridxError, messageOf, quote } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 const run = promisify(execFile);
@@ -30,145 +34,287 @@ export interface OutputVolumesOptions {
   /** Room per execution (runner.docker.outputs_size). */
   sizeBytes: number;
   log: Logger;
-  /** The job's user, who owns the volume's root. */
+  /** The job's user, who owns the volume's root (default nobody, 65534:65534). */
   owner?: { uid: number; gid: number };
-  /** 'directory' forces plain directories (tests); 'auto' uses loop mounts where it can. */
+  /** 'directory' forces plain directories (tests); 'auto' (default) uses loop mounts where they work. */
   mode?: 'auto' | 'directory';
 }
 
+export type StoreFile = (file: string) => Promise<{ digest: string; size: number }>;
+
 /** Files collected from one volume at most: past it the manifest is cut and flagged. */
 export const MAX_OUTPUT_FILES = 10_000;
-/** A volume with less free room than this counts as full: the job was stopped by it. */
-const FULL_SLACK_BYTES = 64 * 1024;
-const ID_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+/** Entries (files, directories, links) looked at at most: a job may leave millions of empty ones. */
+const MAX_ENTRIES = 100_000;
+/** Longest path kept, relative to /outputs (the same bound as an input's path). */
+const MAX_PATH = 1024;
+/**
+ * A loop volume with less free room than this counts as full. ext4 refuses a write that
+ * does not fit whole (measured: `dd bs=1M` into a full volume stops with ~0.7 MiB still
+ * free), so "the job hit the cap" cannot be told apart from "the job stopped just short of
+ * it" at finer grain than the size of one write; 1 MiB covers the usual ones. On a tiny
+ * volume the slack is at most a quarter of it, so an empty one never reads as full.
+ */
+const FULL_SLACK_BYTES = 1024 * 1024;
+const ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 const NOBODY = { uid: 65534, gid: 65534 };
-
-export type StoreFile = (file: string) => Promise<{ digest: string; size: number }>;
+const COMMAND_TIMEOUT_MS = 30_000;
+/** No execution id starts with ".", so the probe's volume never meets a job's. */
+const PROBE = '.probe';
 
 export class OutputVolumes implements Startable {
   private loop = false;
+  private started = false;
+  /** The root as the mount table spells it (resolved, links followed once it exists). */
+  private root: string;
+  /** The last operation on each execution's volume: acquire, collect and release run one at a time. */
+  private readonly busy = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly options: OutputVolumesOptions) {}
+  constructor(private readonly options: OutputVolumesOptions) {
+    this.root = path.resolve(options.root);
+  }
 
+  /** How sizes are enforced here: by the kernel ('loop') or only when collecting ('directory'). */
   get mode(): 'loop' | 'directory' {
     return this.loop ? 'loop' : 'directory';
   }
 
-  /** Reaps what a crash left, then finds out whether loop mounts work here. */
+  /** Reaps what a crash left, then finds out whether loop mounts work here by making one. */
   async start(): Promise<void> {
-    const { root, log } = this.options;
-    await fs.mkdir(root, { recursive: true, mode: 0o711 });
-    for (const mount of await this.mounts()) await unmount(mount);
-    for (const name of await fs.readdir(root)) await fs.rm(path.join(root, name), { recursive: true, force: true });
+    const { log, sizeBytes } = this.options;
+    // Only this node's user may reach the volumes; Docker, as root, still binds them.
+    await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+    this.root = await fs.realpath(this.root);
+    await this.reap();
     this.loop = false;
     if (this.options.mode !== 'directory') {
-      try {
-        await this.make('probe');
-        this.loop = true;
-      } catch (err) {
-        log.warn(`/outputs are plain directories: loop mounts failed here (${messageOf(err)}); a job may fill the disk while it runs, and its outputs are cut to ${formatSize(this.options.sizeBytes)} when collected`);
-      } finally {
-        await this.release('probe');
-      }
+      const why = process.getuid?.() !== 0 ? 'the node does not run as root' : await this.probe();
+      if (why === undefined) this.loop = true;
+      else log.warn(`/outputs are plain directories, not ${formatSize(sizeBytes)} loop volumes (${why}): a job may fill the disk while it runs, and its outputs are cut to ${formatSize(sizeBytes)} when collected`);
     }
+    this.started = true;
+    log.debug(`output volumes in ${this.root}: ${this.mode} mode, ${formatSize(sizeBytes)} each`);
   }
 
   async stop(): Promise<void> {
     // Executions release their own volumes; whatever is left is reaped at the next start.
+    this.started = false;
   }
 
   /** The execution's empty volume, made once; its host path is bound at /outputs. */
   async acquire(executionId: string): Promise<{ hostPath: string }> {
     const dir = this.dirOf(executionId);
-    if (!this.loop) {
-      await fs.mkdir(dir, { recursive: true });
-      const owner = this.options.owner ?? NOBODY;
-      await fs.chown(dir, owner.uid, owner.gid).catch(() => fs.chmod(dir, 0o777));
+    if (!this.started) throw new GridxError('UNAVAILABLE', 'output volumes are not started; start the node before running jobs');
+    return this.serial(executionId, async () => {
+      if (this.loop) {
+        if (!(await this.isMounted(dir))) {
+          try {
+            await this.make(dir);
+          } catch (err) {
+            await this.destroy(dir).catch(() => undefined);
+            throw new GridxError('INTERNAL', `could not make the /outputs volume of ${executionId} in ${this.root}: ${messageOf(err)}; check the disk has room and loop devices are free`, { cause: err });
+          }
+        }
+      } else {
+        await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+        const owner = this.options.owner ?? NOBODY;
+        // Not root: the job's user must still write, and the root above keeps others out.
+        await fs.chown(dir, owner.uid, owner.gid).catch(() => fs.chmod(dir, 0o777));
+      }
       return { hostPath: dir };
-    }
-    if (!(await this.mounts()).includes(dir)) await this.make(executionId);
-    return { hostPath: dir };
-  }
-
-  private async make(executionId: string): Promise<void> {
-    const dir = this.dirOf(executionId);
-    const image = `${dir}.img`;
-    const owner = this.options.owner ?? NOBODY;
-    const handle = await fs.open(image, 'w', 0o600);
-    await handle.truncate(this.options.sizeBytes);
-    await handle.close();
-    await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal,^resize_inode', '-E', `lazy_itable_init=1,root_owner=${owner.uid}:${owner.gid}`, image]);
-    await fs.mkdir(dir, { recursive: true });
-    await run('mount', ['-o', 'loop,nosuid,nodev,noexec', image, dir]);
-    await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
+    });
   }
 
   /**
-   * Stores each regular file with `store` and returns the manifest. `exceeded` when the
-   * volume is full, the files pass the size, or there are more than MAX_OUTPUT_FILES.
+   * Stores each regular file with `store` and returns the manifest, sorted by path.
+   * `exceeded` when the volume is full, the files pass the size, or there are too many.
    */
   async collect(executionId: string, store: StoreFile): Promise<OutputManifest> {
     const dir = this.dirOf(executionId);
+    return this.serial(executionId, () => this.walk(dir, store));
+  }
+
+  /** Unmounts and deletes the execution's volume; idempotent, and harmless if never acquired. */
+  async release(executionId: string): Promise<void> {
+    const dir = this.dirOf(executionId);
+    return this.serial(executionId, () => this.destroy(dir));
+  }
+
+  private async walk(dir: string, store: StoreFile): Promise<OutputManifest> {
+    const { log, sizeBytes } = this.options;
     const files: OutputFile[] = [];
     let bytes = 0;
+    let entries = 0;
     let exceeded = false;
-    const walk = async (at: string): Promise<void> => {
-      const entries = await fs.readdir(at, { withFileTypes: true }).catch(() => []);
-      for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    let skipped = 0;
+    const top = await fs.lstat(dir).catch(() => undefined);
+    if (!top?.isDirectory()) return manifestOf([], false); // never acquired: nothing to collect
+    const visit = async (at: string): Promise<void> => {
+      let list: Dirent[];
+      try {
+        list = await fs.readdir(at, { withFileTypes: true });
+      } catch {
+        skipped++; // a directory the job made unreadable
+        return;
+      }
+      for (const entry of list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
         if (exceeded) return;
+        if (++entries > MAX_ENTRIES) {
+          exceeded = true;
+          return;
+        }
         const full = path.join(at, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        if (!entry.isFile()) continue; // links, fifos, sockets and devices are never read
+        const rel = path.relative(dir, full).split(path.sep).join('/');
+        // A control character (a newline above all) could forge a line of the manifest's root.
+        if (rel.length > MAX_PATH || hasControl(entry.name)) {
+          skipped++;
+          continue;
+        }
+        if (entry.isDirectory()) {
+          await visit(full);
+          continue;
+        }
+        if (!entry.isFile()) {
+          skipped++; // links, fifos, sockets and devices are never read
+          continue;
+        }
         if (files.length >= MAX_OUTPUT_FILES) {
           exceeded = true;
           return;
         }
-        // Sized before it is read: in directory mode a file may be far past the cap.
-        const { size } = await fs.lstat(full);
-        if (bytes + size > this.options.sizeBytes) {
+        // Looked at again just before reading, and sized first: in directory mode a file may be far past the cap.
+        const now = await fs.lstat(full).catch(() => undefined);
+        if (!now?.isFile() || now.dev !== top.dev) {
+          skipped++;
+          continue;
+        }
+        if (bytes + now.size > sizeBytes) {
           exceeded = true;
           return;
         }
         const stored = await store(full).catch((err: unknown) => {
-          if (isGridxError(err, 'BODY_TOO_LARGE')) return undefined; // one file past storage.max_blob
+          if (isGridxError(err, 'BODY_TOO_LARGE')) return 'too large' as const; // one file past storage.max_blob
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT' || code === 'ELOOP' || isGridxError(err, 'INVALID_INPUT')) return 'gone' as const; // swapped since lstat
           throw err;
         });
-        if (!stored) {
+        if (stored === 'too large') {
           exceeded = true;
           return;
         }
+        if (stored === 'gone') {
+          skipped++;
+          continue;
+        }
         bytes += stored.size;
-        files.push({ path: path.relative(dir, full).split(path.sep).join('/'), size: stored.size, sha256: stored.digest });
+        files.push({ path: rel, size: stored.size, sha256: stored.digest });
       }
     };
-    await walk(dir);
-    if (this.loop && !exceeded) {
-      const fsStat = await fs.statfs(dir);
-      exceeded = fsStat.bavail * fsStat.bsize < FULL_SLACK_BYTES;
+    await visit(dir);
+    if (skipped > 0) log.warn(`${path.basename(dir)}: ${skipped} outputs left out (links, special files, unreadable, or names that are too long or hold control characters)`);
+    if (this.loop && !exceeded && (await this.isMounted(dir))) {
+      const s = await fs.statfs(dir);
+      exceeded = s.bavail * s.bsize < Math.min(FULL_SLACK_BYTES, (s.blocks * s.bsize) / 4) || s.ffree === 0;
     }
     return manifestOf(files, exceeded);
   }
 
-  /** Unmounts and deletes the execution's volume; idempotent. */
-  async release(executionId: string): Promise<void> {
-    const dir = this.dirOf(executionId);
-    if ((await this.mounts()).includes(dir)) await unmount(dir);
+  /** A sparse image of the configured size, formatted and mounted at `dir`, empty. */
+  private async make(dir: string): Promise<void> {
+    const image = `${dir}.img`;
+    const owner = this.options.owner ?? NOBODY;
+    const handle = await fs.open(image, 'w', 0o600);
+    try {
+      await handle.truncate(this.options.sizeBytes);
+    } finally {
+      await handle.close();
+    }
+    // 4 KiB blocks and one inode per 16 KiB: mkfs's small-disk defaults spend 6% on inode tables.
+    const mkfs = ['-q', '-F', '-m', '0', '-b', '4096', '-i', '16384', '-O', '^has_journal,^resize_inode'];
+    await run('mkfs.ext4', [...mkfs, '-E', `lazy_itable_init=1,root_owner=${owner.uid}:${owner.gid}`, image], { timeout: COMMAND_TIMEOUT_MS });
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await run('mount', ['-o', 'loop,nosuid,nodev,noexec', image, dir], { timeout: COMMAND_TIMEOUT_MS });
+    await fs.rm(path.join(dir, 'lost+found'), { recursive: true, force: true });
+  }
+
+  /** Unmounts `dir` if mounted, then deletes it and its image. */
+  private async destroy(dir: string): Promise<void> {
+    // Never delete through a mount that failed to go: that would empty it, then fail.
+    if (await this.isMounted(dir)) {
+      await unmount(dir).catch((err: unknown) => {
+        throw new GridxError('INTERNAL', `could not unmount the output volume ${dir}: ${messageOf(err)}; unmount it by hand (umount -l)`, { cause: err });
+      });
+    }
     await fs.rm(dir, { recursive: true, force: true });
     await fs.rm(`${dir}.img`, { force: true });
   }
 
-  private dirOf(executionId: string): string {
-    if (!ID_RE.test(executionId)) throw new GridxError('INVALID_INPUT', `execution id ${JSON.stringify(executionId).slice(0, 140)} cannot name a volume`);
-    return path.join(this.options.root, executionId);
+  /** Why loop volumes do not work here, or undefined when one was made and removed. */
+  private async probe(): Promise<string | undefined> {
+    const dir = path.join(this.root, PROBE);
+    try {
+      await this.make(dir);
+      if (!(await this.isMounted(dir))) return 'the probe volume did not mount';
+      return undefined;
+    } catch (err) {
+      return messageOf(err).split('\n')[0];
+    } finally {
+      await this.destroy(dir).catch((err: unknown) => this.options.log.warn(`could not remove the probe volume ${dir}: ${messageOf(err)}`));
+    }
   }
 
-  /** Mount points under the root. */
+  /** Unmounts every volume under the root and deletes everything else there. */
+  private async reap(): Promise<void> {
+    const { root } = this;
+    const { log } = this.options;
+    const stuck = new Set<string>();
+    // Deepest first, so a mount inside another goes before it.
+    for (const mount of (await this.mounts()).sort((a, b) => b.length - a.length)) {
+      try {
+        await unmount(mount);
+        log.info(`unmounted ${mount}, left by an earlier run`);
+      } catch (err) {
+        stuck.add(mount);
+        log.warn(`could not unmount ${mount}, left by an earlier run: ${messageOf(err)}; unmount it by hand`);
+      }
+    }
+    for (const name of await fs.readdir(root)) {
+      const full = path.join(root, name);
+      if (![...stuck].some((m) => m === full || m.startsWith(`${full}/`))) await fs.rm(full, { recursive: true, force: true });
+    }
+  }
+
+  private async serial<T>(executionId: string, work: () => Promise<T>): Promise<T> {
+    const before = this.busy.get(executionId) ?? Promise.resolve();
+    const result = before.then(work, work);
+    const settled = result.catch(() => undefined);
+    this.busy.set(executionId, settled);
+    try {
+      return await result;
+    } finally {
+      if (this.busy.get(executionId) === settled) this.busy.delete(executionId);
+    }
+  }
+
+  private dirOf(executionId: string): string {
+    // Not "." first (no "..", no clash with the probe), not ".img" last (another volume's image).
+    if (typeof executionId !== 'string' || !ID_RE.test(executionId) || executionId.startsWith('.') || executionId.endsWith('.img')) {
+      throw new GridxError('INVALID_INPUT', `execution id ${quote(executionId, 140)} cannot name an output volume: use at most 128 letters, digits, ".", "_" and "-", not "." first nor ".img" last`);
+    }
+    return path.join(this.root, executionId);
+  }
+
+  private async isMounted(dir: string): Promise<boolean> {
+    return (await this.mounts()).includes(dir);
+  }
+
+  /** Mount points under the root, as /proc/self/mounts lists them (octal escapes undone). */
   private async mounts(): Promise<string[]> {
     const table = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-    const prefix = `${path.resolve(this.options.root)}/`;
+    const prefix = `${this.root}/`;
     return table
       .split('\n')
-      .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
+      .map((line) => (line.split(' ')[1] ?? '').replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
       .filter((mount) => mount.startsWith(prefix));
   }
 }
@@ -176,8 +322,16 @@ export class OutputVolumes implements Startable {
 /** Unmounts; lazily when something (a container being removed) still holds it. */
 async function unmount(dir: string): Promise<void> {
   try {
-    await run('umount', [dir]);
+    await run('umount', [dir], { timeout: COMMAND_TIMEOUT_MS });
   } catch {
-    await run('umount', ['-l', dir]);
+    await run('umount', ['-l', dir], { timeout: COMMAND_TIMEOUT_MS });
   }
+}
+
+function hasControl(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }

@@ -155,10 +155,10 @@ describe('data plane (real Docker)', () => {
   });
 
   it('answers 409 while a job runs and 404 for a job that never ran', async () => {
-    const res = await fetch(`${t.url}/job`, {
+    const res = await fetch(`${t.url}/job?wait=false`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ image, command: ['sleep', '5'], wait: false }),
+      body: JSON.stringify({ image, command: ['sleep', '5'] }),
     });
     const { id } = (await res.json()) as { id: string };
     expect((await fetch(`${t.url}/jobs/${id}/outputs`)).status).toBe(409);
@@ -221,7 +221,7 @@ describe('data plane on a node that requires keys', () => {
     // Mallory cannot name Alice's blob as an input to read it.
     await expect(
       mallory.client.submit({ image, command: 'cat /inputs/x', inputs: [{ path: '/inputs/x', digest: ref.digest }] }),
-    ).rejects.toMatchObject({ status: 400 });
+    ).rejects.toMatchObject({ httpStatus: 400 });
 
     const job = await alice.client.submit({ image, command: ['sh', '-c', 'cat /inputs/x > /outputs/copy'], inputs: [{ path: '/inputs/x', digest: ref.digest }] });
     expect(job.status).toBe('completed');

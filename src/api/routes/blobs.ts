@@ -42,7 +42,15 @@ export function blobRoutes(deps: BlobRouteDeps) {
           throw new GridxError('INVALID_INPUT', `sha256 ${quote(sha256, 80)} is not a sha256: give 64 hex digits, with or without "sha256:"`);
         }
         const signal = AbortSignal.any([deps.shutdown, abortOnClose(request.raw)]);
-        const ref = await deps.blobs.put(request.body as Readable, { ...(expect ? { expect } : {}), signal });
+        let ref: BlobRef;
+        try {
+          ref = await deps.blobs.put(request.body as Readable, { ...(expect ? { expect } : {}), signal });
+        } catch (err) {
+          // The rest of a refused body is still on its way: close the connection after the
+          // answer, or the client's next request on it waits behind bytes nobody reads.
+          if (!request.raw.complete) reply.header('connection', 'close');
+          throw err;
+        }
         await deps.blobs.grant(ref.digest, account?.id);
         return reply.code(201).send(ref satisfies BlobRef);
       },
