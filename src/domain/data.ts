@@ -12,7 +12,12 @@ export const INPUTS_DIR = '/inputs';
 /** Where a job leaves its outputs (writable, size-capped). */
 export const OUTPUTS_DIR = '/outputs';
 
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+/** Files kept of one job's outputs at most; past it the manifest says `exceeded`. */
+export const MAX_OUTPUT_FILES = 10_000;
+
+/** A digest, as a JSON-schema pattern. */
+export const DIGEST_PATTERN = '^sha256:[0-9a-f]{64}$';
+const DIGEST_RE = new RegExp(DIGEST_PATTERN);
 const HEX_RE = /^[0-9a-f]{64}$/;
 
 /** "sha256:<64 lowercase hex>", the only digest form accepted anywhere. */

@@ -7,14 +7,22 @@
 import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import type { ExecutionResult } from './job.js';
 
-/** sha256 of the exit code and output: equal for equal results, whoever ran them. */
-export function outputDigest(result: Pick<ExecutionResult, 'exitCode' | 'stdout' | 'stderr'>): string {
+/**
+ * sha256 of the exit code, the output and the root of the files left under /outputs (when
+ * there are any): equal for equal results, whoever ran them, so replicas that wrote
+ * different files disagree.
+ */
+export function outputDigest(result: Pick<ExecutionResult, 'exitCode' | 'stdout' | 'stderr' | 'outputs'>): string {
+  const files = result.outputs && result.outputs.files.length > 0 ? [result.outputs.root] : [];
   return createHash('sha256')
-    .update(JSON.stringify([result.exitCode ?? null, result.stdout, result.stderr]))
+    .update(JSON.stringify([result.exitCode ?? null, result.stdout, result.stderr, ...files]))
     .digest('hex');
 }
 
-/** The bytes a worker signs: which job and lease, and everything it reports about the result. */
+/**
+ * The bytes a worker signs: which job and lease, and everything it reports about the
+ * result, the root digest of its outputs' manifest included where it collected any.
+ */
 export function signedBytes(jobId: string, leaseToken: string, r: ExecutionResult): Buffer {
   return Buffer.from(
     JSON.stringify([
@@ -31,6 +39,7 @@ export function signedBytes(jobId: string, leaseToken: string, r: ExecutionResul
       r.startedAt,
       r.finishedAt,
       r.durationMs,
+      ...(r.outputs ? [r.outputs.root, r.outputs.exceeded] : []),
     ]),
   );
 }

@@ -33,7 +33,7 @@ export function majorityOf(replicas: readonly Job[]): { winners: Job[]; digest: 
   const groups = new Map<string, Job[]>();
   for (const r of replicas) {
     if (!workerEarns(r)) continue;
-    const digest = outputDigest({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr });
+    const digest = outputDigest({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, outputs: r.outputs });
     groups.set(digest, [...(groups.get(digest) ?? []), r]);
   }
   for (const [digest, winners] of groups) if (winners.length * 2 > replicas.length) return { winners, digest };

@@ -11,7 +11,6 @@
  * under way) → mesh → monitor → event log → output volumes → blob store → store.
  */
 
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { ApiServer } from '../api/server.js';
@@ -47,8 +46,8 @@ import { Ledger } from '../ledger/ledger.js';
 import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
 import { BlobStore } from '../storage/blob-store.js';
-import { JobFiles } from '../storage/job-files.js';
-import { OutputVolumes } from '../storage/output-volumes.js';
+import { type JobFiles, openJobFiles } from '../storage/job-files.js';
+import type { OutputVolumes } from '../storage/output-volumes.js';
 
 
 export interface NodeOptions {
@@ -193,6 +192,7 @@ export class GridxNode {
         log: log.child('runners'),
         outputLimitBytes: config.sandbox.outputLimitBytes,
         policy,
+        blobs: this.blobs!,
       }));
       scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
       await runners.start();
@@ -278,17 +278,7 @@ export class GridxNode {
     }));
     await blobs.start();
     if (this.options.executor) return undefined;
-    const volumes = (this.volumes = new OutputVolumes({
-      root: path.join(config.dataDir, 'outputs'),
-      sizeBytes: config.sandbox.outputsBytes,
-      log: log.child('outputs'),
-    }));
-    await volumes.start();
-    this.files = new JobFiles({
-      blobs,
-      volumes,
-      fetch: { timeoutMs: config.inputs.urlTimeoutMs, maxBytes: config.storage.maxBlobBytes, allowPrivate: config.inputs.allowPrivateUrls },
-    });
+    ({ files: this.files, volumes: this.volumes } = await openJobFiles(config, blobs, log));
     return this.files;
   }
 

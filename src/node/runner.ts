@@ -3,7 +3,9 @@
  * connections only, so it works behind NAT) and runs it in the same hardened Docker
  * sandbox as a node. It keeps its id and secret in its data dir, claims jobs under
  * leases, renews them with its heartbeats, streams output and reports results; a lease
- * the server says is lost (cancelled, expired) stops the container at once.
+ * the server says is lost (cancelled, expired) stops the container at once. A job's input
+ * blobs come from the server under its lease; its outputs go back under the same lease
+ * before the signed result, which covers their manifest.
  */
 
 import fs from 'node:fs';
@@ -11,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writePrivateFile } from '../config/private-file.js';
 import type { Config } from '../config/schema.js';
-import { startFailureOf } from '../domain/job.js';
+import { type ExecutionResult, startFailureOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import { imageRefusal } from '../domain/spec.js';
 import { GridxError, isGridxError, messageOf } from '../errors.js';
@@ -20,6 +22,9 @@ import type { Executor, OutputStream } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { newSigningKeys } from '../domain/result-digest.js';
 import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
+import { BlobStore } from '../storage/blob-store.js';
+import { type JobFiles, openJobFiles } from '../storage/job-files.js';
+import type { OutputVolumes } from '../storage/output-volumes.js';
 import { VERSION } from '../version.js';
 
 export interface RunnerOptions {
@@ -69,6 +74,8 @@ export class GridxRunner {
   private loops: Promise<void>[] = [];
   private serverDown = false;
   private stopping?: Promise<void>;
+  private blobs?: BlobStore;
+  private volumes?: OutputVolumes;
 
   constructor(private readonly options: RunnerOptions) {}
 
@@ -90,7 +97,7 @@ export class GridxRunner {
   /** Registers (or reuses its registration), clears what a crash left, and starts taking work. */
   async start(): Promise<void> {
     await this.login();
-    this.executor = this.options.executor?.(this.id) ?? (await openDockerExecutor(this.options.config, this.id, this.options.log));
+    this.executor = this.options.executor?.(this.id) ?? (await openDockerExecutor(this.options.config, this.id, this.options.log, await this.openFiles()));
     const reaped = await this.executor.reapOrphans();
     if (reaped > 0) this.options.log.info(`removed ${reaped} containers a previous run left; the server requeues their jobs`);
     this.loops = [this.claimLoop(), this.heartbeatLoop(), this.flushLoop()];
@@ -105,6 +112,8 @@ export class GridxRunner {
       await Promise.allSettled([...this.runs]);
       await Promise.allSettled(this.loops);
       await this.executor?.stop();
+      await this.volumes?.stop();
+      await this.blobs?.stop();
       // After the last claim: the server returns what this runner holds (or its leases expire).
       await this.client
         ?.leave()
@@ -158,6 +167,33 @@ export class GridxRunner {
     log.info(`registered with ${serverUrl} as runner ${registered.id} (${name})`);
   }
 
+
+  /**
+   * The files of this runner's jobs: a blob store of its own, inputs fetched from the
+   * server under each job's lease (checked by digest; URLs fetched by the runner under its
+   * own inputs.* settings), /outputs volumes as on a node.
+   */
+  private async openFiles(): Promise<JobFiles> {
+    const { config, log } = this.options;
+    const blobs = (this.blobs = new BlobStore({
+      dataDir: config.dataDir,
+      maxBlobBytes: config.storage.maxBlobBytes,
+      maxBytes: config.storage.maxBytes,
+      log: log.child('blobs'),
+      pinned: async () => files.held(),
+    }));
+    await blobs.start();
+    const { files, volumes } = await openJobFiles(config, blobs, log, (token, digest, signal) => this.client.input(token, digest, signal));
+    this.volumes = volumes;
+    return files;
+  }
+
+  /** Uploads what the job left under /outputs, so that the result's manifest names files the server holds. */
+  private async uploadOutputs(token: string, result: ExecutionResult): Promise<void> {
+    for (const file of result.outputs?.files ?? []) {
+      await this.client.putOutput(token, this.blobs!.path(file.sha256), this.abort.signal);
+    }
+  }
 
   private async claimLoop(): Promise<void> {
     const slots = this.options.config.slots;
@@ -227,7 +263,10 @@ export class GridxRunner {
     if (state.lost) return;
     if (this.stopped && result.cancelled) return; // given back when the runner leaves
     await this.flush(token, state);
-    await this.report(job, state, () => this.client.result(token, job.job_id, result));
+    await this.report(job, state, async () => {
+      await this.uploadOutputs(token, result);
+      return this.client.result(token, job.job_id, result);
+    });
   }
 
   /** Sends a report, retrying while the server is unreachable; a refused lease ends it. */

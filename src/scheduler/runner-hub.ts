@@ -8,16 +8,20 @@
  */
 
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, type StartFailure, isTerminal, outcomeOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
-import { GridxError } from '../errors.js';
+import type { OutputManifest } from '../domain/data.js';
+import { GridxError, quote } from '../errors.js';
+import type { BlobRef } from '../wire/gridx.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
 import { verifyResult } from '../domain/result-digest.js';
 import type { Logger } from '../logger.js';
+import type { BlobStore } from '../storage/blob-store.js';
 import type { ExecutionRecord, JobStore, RunnerRecord, RunnerSummary } from '../store/store.js';
 import { type Claimant, type Leases, renewEveryMs } from './leases.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -85,6 +89,15 @@ export interface RunnerHubDeps {
   outputLimitBytes: number;
   /** This server's per-job limits: what a runner that names none of its own is held to. */
   policy: () => RunnerDefaults;
+  /** Where jobs' input blobs are read from and runners' output files are stored. */
+  blobs: Pick<BlobStore, 'put' | 'stat' | 'open'>;
+}
+
+/** A blob a runner may read under its lease. */
+export interface LeaseBlob {
+  digest: string;
+  size: number;
+  open: (range?: { start: number; end: number }) => Readable;
 }
 
 /** Heartbeats at most this far apart, so that a cancel reaches a runner quickly. */
@@ -251,6 +264,7 @@ export class RunnerHub implements Startable {
    */
   async result(runner: RunnerRecord, token: string, result: ExecutionResult, signature: string): Promise<Job> {
     const execution = await this.execution(runner, token);
+    if (result.outputs) await this.mustHoldOutputs(result.outputs, token);
     if (!runner.publicKey || !verifyResult(runner.publicKey, signature, execution.jobId, token, result)) {
       this.deps.log.warn(`runner ${runner.id}: result for job ${execution.jobId} has a bad signature; refused`);
       throw new GridxError('FORBIDDEN', `the signature of this result does not verify against runner ${runner.id}'s key; the report is refused`);
@@ -265,6 +279,27 @@ export class RunnerHub implements Startable {
     this.relays.delete(token);
     this.deps.log.info(`job ${job.id} ${written.status} on runner ${runner.id}`);
     return written;
+  }
+
+  /**
+   * An input of the job under the runner's live lease, to place before it starts. Only the
+   * blobs the job names as inputs: a lease is no key to the rest of the store.
+   */
+  async input(runner: RunnerRecord, token: string, digest: string): Promise<LeaseBlob> {
+    const { job } = await this.held(runner, token);
+    const named = (job.spec.inputs ?? []).some((input) => 'digest' in input && input.digest === digest);
+    const blob = named ? await this.deps.blobs.stat(digest) : undefined;
+    if (!blob) throw new GridxError('NOT_FOUND', `job ${job.id} has no input ${digest} on this server`);
+    return { digest, size: blob.size, open: (range) => this.deps.blobs.open(digest, range) };
+  }
+
+  /**
+   * A file the job under the runner's live lease left under /outputs, streamed in and kept
+   * only when it hashes to `digest`. The result that follows names it in its manifest.
+   */
+  async putOutput(runner: RunnerRecord, token: string, body: Readable, digest: string, signal?: AbortSignal): Promise<BlobRef> {
+    await this.held(runner, token);
+    return this.deps.blobs.put(body, { expect: digest, ...(signal ? { signal } : {}) });
   }
 
   /** The execution could not start: the job fails with `reason`. A repeat answers with the job. */
@@ -359,6 +394,19 @@ export class RunnerHub implements Startable {
     const job = await this.deps.store.get(jobId);
     const now = job ? `it is ${job.status}${job.message ? ` (${job.message})` : ''}` : 'the job is gone';
     throw new GridxError('CONFLICT', `lease ${token} on job ${jobId} is no longer held: ${now}; stop this execution, its report is discarded`);
+  }
+
+  /** Every file of a reported manifest must have been uploaded under the lease, whole, before the result. */
+  private async mustHoldOutputs(outputs: OutputManifest, token: string): Promise<void> {
+    for (const file of outputs.files) {
+      const blob = await this.deps.blobs.stat(file.sha256);
+      if (blob?.size !== file.size) {
+        throw new GridxError(
+          'CONFLICT',
+          `output ${quote(file.path, 200)} (${file.sha256}, ${file.size} bytes) is not on the server; upload it under lease ${token} before the result`,
+        );
+      }
+    }
   }
 
   /** A runner's report is held to the same output cap as local jobs. */

@@ -221,7 +221,7 @@ export class GridxClient {
   }
 
   /** A raw request for the file transfers: any body, the response as it came; a status that is not 2xx throws. */
-  private readonly exchange: Exchange = async (method, pathname, init = {}) => {
+  protected readonly exchange: Exchange = async (method, pathname, init = {}) => {
     const res = await this.send(method, pathname, init);
     if (!res.ok) throw await errorFrom(res);
     return res;

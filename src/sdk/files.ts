@@ -43,11 +43,11 @@ export type Exchange = (
 ) => Promise<Response>;
 
 /**
- * POST /blobs. A file or a Buffer is hashed first and sent with ?sha256=, so the node checks
+ * POST /blobs (or `at`: a runner's lease). A file or a Buffer is hashed first and sent with ?sha256=, so the node checks
  * what it received; a stream is hashed as it goes. Either way the node's answer must name
  * the digest and size that were sent.
  */
-export async function putBlob(send: Exchange, source: BlobSource, options: TransferOptions = {}): Promise<BlobRef> {
+export async function putBlob(send: Exchange, source: BlobSource, options: TransferOptions = {}, at = '/blobs'): Promise<BlobRef> {
   const what = typeof source === 'string' ? quote(source) : 'the blob';
   let total: number | undefined;
   let expected: string | undefined;
@@ -87,7 +87,7 @@ export async function putBlob(send: Exchange, source: BlobSource, options: Trans
 
   let res: Response;
   try {
-    res = await send('POST', `/blobs${expected ? `?sha256=${encodeURIComponent(expected)}` : ''}`, {
+    res = await send('POST', `${at}${expected ? `?sha256=${encodeURIComponent(expected)}` : ''}`, {
       body: body(),
       headers: { 'content-type': 'application/octet-stream', ...(total === undefined ? {} : { 'content-length': String(total) }) },
       signal: options.signal,

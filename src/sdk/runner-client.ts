@@ -1,6 +1,9 @@
 /** The runner's side of the runner API (src/wire/runners.ts), typed. */
 
+import { Readable } from 'node:stream';
 import type { ExecutionResult } from '../domain/job.js';
+import { GridxError } from '../errors.js';
+import type { BlobRef } from '../wire/gridx.js';
 import { signResult } from '../domain/result-digest.js';
 import {
   type ClaimAnswer,
@@ -20,6 +23,7 @@ import {
   resultBody,
 } from '../wire/runners.js';
 import { GridxClient } from './client.js';
+import { putBlob } from './files.js';
 
 export type { ClaimedJobBody, HeartbeatBody, LeaseAnswer, RegisteredRunner, RunnerList, RunnerRegistrationBody, RunnerView };
 
@@ -70,6 +74,18 @@ export class RunnerClient extends GridxClient {
   result(token: string, jobId: string, result: ExecutionResult): Promise<LeaseAnswer> {
     if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
     return this.request('POST', `${this.lease(token)}/result`, resultBody(result, signResult(this.signingKey, jobId, token, result)));
+  }
+
+  /** An input blob of the job under lease `token`, streamed; whoever stores it checks its digest. */
+  async input(token: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+    const res = await this.exchange('GET', `${this.lease(token)}/blobs/${encodeURIComponent(digest)}`, { signal });
+    if (!res.body) throw new GridxError('REMOTE_ERROR', `the server sent no body for input ${digest}`);
+    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  }
+
+  /** Uploads the file at `file`, an output of the job under lease `token`, checked by its sha256 on both ends. */
+  putOutput(token: string, file: string, signal?: AbortSignal): Promise<BlobRef> {
+    return putBlob(this.exchange, file, signal ? { signal } : {}, `${this.lease(token)}/blobs`);
   }
 
   /** The execution could not start. */

@@ -5,20 +5,29 @@
  * a blob, the store's collector leaves it alone.
  */
 
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Config } from '../config/schema.js';
 import { GridxError, clip, isGridxError, messageOf } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { JobInput } from '../domain/data.js';
 import { OUTPUTS_DIR } from '../domain/data.js';
 import type { OutputManifest } from '../domain/data.js';
 import type { ExecutionFiles, ExecutionRequest } from '../executor/executor.js';
 import type { BlobStore } from './blob-store.js';
 import { type FetchUrlOptions, fetchUrl } from './fetch-url.js';
-import type { OutputVolumes } from './output-volumes.js';
+import { OutputVolumes } from './output-volumes.js';
 
 export interface JobFilesDeps {
   blobs: BlobStore;
   volumes: OutputVolumes;
   /** How URL inputs are fetched: inputs.url_timeout, storage.max_blob, inputs.allow_private_urls. */
   fetch: Omit<FetchUrlOptions, 'signal'>;
+  /**
+   * Where a digest input missing here comes from (a runner: its server, under the
+   * execution's lease). Whatever it sends is stored only if it hashes to the digest.
+   */
+  remote?: (executionId: string, digest: string, signal?: AbortSignal) => Promise<Readable>;
 }
 
 export class JobFiles implements ExecutionFiles {
@@ -33,7 +42,7 @@ export class JobFiles implements ExecutionFiles {
     this.holds.set(executionId, held);
     const binds: string[] = [];
     for (const [i, input] of (request.spec.inputs ?? []).entries()) {
-      const digest = await this.place(input, i, held, signal);
+      const digest = await this.place(executionId, input, i, held, signal);
       binds.push(`${this.deps.blobs.path(digest)}:${input.path}:ro`);
     }
     const { hostPath } = await this.deps.volumes.acquire(executionId);
@@ -42,8 +51,8 @@ export class JobFiles implements ExecutionFiles {
   }
 
   /** The blob input `i` is, fetched when it is a URL; INPUT_UNAVAILABLE naming the input otherwise. */
-  private async place(input: JobInput, i: number, held: string[], signal?: AbortSignal): Promise<string> {
-    const { blobs } = this.deps;
+  private async place(executionId: string, input: JobInput, i: number, held: string[], signal?: AbortSignal): Promise<string> {
+    const { blobs, remote } = this.deps;
     const fail = (what: string, cause?: unknown) =>
       new GridxError('INPUT_UNAVAILABLE', `inputs[${i}] (${clip(input.path, 100)}): ${what}`, cause === undefined ? {} : { cause });
     let digest: string;
@@ -59,6 +68,13 @@ export class JobFiles implements ExecutionFiles {
       }
     }
     held.push(digest);
+    if (!(await blobs.stat(digest)) && remote) {
+      try {
+        await blobs.put(await remote(executionId, digest, signal), { expect: digest, ...(signal ? { signal } : {}) });
+      } catch (err) {
+        throw fail(`cannot fetch ${digest} from the server: ${messageOf(err)}`, err);
+      }
+    }
     if (!(await blobs.stat(digest))) throw fail(`no blob ${digest} on this node (upload it with POST /blobs)`);
     await blobs.touch(digest);
     return digest;
@@ -77,4 +93,26 @@ export class JobFiles implements ExecutionFiles {
   held(): Set<string> {
     return new Set([...this.holds.values()].flat());
   }
+}
+
+/**
+ * The files of the Docker executor's jobs on a node or a runner: /outputs volumes under
+ * `<data dir>/outputs`, started, and inputs placed from `blobs` (and `remote`, for digests
+ * that live elsewhere).
+ */
+export async function openJobFiles(
+  config: Readonly<Config>,
+  blobs: BlobStore,
+  log: Logger,
+  remote?: JobFilesDeps['remote'],
+): Promise<{ files: JobFiles; volumes: OutputVolumes }> {
+  const volumes = new OutputVolumes({ root: path.join(config.dataDir, 'outputs'), sizeBytes: config.sandbox.outputsBytes, log: log.child('outputs') });
+  await volumes.start();
+  const files = new JobFiles({
+    blobs,
+    volumes,
+    fetch: { timeoutMs: config.inputs.urlTimeoutMs, maxBytes: config.storage.maxBlobBytes, allowPrivate: config.inputs.allowPrivateUrls },
+    ...(remote ? { remote } : {}),
+  });
+  return { files, volumes };
 }

@@ -20,7 +20,7 @@ import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type OutputFile, type OutputManifest, manifestOf } from '../domain/data.js';
+import { MAX_OUTPUT_FILES, type OutputFile, type OutputManifest, manifestOf } from '../domain/data.js';
 import type { Startable } from '../domain/startable.js';
 import { formatSize } from '../domain/units.js';
 import { GridxError, isGridxError, messageOf, quote } from '../errors.js';
@@ -42,8 +42,6 @@ export interface OutputVolumesOptions {
 
 export type StoreFile = (file: string) => Promise<{ digest: string; size: number }>;
 
-/** Files collected from one volume at most: past it the manifest is cut and flagged. */
-export const MAX_OUTPUT_FILES = 10_000;
 /** Entries (files, directories, links) looked at at most: a job may leave millions of empty ones. */
 const MAX_ENTRIES = 100_000;
 /** Longest path kept, relative to /outputs (the same bound as an input's path). */

@@ -4,6 +4,7 @@
  */
 
 import type { ExecutionResult, JobSpec, JobStatus } from '../domain/job.js';
+import { type OutputFile, manifestOf } from '../domain/data.js';
 
 /** Limits a runner asks for; what it leaves out, the server fills in from its own per-job limits. */
 export interface RunnerLimitsBody {
@@ -112,6 +113,11 @@ export interface ResultBody {
   started_at: string;
   finished_at: string;
   duration_ms: number;
+  /**
+   * What the job left under /outputs, each file uploaded under the lease first. The server
+   * computes the root digest itself; the signature covers it.
+   */
+  outputs?: { files: OutputFile[]; exceeded: boolean };
   /** The runner's Ed25519 signature over the result (domain/result-digest.ts). */
   signature: string;
 }
@@ -148,6 +154,7 @@ export function resultBody(r: ExecutionResult, signature: string): ResultBody {
     started_at: r.startedAt,
     finished_at: r.finishedAt,
     duration_ms: r.durationMs,
+    ...(r.outputs ? { outputs: { files: r.outputs.files, exceeded: r.outputs.exceeded } } : {}),
   };
 }
 
@@ -165,5 +172,6 @@ export function executionResultOf(b: ResultBody): ExecutionResult {
     startedAt: b.started_at,
     finishedAt: b.finished_at,
     durationMs: b.duration_ms,
+    ...(b.outputs ? { outputs: manifestOf(b.outputs.files, b.outputs.exceeded) } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_AMOUNT, formatAmount, parseAmount, share } from '../../src/domain/amount.js';
+import { digestOf, manifestOf } from '../../src/domain/data.js';
 import type { Job } from '../../src/domain/job.js';
 import { majorityOf } from '../../src/domain/verification.js';
 import { GridxError } from '../../src/errors.js';
@@ -52,6 +53,14 @@ describe('majority of replicas', () => {
     // A replica that never produced a result does not vote, but still counts in the total.
     expect(majorityOf([replica('a'), { status: 'failed', reason: 'lease_expired', stdout: '', stderr: '' } as Job])).toBeUndefined();
     expect(majorityOf([replica('x', 'failed', 3), replica('x', 'failed', 3), replica('y')])?.winners[0]?.exitCode).toBe(3);
+  });
+
+  it('counts the files under /outputs: replicas that print alike but wrote different files disagree', () => {
+    const wrote = (content: string) => ({ ...replica('same'), outputs: manifestOf([{ path: 'out', size: content.length, sha256: digestOf(content) }], false) }) as Job;
+    expect(majorityOf([wrote('honest'), wrote('forged'), wrote('honest')])?.winners).toHaveLength(2);
+    expect(majorityOf([wrote('honest'), wrote('forged')])).toBeUndefined();
+    // No files at all is the same as a worker that collects none.
+    expect(majorityOf([replica('a'), { ...replica('a'), outputs: manifestOf([], false) } as Job])?.winners).toHaveLength(2);
   });
 });
 

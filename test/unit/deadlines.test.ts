@@ -16,6 +16,14 @@ import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { SPEC } from '../helpers/fixtures.js';
 
+/** These tests move no files: a runner that tried would be refused. */
+const NO_BLOBS = {
+  stat: async () => undefined,
+  put: () => Promise.reject(new Error('no blobs in this test')),
+  open: () => {
+    throw new Error('no blobs in this test');
+  },
+};
 const LIMITS = { cpus: 4, memoryBytes: 1 << 30, timeoutMs: 600_000, gpus: 0, networks: ['none'] };
 
 describe('deadlines', () => {
@@ -41,7 +49,7 @@ describe('deadlines', () => {
       startWindowMs: 300,
     });
     await scheduler.start();
-    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20, policy: () => LIMITS });
+    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20, policy: () => LIMITS, blobs: NO_BLOBS });
     await hub.start();
     scheduler.addOutputSource((jobId) => hub.liveOutput(jobId));
     stops.push(async () => {

@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, manifestOf } from '../../src/domain/data.js';
 import { isGridxError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { MAX_OUTPUT_FILES, OutputVolumes, type OutputVolumesOptions } from '../../src/storage/output-volumes.js';
+import { MAX_OUTPUT_FILES } from '../../src/domain/data.js';
+import { OutputVolumes, type OutputVolumesOptions } from '../../src/storage/output-volumes.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;

@@ -12,6 +12,7 @@ import { GridxError, quote } from '../../errors.js';
 import type { BlobStore } from '../../storage/blob-store.js';
 import type { BlobRef } from '../../wire/gridx.js';
 import { type AuthDeps, optionalAccount, writerAccount } from '../auth.js';
+import { RAW, abortOnClose, acceptRawBodies, storeUpload } from '../raw-upload.js';
 import { sendFile } from '../send-file.js';
 
 export interface BlobRouteDeps extends AuthDeps {
@@ -20,13 +21,9 @@ export interface BlobRouteDeps extends AuthDeps {
   shutdown: AbortSignal;
 }
 
-const RAW = 'application/octet-stream';
-
 export function blobRoutes(deps: BlobRouteDeps) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    // In this plugin only: the body reaches the handler as the request stream, uncounted by
-    // api.body_limit; the store caps it at storage.max_blob as it hashes it.
-    app.addContentTypeParser(RAW, (_request, payload, done) => done(null, payload));
+    acceptRawBodies(app);
 
     app.post<{ Querystring: { sha256?: string } }>(
       '/blobs',
@@ -42,15 +39,7 @@ export function blobRoutes(deps: BlobRouteDeps) {
           throw new GridxError('INVALID_INPUT', `sha256 ${quote(sha256, 80)} is not a sha256: give 64 hex digits, with or without "sha256:"`);
         }
         const signal = AbortSignal.any([deps.shutdown, abortOnClose(request.raw)]);
-        let ref: BlobRef;
-        try {
-          ref = await deps.blobs.put(request.body as Readable, { ...(expect ? { expect } : {}), signal });
-        } catch (err) {
-          // The rest of a refused body is still on its way: close the connection after the
-          // answer, or the client's next request on it waits behind bytes nobody reads.
-          if (!request.raw.complete) reply.header('connection', 'close');
-          throw err;
-        }
+        const ref = await storeUpload(request, reply, () => deps.blobs.put(request.body as Readable, { ...(expect ? { expect } : {}), signal }));
         await deps.blobs.grant(ref.digest, account?.id);
         return reply.code(201).send(ref satisfies BlobRef);
       },
@@ -76,13 +65,4 @@ export function blobRoutes(deps: BlobRouteDeps) {
       },
     });
   };
-}
-
-/** Aborts when the client goes away before its upload ended. */
-function abortOnClose(request: import('node:http').IncomingMessage): AbortSignal {
-  const controller = new AbortController();
-  request.once('close', () => {
-    if (!request.complete) controller.abort(new GridxError('INVALID_INPUT', 'the upload was cut off before its end'));
-  });
-  return controller.signal;
 }

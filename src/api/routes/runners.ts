@@ -4,11 +4,13 @@
  * other route needs the runner's own token, and every lease route the runner's own lease.
  */
 
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DIGEST_PATTERN, MAX_OUTPUT_FILES, outputPathOf } from '../../domain/data.js';
 import type { JobLimits } from '../../domain/offer.js';
 import { isSigningKey } from '../../domain/result-digest.js';
 import { parseCpus, parseDuration, parseSize } from '../../domain/units.js';
-import { invalid, isGridxError } from '../../errors.js';
+import { invalid, isGridxError, quote } from '../../errors.js';
 import type { RunnerHub } from '../../scheduler/runner-hub.js';
 import type { RunnerRecord } from '../../store/store.js';
 import {
@@ -24,13 +26,16 @@ import {
   type RunnerRegistrationBody,
   executionResultOf,
 } from '../../wire/runners.js';
+import type { BlobRef } from '../../wire/gridx.js';
+import { abortOnClose, acceptRawBodies, storeUpload } from '../raw-upload.js';
+import { sendFile } from '../send-file.js';
 import { type AuthDeps, bearerOf, mustBeWorker, optionalAccount, writerAccount } from '../auth.js';
 import { claimedJobView, heartbeatView, leaseAnswerView, registeredView, runnerListView } from '../views/runners.js';
 
 export interface RunnerRouteDeps extends AuthDeps {
   runners: Pick<
     RunnerHub,
-    'authenticate' | 'register' | 'list' | 'heartbeat' | 'heartbeatMs' | 'leave' | 'claim' | 'giveBack' | 'started' | 'output' | 'result' | 'failed' | 'release'
+    'authenticate' | 'register' | 'list' | 'heartbeat' | 'heartbeatMs' | 'leave' | 'claim' | 'giveBack' | 'started' | 'output' | 'result' | 'failed' | 'release' | 'input' | 'putOutput'
   >;
   /** Lease TTL, shown to runners and used to call them online or offline. */
   leaseTtlMs: number;
@@ -132,6 +137,28 @@ const resultSchema = {
     started_at: { type: 'string', format: 'date-time' },
     finished_at: { type: 'string', format: 'date-time' },
     duration_ms: { type: 'integer', minimum: 0 },
+    outputs: {
+      type: 'object',
+      required: ['files', 'exceeded'],
+      additionalProperties: false,
+      properties: {
+        files: {
+          type: 'array',
+          maxItems: MAX_OUTPUT_FILES,
+          items: {
+            type: 'object',
+            required: ['path', 'size', 'sha256'],
+            additionalProperties: false,
+            properties: {
+              path: { type: 'string', minLength: 1, maxLength: 4096 },
+              size: { type: 'integer', minimum: 0 },
+              sha256: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' },
+            },
+          },
+        },
+        exceeded: { type: 'boolean' },
+      },
+    },
     signature: { type: 'string', minLength: 1, maxLength: 200 },
   },
 } as const;
@@ -247,10 +274,47 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
       // Output of up to the cap per stream, JSON-escaped: allow well past the usual body limit.
       { schema: { params: leaseParams, body: resultSchema }, bodyLimit: 16 * 1024 * 1024 },
       async (request) => {
+        const files = request.body.outputs?.files ?? [];
+        const bad = files.find((f) => outputPathOf(f.path) === undefined);
+        if (bad) throw invalid('body.outputs.files', `${quote(bad.path, 200)} is not a path relative to /outputs without "..", "." or empty parts`);
+        if (new Set(files.map((f) => f.path)).size !== files.length) throw invalid('body.outputs.files', 'names a path twice');
         const job = await runners.result(await caller(request), request.params.token, executionResultOf(request.body), request.body.signature);
         return leaseAnswerView(job);
       },
     );
+
+    app.register(async (files) => {
+      acceptRawBodies(files);
+
+      files.route<{ Params: { id: string; token: string; digest: string } }>({
+        method: ['GET', 'HEAD'],
+        url: '/api/runners/:id/leases/:token/blobs/:digest',
+        schema: { params: { ...leaseParams, properties: { ...leaseParams.properties, digest: { type: 'string', pattern: DIGEST_PATTERN } } } },
+        exposeHeadRoute: false,
+        handler: async (request, reply) => {
+          const blob = await runners.input(await caller(request), request.params.token, request.params.digest);
+          return sendFile(request, reply, blob);
+        },
+      });
+
+      files.post<{ Params: { id: string; token: string }; Querystring: { sha256: string } }>(
+        '/api/runners/:id/leases/:token/blobs',
+        {
+          schema: {
+            params: leaseParams,
+            querystring: { type: 'object', required: ['sha256'], additionalProperties: false, properties: { sha256: { type: 'string', pattern: DIGEST_PATTERN } } },
+          },
+        },
+        async (request, reply) => {
+          const runner = await caller(request);
+          const signal = AbortSignal.any([deps.shutdown, abortOnClose(request.raw)]);
+          const ref = await storeUpload(request, reply, () =>
+            runners.putOutput(runner, request.params.token, request.body as Readable, request.query.sha256, signal),
+          );
+          return reply.code(201).send(ref satisfies BlobRef);
+        },
+      );
+    });
 
     app.post<{ Params: { id: string; token: string }; Body: FailedBody }>(
       '/api/runners/:id/leases/:token/failed',
