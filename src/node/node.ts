@@ -193,6 +193,7 @@ export class GridxNode {
         outputLimitBytes: config.sandbox.outputLimitBytes,
         policy,
         blobs: this.blobs!,
+        maxOutputBytes: config.sandbox.outputsBytes,
       }));
       scheduler.addOutputSource((jobId) => runners.liveOutput(jobId));
       await runners.start();
@@ -273,7 +274,7 @@ export class GridxNode {
       pinned: async () => {
         const live = await store.withStatus(JOB_STATUSES.filter((s) => !isTerminal(s)));
         const inputs = live.flatMap((job) => (job.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
-        return new Set([...inputs, ...(this.files?.held() ?? [])]);
+        return new Set([...inputs, ...(this.files?.held() ?? []), ...(this.runners?.uploading() ?? [])]);
       },
     }));
     await blobs.start();

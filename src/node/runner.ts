@@ -75,6 +75,8 @@ export class GridxRunner {
   private serverDown = false;
   private stopping?: Promise<void>;
   private blobs?: BlobStore;
+  /** leaseToken → output files collected and not yet reported: the collector keeps them. */
+  private readonly unsent = new Map<string, string[]>();
   private volumes?: OutputVolumes;
 
   constructor(private readonly options: RunnerOptions) {}
@@ -180,7 +182,7 @@ export class GridxRunner {
       maxBlobBytes: config.storage.maxBlobBytes,
       maxBytes: config.storage.maxBytes,
       log: log.child('blobs'),
-      pinned: async () => files.held(),
+      pinned: async () => new Set([...files.held(), ...[...this.unsent.values()].flat()]),
     }));
     await blobs.start();
     const { files, volumes } = await openJobFiles(config, blobs, log, (token, digest, signal) => this.client.input(token, digest, signal));
@@ -263,10 +265,15 @@ export class GridxRunner {
     if (state.lost) return;
     if (this.stopped && result.cancelled) return; // given back when the runner leaves
     await this.flush(token, state);
-    await this.report(job, state, async () => {
-      await this.uploadOutputs(token, result);
-      return this.client.result(token, job.job_id, result);
-    });
+    this.unsent.set(token, (result.outputs?.files ?? []).map((f) => f.sha256));
+    try {
+      await this.report(job, state, async () => {
+        await this.uploadOutputs(token, result);
+        return this.client.result(token, job.job_id, result);
+      });
+    } finally {
+      this.unsent.delete(token);
+    }
   }
 
   /** Sends a report, retrying while the server is unreachable; a refused lease ends it. */

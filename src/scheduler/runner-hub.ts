@@ -14,7 +14,8 @@ import { type ExecutionResult, type Job, type JobSpec, type StartFailure, isTerm
 import { type JobLimits, misfit } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
-import type { OutputManifest } from '../domain/data.js';
+import { MAX_OUTPUT_FILES, type OutputManifest } from '../domain/data.js';
+import { formatSize } from '../domain/units.js';
 import { GridxError, quote } from '../errors.js';
 import type { BlobRef } from '../wire/gridx.js';
 import type { OutputStream, OutputSnapshot } from '../executor/executor.js';
@@ -91,6 +92,15 @@ export interface RunnerHubDeps {
   policy: () => RunnerDefaults;
   /** Where jobs' input blobs are read from and runners' output files are stored. */
   blobs: Pick<BlobStore, 'put' | 'stat' | 'open'>;
+  /** The most a job's outputs may hold here (runner.docker.outputs_size), whatever the runner's own volume. */
+  maxOutputBytes: number;
+}
+
+/** What a runner uploaded under one lease: the files its result may name. */
+interface Uploads {
+  jobId: string;
+  digests: Set<string>;
+  bytes: number;
 }
 
 /** A blob a runner may read under its lease. */
@@ -109,6 +119,8 @@ export class RunnerHub implements Startable {
   private readonly waiters = new Set<() => void>();
   /** leaseToken → output relayed so far, for live logs while the runner works. */
   private readonly relays = new Map<string, Relay & { jobId: string }>();
+  /** leaseToken → output files uploaded under it, until the job ends or goes back to the queue. */
+  private readonly uploads = new Map<string, Uploads>();
   private claiming: Promise<unknown> = Promise.resolve();
   /** Runners that said they are stopping: no more claims until they heartbeat again. */
   private readonly leaving = new Set<string>();
@@ -122,7 +134,7 @@ export class RunnerHub implements Startable {
     this.stopped = false;
     this.off = this.deps.events.on('job:status', ({ job }) => {
       if (job.status === 'pending') this.wake();
-      if (isTerminal(job.status) || job.status === 'pending') this.dropRelaysOf(job.id);
+      if (isTerminal(job.status) || job.status === 'pending') this.forget(job.id);
     });
   }
 
@@ -264,7 +276,6 @@ export class RunnerHub implements Startable {
    */
   async result(runner: RunnerRecord, token: string, result: ExecutionResult, signature: string): Promise<Job> {
     const execution = await this.execution(runner, token);
-    if (result.outputs) await this.mustHoldOutputs(result.outputs, token);
     if (!runner.publicKey || !verifyResult(runner.publicKey, signature, execution.jobId, token, result)) {
       this.deps.log.warn(`runner ${runner.id}: result for job ${execution.jobId} has a bad signature; refused`);
       throw new GridxError('FORBIDDEN', `the signature of this result does not verify against runner ${runner.id}'s key; the report is refused`);
@@ -273,6 +284,7 @@ export class RunnerHub implements Startable {
     // A retried report (its answer was lost) finds its own outcome recorded: answer alike.
     if (job && execution.status === job.status && execution.status === outcomeOf(result, job.spec).status) return job;
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
+    if (result.outputs) this.mustHoldOutputs(result.outputs, token);
     const capped = this.cap(result);
     const written = await this.deps.lifecycle.finish(job, token, capped);
     if (!written) return this.refuse(job.id, token);
@@ -298,8 +310,22 @@ export class RunnerHub implements Startable {
    * only when it hashes to `digest`. The result that follows names it in its manifest.
    */
   async putOutput(runner: RunnerRecord, token: string, body: Readable, digest: string, signal?: AbortSignal): Promise<BlobRef> {
-    await this.held(runner, token);
-    return this.deps.blobs.put(body, { expect: digest, ...(signal ? { signal } : {}) });
+    const { job } = await this.held(runner, token);
+    const uploads = this.uploads.get(token) ?? { jobId: job.id, digests: new Set<string>(), bytes: 0 };
+    this.uploads.set(token, uploads);
+    const room = this.deps.maxOutputBytes - uploads.bytes;
+    if (uploads.digests.size >= MAX_OUTPUT_FILES || room <= 0) {
+      throw new GridxError(
+        'BODY_TOO_LARGE',
+        `job ${job.id} already has ${uploads.digests.size} output files (${formatSize(uploads.bytes)}) on this server; it keeps at most ${MAX_OUTPUT_FILES} files and ${formatSize(this.deps.maxOutputBytes)} (runner.docker.outputs_size) per job`,
+      );
+    }
+    const ref = await this.deps.blobs.put(body, { expect: digest, maxBytes: room, ...(signal ? { signal } : {}) });
+    if (!uploads.digests.has(ref.digest)) {
+      uploads.digests.add(ref.digest);
+      uploads.bytes += ref.size;
+    }
+    return ref;
   }
 
   /** The execution could not start: the job fails with `reason`. A repeat answers with the job. */
@@ -337,6 +363,11 @@ export class RunnerHub implements Startable {
     return held.length;
   }
 
+  /** Output files runners uploaded for results still to come, for the blob store's collector. */
+  uploading(): Set<string> {
+    return new Set([...this.uploads.values()].flatMap((u) => [...u.digests]));
+  }
+
   liveOutput(jobId: string): OutputSnapshot | undefined {
     for (const relay of this.relays.values()) {
       if (relay.jobId !== jobId) continue;
@@ -367,8 +398,10 @@ export class RunnerHub implements Startable {
     return relay;
   }
 
-  private dropRelaysOf(jobId: string): void {
+  /** Drops the relays and uploads of a job's executions: it ended or went back to the queue. */
+  private forget(jobId: string): void {
     for (const [token, relay] of this.relays) if (relay.jobId === jobId) this.relays.delete(token);
+    for (const [token, uploads] of this.uploads) if (uploads.jobId === jobId) this.uploads.delete(token);
   }
 
   /** The runner's own execution under `token`; 403 for unknown tokens and other runners' leases. */
@@ -396,11 +429,15 @@ export class RunnerHub implements Startable {
     throw new GridxError('CONFLICT', `lease ${token} on job ${jobId} is no longer held: ${now}; stop this execution, its report is discarded`);
   }
 
-  /** Every file of a reported manifest must have been uploaded under the lease, whole, before the result. */
-  private async mustHoldOutputs(outputs: OutputManifest, token: string): Promise<void> {
+  /**
+   * Every file of a reported manifest must have been uploaded under this lease before the
+   * result: a manifest naming a blob the server holds for someone else would otherwise
+   * hand it to the job's owner.
+   */
+  private mustHoldOutputs(outputs: OutputManifest, token: string): void {
+    const uploaded = this.uploads.get(token)?.digests;
     for (const file of outputs.files) {
-      const blob = await this.deps.blobs.stat(file.sha256);
-      if (blob?.size !== file.size) {
+      if (!uploaded?.has(file.sha256)) {
         throw new GridxError(
           'CONFLICT',
           `output ${quote(file.path, 200)} (${file.sha256}, ${file.size} bytes) is not on the server; upload it under lease ${token} before the result`,

@@ -49,7 +49,7 @@ describe('deadlines', () => {
       startWindowMs: 300,
     });
     await scheduler.start();
-    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20, policy: () => LIMITS, blobs: NO_BLOBS });
+    const hub = new RunnerHub({ store, lifecycle: scheduler.lifecycle, leases: scheduler.leases, events, log: silentLogger, outputLimitBytes: 1 << 20, policy: () => LIMITS, blobs: NO_BLOBS, maxOutputBytes: 0 });
     await hub.start();
     scheduler.addOutputSource((jobId) => hub.liveOutput(jobId));
     stops.push(async () => {
