@@ -21,6 +21,7 @@ import type {
 import type { ParityTask, TaskEvent, TaskView } from '../wire/parity.js';
 import * as files from './files.js';
 import type { BlobSource, Exchange, OutputOptions, TransferOptions } from './files.js';
+import { streamRequest } from './stream-request.js';
 
 // The wire shapes the client speaks, for its callers: defined once in src/wire/.
 export type {
@@ -235,24 +236,29 @@ export class GridxClient {
   private async send(method: string, pathname: string, init: Parameters<Exchange>[2] & object): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    const url = `${this.baseUrl}${pathname}`;
     try {
-      return await fetch(`${this.baseUrl}${pathname}`, {
+      if (isStream(init.body)) return await streamRequest(url, { method, headers, body: init.body, signal: init.signal });
+      return await fetch(url, {
         method,
         headers,
-        // A streamed body needs duplex 'half' (the response may come before the body is sent).
-        ...(init.body == null ? {} : { body: init.body, duplex: 'half' as const }),
+        ...(init.body == null ? {} : { body: init.body }),
         ...(init.signal ? { signal: init.signal } : {}),
       });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
-      const cause = (err as { cause?: { code?: string } }).cause;
+      const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as NodeJS.ErrnoException).code;
       throw new GridxError(
         'UNAVAILABLE',
-        `cannot reach a Grid-X node at ${this.baseUrl} (${cause?.code ?? messageOf(err)}); is \`gridx node\` running there?`,
+        `cannot reach a Grid-X node at ${this.baseUrl} (${code ?? messageOf(err)}); is \`gridx node\` running there?`,
         { cause: err },
       );
     }
   }
+}
+
+function isStream(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof body === 'object' && body !== null && Symbol.asyncIterator in body;
 }
 
 async function errorFrom(res: Response): Promise<GridxError> {
