@@ -1,4 +1,6 @@
 /** The gridx CLI and node as separate processes, as a person runs them. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { GridxClient } from '../../src/sdk/client.js';
@@ -38,6 +40,37 @@ describe('gridx CLI against a gridx node process', () => {
     });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`1\n${64 * 1024 * 1024}\n`);
+  });
+
+  it('gridx run --input/--output, gridx get and gridx blob move files both ways, checked', async () => {
+    const dir = tempDir('gridx-cli-files-');
+    fs.writeFileSync(path.join(dir, 'words.txt'), 'one\ntwo\nthree\n');
+    const out = path.join(dir, 'out');
+    const r = await runCli([
+      'run', '--node', node.url, '--input', `${path.join(dir, 'words.txt')}:/inputs/w`, '--output', out,
+      image, '--', 'sh', '-c', 'wc -l < /inputs/w > /outputs/count; mkdir /outputs/sub; cp /inputs/w /outputs/sub/copy',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'count'), 'utf8').trim()).toBe('3');
+    expect(fs.readFileSync(path.join(out, 'sub', 'copy'), 'utf8')).toBe('one\ntwo\nthree\n');
+
+    // The outputs of a failed job come back too, and again later with gridx get.
+    const failed = await runCli(['run', '--node', node.url, '--detach', image, '--', 'sh', '-c', 'echo partial > /outputs/p; exit 3']);
+    const id = failed.stdout.trim().split(/\s+/).pop()!;
+    await eventually(() => new GridxClient(node.url).get(id), (j) => j.status === 'failed', 20_000);
+    const again = path.join(dir, 'again');
+    const got = await runCli(['get', '--node', node.url, id, '-o', again]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(again, 'p'), 'utf8')).toBe('partial\n');
+
+    const put = await runCli(['blob', 'put', '--node', node.url, path.join(dir, 'words.txt')]);
+    expect(put.code, put.stderr).toBe(0);
+    const digest = /sha256:[0-9a-f]{64}/.exec(put.stdout)?.[0];
+    expect(digest).toBeDefined();
+    const back = path.join(dir, 'back.txt');
+    const get = await runCli(['blob', 'get', '--node', node.url, digest!, '-o', back]);
+    expect(get.code, get.stderr).toBe(0);
+    expect(fs.readFileSync(back, 'utf8')).toBe('one\ntwo\nthree\n');
   });
 
   it('gridx run --server follows a Parity task over its WebSocket stream', async () => {
