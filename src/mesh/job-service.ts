@@ -13,10 +13,15 @@ import { messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
-import type { JsonChannel } from './wire.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { type BlobHeader, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
+import { type JsonChannel, ProtocolError } from './wire.js';
 import type { MeshAccept } from '../config/schema.js';
 import type { Intake } from '../scheduler/intake.js';
 import type { Account } from '../store/ledger-store.js';
+
+/** An origin that sends no input file for this long is given up. */
+const INPUT_SILENCE_MS = 15_000;
 
 /** Whether this node's policy admits jobs forwarded by `peerId`. */
 export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
@@ -25,6 +30,8 @@ export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
 
 export type JobMessage =
   | { type: 'run'; jobId: string; executionId: string; spec: JobSpec }
+  | { type: 'need'; digests: string[] }
+  | BlobHeader
   | { type: 'accepted'; jobId: string }
   | { type: 'refused'; reason: string }
   | { type: 'status'; status: Job['status'] }
@@ -53,6 +60,14 @@ export interface JobServiceDeps {
   heartbeatMs?: number;
   /** Signs with this node's libp2p key: the origin checks a result against the peer id it ran on. */
   sign: (bytes: Uint8Array) => Promise<Uint8Array>;
+  /** Where a forwarded job's inputs are received and its outputs sent from. */
+  files: PeerFiles;
+}
+
+export interface PeerFiles {
+  blobs: Pick<BlobStore, 'stat' | 'put' | 'open' | 'grant' | 'mayUse'>;
+  /** storage.max_blob: the most one input may hold. */
+  maxBlobBytes: number;
 }
 
 /**
@@ -70,6 +85,7 @@ export function specToRequest(raw: unknown): Record<string, unknown> {
     ...(r && typeof r === 'object' ? { resources: { cpus: r.cpus, memory: r.memoryBytes, gpus: r.gpus } } : {}),
     ...(typeof spec.timeoutMs === 'number' ? { timeout: `${spec.timeoutMs}ms` } : {}),
     network: spec.network,
+    ...(spec.inputs === undefined ? {} : { inputs: spec.inputs }),
     volumes: Array.isArray(spec.volumes)
       ? spec.volumes.map((v) => `${v?.hostPath}:${v?.containerPath}:${v?.readOnly === false ? 'rw' : 'ro'}`)
       : spec.volumes,
@@ -89,7 +105,34 @@ export function resultOf(job: Job): ExecutionResult {
     startedAt: job.startedAt ?? job.createdAt,
     finishedAt: job.finishedAt ?? new Date().toISOString(),
     durationMs: job.durationMs ?? 0,
+    ...(job.outputs ? { outputs: job.outputs } : {}),
   };
+}
+
+/**
+ * The digest inputs of a forwarded job, received from the origin before the job is queued:
+ * each one the origin's account may not use yet comes over the stream, kept only when it
+ * hashes to its digest. A blob this node holds for someone else is still sent: a digest
+ * alone proves nothing, and must not open another user's file to the origin.
+ */
+async function receiveInputs(channel: JsonChannel, spec: JobSpec, accountId: string, files: PeerFiles): Promise<void> {
+  const wanted = [...new Set((spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])))];
+  if (wanted.length === 0) return;
+  const missing: string[] = [];
+  for (const digest of wanted) if (!(await files.blobs.mayUse(digest, accountId))) missing.push(digest);
+  await channel.write({ type: 'need', digests: missing } satisfies JobMessage);
+  for (let left = new Set(missing); left.size > 0; ) {
+    const header = await channel.read<unknown>({ signal: AbortSignal.timeout(INPUT_SILENCE_MS) });
+    if (!isBlobHeader(header) || !left.has(header.digest)) throw new ProtocolError('expected one of the inputs asked for');
+    await receiveBlob(channel, files.blobs, header, { maxBytes: files.maxBlobBytes, signal: transferDeadline(header.size) });
+    await files.blobs.grant(header.digest, accountId);
+    left.delete(header.digest);
+  }
+}
+
+/** Sends the files a job left under /outputs before its result, which names them. */
+async function sendOutputs(channel: JsonChannel, job: Job, files: PeerFiles): Promise<void> {
+  for (const file of job.outputs?.files ?? []) await sendBlob(channel, files.blobs, file.sha256);
 }
 
 export async function serveForwardedJob(
@@ -124,7 +167,9 @@ export async function serveForwardedJob(
   let job: Job;
   try {
     // The job is the forwarding node's: its account alone sees it, and its limits apply.
-    job = await deps.intake.submit(await deps.accountOf(from), spec, { pinned: true, origin: from, title: `forwarded by ${from}` });
+    const account = await deps.accountOf(from);
+    await receiveInputs(channel, spec, account.id, deps.files);
+    job = await deps.intake.submit(account, spec, { pinned: true, origin: from, title: `forwarded by ${from}` });
   } catch (err) {
     return refuse(messageOf(err));
   }
@@ -169,6 +214,11 @@ export async function serveForwardedJob(
     if ('job' in outcome && outcome.job) {
       const result = resultOf(outcome.job);
       const signature = Buffer.from(await deps.sign(signedBytes(request.jobId, request.executionId, result))).toString('base64');
+      // Nothing else may write between a file's frames: no more heartbeats or output.
+      clearInterval(heartbeat);
+      offs.forEach((off) => off());
+      await chain;
+      await sendOutputs(channel, outcome.job, deps.files);
       await send({ type: 'result', result, signature });
       await chain;
       await channel.stream.close().catch(() => {});

@@ -4,7 +4,7 @@ import type { SpecPolicy } from '../domain/spec.js';
 import type { Placement, RemoteTarget } from '../scheduler/scheduler.js';
 import type { Mesh } from './mesh.js';
 import type { OfferBook } from './offer-book.js';
-import { RemoteExecutor } from './remote-executor.js';
+import { type OriginFiles, RemoteExecutor } from './remote-executor.js';
 import { admitsPeer } from './job-service.js';
 import type { MeshAccept } from '../config/schema.js';
 
@@ -17,6 +17,8 @@ export class MeshPlacement implements Placement {
     private readonly localLimits: () => JobLimits,
     private readonly localImages: () => ReadonlySet<string>,
     private readonly outputLimitBytes: number,
+    /** Where forwarded jobs' inputs come from and their outputs go. */
+    private readonly files: OriginFiles,
     /** Peers this node may hand its jobs to (mesh.forward_to). */
     private readonly forwardTo: MeshAccept = 'any',
   ) {}
@@ -47,8 +49,6 @@ export class MeshPlacement implements Placement {
   }
 
   private candidates(job: Job, exclude?: ReadonlySet<string>) {
-    // Input files live in this node's blob store, and peers cannot fetch them yet (issue 12).
-    if (job.spec.inputs?.length) return [];
     const all = this.mesh.book.candidates(job.spec, exclude);
     return this.forwardTo === 'any' ? all : all.filter((o) => admitsPeer(this.forwardTo, o.peerId));
   }
@@ -56,7 +56,7 @@ export class MeshPlacement implements Placement {
   private executorFor(peerId: string): RemoteExecutor {
     let executor = this.executors.get(peerId);
     if (!executor) {
-      executor = new RemoteExecutor(peerId, (id, signal) => this.mesh.openJobChannel(id, signal), this.outputLimitBytes);
+      executor = new RemoteExecutor(peerId, (id, signal) => this.mesh.openJobChannel(id, signal), this.outputLimitBytes, this.files);
       this.executors.set(peerId, executor);
     }
     return executor;

@@ -22,24 +22,33 @@ export class ProtocolError extends Error {
 export interface JsonChannel {
   read<T = unknown>(options?: { signal?: AbortSignal }): Promise<T>;
   write(message: unknown, options?: { signal?: AbortSignal }): Promise<void>;
+  /** One frame of raw bytes (a piece of a file), as written by writeBytes. */
+  readBytes(options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  writeBytes(bytes: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   stream: Stream;
 }
 
 export function jsonChannel(stream: Stream): JsonChannel {
   const lp: LengthPrefixedStream<Stream> = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
+  const readFrame = async (options: { signal?: AbortSignal }): Promise<Uint8Array> => {
+    try {
+      return (await lp.read(options)).subarray();
+    } catch (err) {
+      const e = err as Error;
+      if (e.name === 'AbortError' || e.name === 'TimeoutError') throw err;
+      throw new ProtocolError(`unreadable message: ${e.message}`);
+    }
+  };
   return {
     stream,
+    readBytes: (options = {}) => readFrame(options),
+    async writeBytes(bytes: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
+      await lp.write(bytes, options);
+    },
     async read<T>(options: { signal?: AbortSignal } = {}): Promise<T> {
-      let bytes;
+      const bytes = await readFrame(options);
       try {
-        bytes = await lp.read(options);
-      } catch (err) {
-        const e = err as Error;
-        if (e.name === 'AbortError' || e.name === 'TimeoutError') throw err;
-        throw new ProtocolError(`unreadable message: ${e.message}`);
-      }
-      try {
-        return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray())) as T;
+        return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as T;
       } catch (err) {
         throw new ProtocolError(`message is not JSON: ${(err as Error).message}`);
       }

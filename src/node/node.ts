@@ -158,6 +158,7 @@ export class GridxNode {
               policy,
               log: log.child('jobs'),
               sign: async (bytes) => this.identity!.privateKey.sign(bytes),
+              files: { blobs: this.blobs!, maxBlobBytes: config.storage.maxBlobBytes },
             }, via),
           onOffersChanged: () => this.scheduler?.poke(),
         });
@@ -175,7 +176,16 @@ export class GridxNode {
         accountId: self.id,
         limits: config.limits,
         ...(this.mesh
-          ? { placement: new MeshPlacement(this.mesh, limits, () => this.images, config.sandbox.outputLimitBytes, config.mesh.forwardTo) }
+          ? {
+              placement: new MeshPlacement(
+                this.mesh,
+                limits,
+                () => this.images,
+                config.sandbox.outputLimitBytes,
+                { blobs: this.blobs!, maxOutputBytes: config.sandbox.outputsBytes },
+                config.mesh.forwardTo,
+              ),
+            }
           : {}),
       }));
       // The offer follows the node's status: a change of free slots is published at once.

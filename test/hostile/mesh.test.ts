@@ -6,7 +6,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobSpec } from '../../src/domain/job.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { digestOf, manifestOf } from '../../src/domain/data.js';
+import type { ExecutionResult } from '../../src/domain/job.js';
+import { signedBytes } from '../../src/domain/result-digest.js';
 import { type JobMessage, type JobServiceDeps, serveForwardedJob } from '../../src/mesh/job-service.js';
+import { RemoteExecutor } from '../../src/mesh/remote-executor.js';
+import { BlobStore } from '../../src/storage/blob-store.js';
+import { okResult } from '../helpers/fixtures.js';
 import { silentLogger } from '../../src/logger.js';
 import { eventually } from '../helpers/docker.js';
 import { fundedAccount, startMeshNode, startTestNode, type TestNode, tempDir } from '../helpers/node.js';
@@ -122,5 +130,94 @@ describe('the mesh is not a side door', () => {
     await expect(
       startTestNode({ flags: { meshEnabled: true, p2pPort: 0, p2pHost: '0.0.0.0' }, dataDir: tempDir() }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+});
+
+describe('an origin that lies about the files it sends', () => {
+  it("is refused when an input's bytes do not hash to its digest, and cannot name a blob the peer holds for someone else without sending it", async () => {
+    const origin = await startMeshNode({});
+    nodes.push(origin);
+    const peer = await startMeshNode({
+      bootstrap: [origin.node.peerMesh!.multiaddrs[0]!],
+      env: { GRIDX_AUTH: 'required', GRIDX_MESH_ACCEPT: origin.node.id },
+    });
+    nodes.push(peer);
+    await joined(peer, origin);
+    // Someone's file on the peer: naming its digest must not be enough to read it.
+    const alice = await fundedAccount(peer, '0', { name: 'alice' });
+    const theirs = await alice.client.putBlob(Buffer.from('a file of another user'));
+    const spec = { ...SPEC, command: ['cat', '/inputs/x'], inputs: [{ path: '/inputs/x', digest: theirs.digest }] };
+    const channel = await origin.node.peerMesh!.openJobChannel(peer.node.id, AbortSignal.timeout(10_000));
+    await channel.write({ type: 'run', jobId: 'j1', executionId: 'e1', spec } satisfies JobMessage);
+    expect(await channel.read<JobMessage>({ signal: AbortSignal.timeout(10_000) })).toEqual({ type: 'need', digests: [theirs.digest] });
+    const wrong = Buffer.from('not that file at all!!');
+    await channel.write({ type: 'blob', digest: theirs.digest, size: wrong.length } satisfies JobMessage);
+    await channel.writeBytes(wrong);
+    expect(await channel.read<JobMessage>({ signal: AbortSignal.timeout(10_000) })).toMatchObject({ type: 'refused', reason: expect.stringContaining('digest') });
+    expect((await peer.node.jobs.list()).jobs).toEqual([]);
+  });
+});
+
+describe('a peer that lies about the files it returns', () => {
+  type Step = { json?: unknown; bytes?: Buffer };
+  const real = Buffer.from('the real output');
+  const result = (files: Array<{ path: string; size: number; sha256: string }>): ExecutionResult => ({ ...okResult(''), outputs: manifestOf(files, false) });
+
+  /** The origin's RemoteExecutor against a scripted peer; `held` is on the origin beforehand. */
+  async function runAgainst(script: (sign: (r: ExecutionResult) => Promise<string>) => Promise<Step[]>, held?: Buffer) {
+    const blobs = new BlobStore({ dataDir: tempDir('gridx-origin-'), maxBlobBytes: 1 << 20, maxBytes: 1 << 30, pinned: async () => new Set(), log: silentLogger });
+    await blobs.start();
+    if (held) await blobs.put(held);
+    const peer = await generateKeyPair('Ed25519');
+    const sign = async (r: ExecutionResult) => Buffer.from(await peer.sign(signedBytes('j1', 'e1', r))).toString('base64');
+    const queue = await script(sign);
+    const next = (): Promise<Step> => {
+      const step = queue.shift();
+      return step ? Promise.resolve(step) : new Promise<never>(() => {});
+    };
+    const channel = {
+      read: async () => (await next()).json,
+      readBytes: async () => new Uint8Array((await next()).bytes!),
+      write: async () => {},
+      writeBytes: async () => {},
+      stream: { close: async () => {}, abort: () => {} },
+    };
+    const executor = new RemoteExecutor(peerIdFromPrivateKey(peer).toString(), async () => channel as never, 1 << 20, { blobs, maxOutputBytes: 1 << 20 });
+    await executor.start({ executionId: 'e1', jobId: 'j1', spec: SPEC });
+    return { executor, blobs };
+  }
+
+  it('discards a result whose file does not hash to the digest it was sent under', async () => {
+    const forged = Buffer.from('something else!');
+    const { executor } = await runAgainst(async () => [
+      { json: { type: 'accepted', jobId: 'p1' } },
+      { json: { type: 'blob', digest: digestOf(real), size: forged.length } },
+      { bytes: forged },
+    ]);
+    await expect(executor.wait('e1')).rejects.toMatchObject({ code: 'REMOTE_ERROR', message: expect.stringContaining('does not check') });
+  });
+
+  it("discards a signed result naming a file it never sent (another user's blob on the origin)", async () => {
+    const res = result([{ path: 'loot', size: real.length, sha256: digestOf(real) }]);
+    const { executor } = await runAgainst(
+      async (sign) => [
+        { json: { type: 'accepted', jobId: 'p1' } },
+        { json: { type: 'result', result: res, signature: await sign(res) } },
+      ],
+      real,
+    );
+    await expect(executor.wait('e1')).rejects.toMatchObject({ code: 'REMOTE_ERROR', message: expect.stringContaining('did not send') });
+  });
+
+  it('takes a result whose files came and checked', async () => {
+    const res = result([{ path: 'out', size: real.length, sha256: digestOf(real) }]);
+    const { executor, blobs } = await runAgainst(async (sign) => [
+      { json: { type: 'accepted', jobId: 'p1' } },
+      { json: { type: 'blob', digest: digestOf(real), size: real.length } },
+      { bytes: real },
+      { json: { type: 'result', result: res, signature: await sign(res) } },
+    ]);
+    expect((await executor.wait('e1')).outputs?.root).toBe(res.outputs!.root);
+    expect(await blobs.stat(digestOf(real))).toMatchObject({ size: real.length });
   });
 });

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { eventually } from '../helpers/docker.js';
-import { fundedAccount, startMeshNode, type TestNode } from '../helpers/node.js';
+import { fundedAccount, startMeshNode, tempDir, type TestNode } from '../helpers/node.js';
 
 const image = LOCAL_IMAGE;
 const nodes: TestNode[] = [];
@@ -39,6 +39,29 @@ describe('mesh (in-process nodes, real Docker)', () => {
     // A non-zero exit is the job's own doing: the peer did the work and earns the reward.
     await eventually(() => a!.node.ledger!.balanceOf(`node-${job.executedBy}`).then(String), (b) => b === String(15n * 10n ** 17n), 5000);
     expect((await payer.client.account()).balance).toBe('3.5');
+    await a!.client.cancel(blocker.id);
+  });
+
+  it('a forwarded job gets its inputs from the origin and its outputs come back, checked, over libp2p', async () => {
+    const [a, b] = await mesh(2);
+    const blocker = await a!.client.submit({ image, command: ['sleep', '10'], pin: true }, { wait: false });
+    await eventually(() => a!.client.get(blocker.id), (j) => j.status === 'running');
+    const input = await a!.client.putBlob(Buffer.from('from the origin\n'));
+    const job = await a!.client.submit({
+      image,
+      command: ['sh', '-c', 'tr a-z A-Z < /inputs/in > /outputs/upper; head -c 3000000 /dev/urandom > /outputs/big; echo done'],
+      inputs: [
+        { path: '/inputs/in', digest: input.digest },
+        { path: '/inputs/inline', content: Buffer.from('inline').toString('base64') },
+      ],
+    });
+    expect(job, JSON.stringify(job)).toMatchObject({ status: "completed", stdout: "done\n", executedBy: b!.node.id, outputs: { files: 2 } });
+    // Every output route works on the node the user talked to: the files live there now.
+    const manifest = await a!.client.outputs(job.id);
+    expect(manifest.files.map((f) => f.path)).toEqual(['big', 'upper']);
+    expect(await (await fetch(`${a!.url}/jobs/${job.id}/outputs/upper`)).text()).toBe('FROM THE ORIGIN\n');
+    const dir = tempDir('gridx-mesh-out-');
+    await a!.client.downloadOutputs(job.id, dir);
     await a!.client.cancel(blocker.id);
   });
 
