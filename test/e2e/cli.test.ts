@@ -125,6 +125,42 @@ describe('gridx CLI against a gridx node process', () => {
 });
 
 describe('node process faults', () => {
+  it('SIGKILL while collecting outputs: after restart the job runs again and keeps one whole set of files', async () => {
+    const dataDir = tempDir();
+    const first = await spawnNode(dataDir, ['--slots', '1']);
+    const client = new GridxClient(first.url);
+    const nodeId = (await client.status()).nodeId;
+    const script = 'head -c 150000000 /dev/zero > /outputs/big; for i in $(seq 1 300); do echo $i > /outputs/f$i; done';
+    const job = await client.submit({ image, command: ['sh', '-c', script] }, { wait: false });
+    await eventually(() => client.get(job.id), (j) => j.status === 'running', 20_000);
+    // The container is removed before its /outputs is collected: gone while the job still runs.
+    await eventually(
+      async () => ((await containersOf(nodeId)).length === 0 ? (await client.get(job.id)).status : 'container'),
+      (s) => s !== 'container',
+      60_000,
+    ).then((status) => expect(status, 'the kill must land during collection').toBe('running'));
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = await spawnNode(dataDir, ['--slots', '1']);
+    const again = new GridxClient(second.url);
+    try {
+      const done = await eventually(() => again.get(job.id), (j) => j.finishedAt !== undefined, 60_000);
+      expect(done).toMatchObject({ status: 'completed', outputs: { files: 301, exceeded: false } });
+      expect(done.executions!.map((e) => e.status)).toEqual(['interrupted', 'completed']);
+      const dest = tempDir('gridx-collect-kill-');
+      const manifest = await again.downloadOutputs(job.id, dest);
+      expect(manifest.bytes).toBe(150_000_000 + manifest.files.filter((f) => f.path !== 'big').reduce((n, f) => n + f.size, 0));
+      expect(fs.statSync(path.join(dest, 'big')).size).toBe(150_000_000);
+      // Nothing half-made is left: no volume of the killed run, no partial blob.
+      expect(fs.readdirSync(path.join(dataDir, 'outputs')).filter((n) => !n.startsWith('.'))).toEqual([]);
+      expect(fs.readdirSync(path.join(dataDir, 'blobs', 'tmp'))).toEqual([]);
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    }
+  });
+
   it('SIGKILL mid-job: after restart every queued, running and finished job is accounted for', async () => {
     const dataDir = tempDir();
     const first = await spawnNode(dataDir, ['--slots', '1']);
