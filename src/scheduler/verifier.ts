@@ -70,6 +70,8 @@ export class Verifier implements Startable {
         finishedAt: new Date().toISOString(),
         ...(w.exitCode === undefined ? {} : { exitCode: w.exitCode }),
         ...(w.durationMs === undefined ? {} : { durationMs: w.durationMs }),
+        // The files the majority agreed on (their root is part of what was compared).
+        ...(w.outputs ? { outputs: w.outputs } : {}),
       };
     } else {
       const seen = replicas.map((r) => (r.exitCode === undefined ? r.status : `${r.status} ${r.exitCode}`)).join(', ');

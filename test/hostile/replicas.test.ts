@@ -3,11 +3,15 @@
  * report the same forged result, to be "verified" by itself and paid k times. Replicas run
  * under distinct accounts: it holds one at most, and honest accounts still decide.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { digestOf, manifestOf } from '../../src/domain/data.js';
+import type { RunnerClient } from '../../src/sdk/runner-client.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { eventually } from '../helpers/docker.js';
 import { okResult as result } from '../helpers/fixtures.js';
-import { type TestNode, fundedAccount, startTestNode } from '../helpers/node.js';
+import { type TestNode, fundedAccount, startTestNode, tempDir } from '../helpers/node.js';
 import { VERIFIED_TASK as TASK, claimAll, runnersOf, verificationServer } from '../helpers/replicas.js';
 
 const nodes: TestNode[] = [];
@@ -38,6 +42,29 @@ describe('replicas on independent workers', () => {
     await eventually(() => runners[1]!.account.client.account(), (a) => a.balance === '2', 5000);
     expect((await runners[0]!.account.client.account()).balance).toBe('2');
     expect((await sybil.client.account()).balance).toBe('0');
+  });
+
+  it('a replica that prints the same but wrote a different file loses the vote, and its file is not the output', async () => {
+    const { s, owner, runners } = await setup();
+    const task = await owner.client.submitTask({ ...TASK, reward: '2', verification: { replicas: 3 } });
+    const dir = tempDir('gridx-replica-files-');
+    const report = async (client: RunnerClient, content: string) => {
+      const [lease] = await client.claim(3, 0);
+      const file = path.join(dir, `${lease!.lease_token}`);
+      fs.writeFileSync(file, content);
+      await client.putOutput(lease!.lease_token, file);
+      const outputs = manifestOf([{ path: 'answer', size: content.length, sha256: digestOf(content) }], false);
+      await client.result(lease!.lease_token, lease!.job_id, { ...result('hi\n'), outputs });
+    };
+    await report(runners[2]!.client, 'forged answer');
+    await report(runners[0]!.client, 'true answer');
+    await report(runners[1]!.client, 'true answer');
+    const done = await eventually(() => owner.client.get(task.id), (j) => j.status !== 'running', 5000);
+    expect(done).toMatchObject({ status: 'completed', message: '2 of 3 replicas agree' });
+    const answer = await fetch(`${s.url}/api/tasks/${task.id}/outputs/answer`, { headers: { authorization: `Bearer ${owner.key}` } });
+    expect(await answer.text()).toBe('true answer');
+    await eventually(() => runners[1]!.account.client.account(), (a) => a.balance === '2', 5000);
+    expect((await runners[2]!.account.client.account()).balance).toBe('0');
   });
 
   it('an account that agrees with the majority is paid for one replica, however many runners it has', async () => {
