@@ -23,6 +23,7 @@ import '../src/polyfills.js';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -33,6 +34,10 @@ import { createLogger } from '../src/logger.js';
 import { GridxNode } from '../src/node/node.js';
 import { GridxClient } from '../src/sdk/client.js';
 import { tarStream } from '../src/storage/tar.js';
+import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
+import { isBlobHeader, receiveBlob, sendBlob } from '../src/mesh/file-transfer.js';
+import { jsonChannel } from '../src/mesh/wire.js';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { flipped, median, round, timed, verdict } from './stats.js';
 
 const { values } = parseArgs({
@@ -45,6 +50,8 @@ const ROUNDS = Number(values.rounds);
 const MIB = Number(values.size);
 if (![ROUNDS, MIB].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--rounds and --size take positive whole numbers');
 const BYTES = MIB * 1024 * 1024;
+/** A protocol of this bench only, on the mesh nodes it starts. */
+const BENCH_PROTOCOL = '/gridx-bench/blob/1.0.0';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-data-'));
 const config = loadConfig({
@@ -65,6 +72,8 @@ await pipeline(
   fs.createWriteStream(local),
 );
 
+const out = (name: string) => path.join(work, name);
+
 /** A stopped container holding the payload at /data/payload.bin: the floor's source and target. */
 const floor = await docker.createContainer({ Image: LOCAL_IMAGE, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
 const tarOf = () => Readable.from(tarStream([{ path: 'payload.bin', size: BYTES, open: () => fs.createReadStream(local) }], new Date()));
@@ -74,6 +83,52 @@ await floor.putArchive(tarOf(), { path: '/' });
 const ref = await client.putBlob(local);
 const source = await client.submit({ image: LOCAL_IMAGE, command: ['cp', '/inputs/payload.bin', '/outputs/payload.bin'], inputs: [{ path: '/inputs/payload.bin', digest: ref.digest }] });
 if (source.status !== 'completed') throw new Error(`the source job ended ${source.status}: ${source.message}`);
+
+/**
+ * Two mesh nodes on loopback (libp2p over TCP, noise, yamux, as in production): the peer
+ * sends the payload with the code that returns a forwarded job's outputs (sendBlob), the
+ * origin receives it into its store, hashed and checked (receiveBlob), and answers.
+ */
+const meshNode = async (name: string, bootstrap: string[] = []) => {
+  const c = loadConfig({
+    env: { ...process.env, GRIDX_MAX_BLOB: `${MIB + 64}m` },
+    flags: { dataDir: path.join(work, name), apiPort: 0, slots: 1, meshEnabled: true, p2pPort: 0, bootstrap },
+  });
+  const n = new GridxNode({ config: c, log: createLogger('warn'), detectGpus: false, executor: new NoopExecutor() });
+  await n.start();
+  return n;
+};
+const origin = await meshNode('origin');
+const peer = await meshNode('peer', [origin.peerMesh!.multiaddrs[0]!]);
+const originBlobs = origin.blobStore!;
+await peer.blobStore!.putFile(local);
+const payloadDigest = ref.digest;
+await origin.peerMesh!.libp2p.handle(BENCH_PROTOCOL, async (stream) => {
+  const channel = jsonChannel(stream);
+  const header = await channel.read();
+  if (!isBlobHeader(header)) throw new Error('bench: expected a blob header');
+  await receiveBlob(channel, originBlobs, header, { maxBytes: BYTES });
+  await channel.write({ type: 'stored' });
+  await stream.close();
+});
+async function overMesh(): Promise<void> {
+  const stream = await peer.peerMesh!.libp2p.dialProtocol(peerIdFromString(origin.id), BENCH_PROTOCOL);
+  const channel = jsonChannel(stream);
+  await sendBlob(channel, peer.blobStore!, payloadDigest);
+  await channel.read();
+  await stream.close();
+}
+/** The floor: the same bytes over one plain TCP connection on loopback, into a file, unhashed. */
+const tcpSink = net.createServer((socket) => {
+  void pipeline(socket, fs.createWriteStream(out('tcp.bin'))).then(() => tcpSink.emit('stored'));
+});
+await new Promise<void>((resolve) => tcpSink.listen(0, '127.0.0.1', resolve));
+async function overTcp(): Promise<void> {
+  const stored = new Promise((resolve) => tcpSink.once('stored', resolve));
+  const socket = net.connect((tcpSink.address() as net.AddressInfo).port, '127.0.0.1');
+  await pipeline(fs.createReadStream(local, { highWaterMark: 1 << 20 }), socket);
+  await stored;
+}
 
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
@@ -86,7 +141,6 @@ interface Pair {
   base: string;
   target?: number;
 }
-const out = (name: string) => path.join(work, name);
 const pairs: Pair[] = [
   {
     name: 'download',
@@ -101,6 +155,12 @@ const pairs: Pair[] = [
     theirs: () => floor.putArchive(tarOf(), { path: '/' }),
     base: 'PUT /containers/:id/archive',
     target: 1.5,
+  },
+  {
+    name: 'mesh',
+    ours: overMesh,
+    theirs: overTcp,
+    base: 'a raw TCP copy over loopback',
   },
   {
     name: 'collect',
@@ -128,9 +188,11 @@ for (const pair of pairs) {
   }
   const ratio = median(ratios);
   const mbps = BYTES / 1024 / 1024 / (median(ourMs) / 1000);
+  // The mesh target is on throughput: the floor's time over ours, at least 0.5.
+  const check = pair.name === 'mesh' ? `  throughput ${round(1 / ratio, 2)}× the floor's, ${verdict(1 / ratio, 0.5, 'at-least')}` : pair.target ? `  ${verdict(ratio, pair.target, 'at-most')}` : '';
   console.log(
     `  ${pair.name.padEnd(9)} grid-x ${median(ourMs).toFixed(0)} ms (${mbps.toFixed(0)} MiB/s), ${round(ratio, 2)}× ${pair.base}` +
-      `  [${ratios.map((x) => x.toFixed(2)).join(' ')}]${pair.target ? `  ${verdict(ratio, pair.target, 'at-most')}` : ''}`,
+      `  [${ratios.map((x) => x.toFixed(2)).join(' ')}]${check}`,
   );
   results[pair.name] = { medianMs: round(median(ourMs)), ratio: round(ratio, 3), ratios };
 }
@@ -138,6 +200,8 @@ clearInterval(sampler);
 console.log(`  peak RSS ${((peakRss - rssBefore) / 1024 / 1024).toFixed(0)} MiB above the ${(rssBefore / 1024 / 1024).toFixed(0)} MiB before the runs (node and client in one process)`);
 console.log(JSON.stringify({ sizeMiB: MIB, rounds: ROUNDS, ...results, peakRssMiB: round(peakRss / 1024 / 1024) }));
 
+tcpSink.close();
+await Promise.all([peer.stop(), origin.stop()]);
 await node.stop();
 await floor.remove({ force: true });
 fs.rmSync(work, { recursive: true, force: true });

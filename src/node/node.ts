@@ -105,6 +105,11 @@ export class GridxNode {
     return this.identity.peerId.toString();
   }
 
+  /** The node's blob store, once started (benchmarks move files through it directly). */
+  get blobStore(): BlobStore | undefined {
+    return this.blobs;
+  }
+
   get peerMesh(): Mesh | undefined {
     return this.mesh;
   }
