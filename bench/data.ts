@@ -105,11 +105,16 @@ await peer.blobStore!.putFile(local);
 const payloadDigest = ref.digest;
 await origin.peerMesh!.libp2p.handle(BENCH_PROTOCOL, async (stream) => {
   const channel = jsonChannel(stream);
-  const header = await channel.read();
-  if (!isBlobHeader(header)) throw new Error('bench: expected a blob header');
-  await receiveBlob(channel, originBlobs, header, { maxBytes: BYTES });
-  await channel.write({ type: 'stored' });
-  await stream.close();
+  try {
+    const header = await channel.read();
+    if (!isBlobHeader(header)) throw new Error('bench: expected a blob header');
+    await receiveBlob(channel, originBlobs, header, { maxBytes: BYTES });
+    await channel.write({ type: 'stored' });
+    await stream.close();
+  } catch (err) {
+    console.error(`bench: the origin's side failed: ${String(err)}`);
+    stream.abort(err as Error);
+  }
 });
 async function overMesh(): Promise<void> {
   const stream = await peer.peerMesh!.libp2p.dialProtocol(peerIdFromString(origin.id), BENCH_PROTOCOL);

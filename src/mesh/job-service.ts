@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { type BlobHeader, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
+import { type BlobHeader, Grants, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
 import { type JsonChannel, ProtocolError } from './wire.js';
 import type { MeshAccept } from '../config/schema.js';
 import type { Intake } from '../scheduler/intake.js';
@@ -31,6 +31,7 @@ export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
 export type JobMessage =
   | { type: 'run'; jobId: string; executionId: string; spec: JobSpec }
   | { type: 'need'; digests: string[] }
+  | { type: 'more' }
   | BlobHeader
   | { type: 'accepted'; jobId: string }
   | { type: 'refused'; reason: string }
@@ -130,9 +131,9 @@ async function receiveInputs(channel: JsonChannel, spec: JobSpec, accountId: str
   }
 }
 
-/** Sends the files a job left under /outputs before its result, which names them. */
-async function sendOutputs(channel: JsonChannel, job: Job, files: PeerFiles): Promise<void> {
-  for (const file of job.outputs?.files ?? []) await sendBlob(channel, files.blobs, file.sha256);
+/** Sends the files a job left under /outputs before its result, which names them; the origin's grants come through `grants`. */
+async function sendOutputs(channel: JsonChannel, job: Job, files: PeerFiles, grants: Grants): Promise<void> {
+  for (const file of job.outputs?.files ?? []) await sendBlob(channel, files.blobs, file.sha256, { grant: grants.next });
 }
 
 export async function serveForwardedJob(
@@ -204,10 +205,13 @@ export async function serveForwardedJob(
     // The job may have ended before we subscribed.
     void deps.store.get(job.id).then((j) => j && isTerminal(j.status) && resolveEnd(j));
     // Read the origin's side: a cancel, or the end of the stream.
+    // The one reader of the origin's side: cancels, and grants for the outputs sent at the end.
+    const grants = new Grants();
     const reading = (async () => {
       for (;;) {
         const message = await channel.read<JobMessage>();
         if (message?.type === 'cancel') await scheduler.cancel(job.id).catch(() => {});
+        if (message?.type === 'more') grants.add();
       }
     })();
     const outcome = await Promise.race([ended.then((j) => ({ job: j })), reading.then(() => ({}), (err: unknown) => ({ err }))]);
@@ -218,7 +222,7 @@ export async function serveForwardedJob(
       clearInterval(heartbeat);
       offs.forEach((off) => off());
       await chain;
-      await sendOutputs(channel, outcome.job, deps.files);
+      await sendOutputs(channel, outcome.job, deps.files, grants);
       await send({ type: 'result', result, signature });
       await chain;
       await channel.stream.close().catch(() => {});

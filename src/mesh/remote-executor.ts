@@ -130,7 +130,7 @@ export class RemoteExecutor implements Executor {
     if (!Array.isArray(digests) || digests.some((d) => typeof d !== 'string' || !named.has(d))) {
       throw new GridxError('REMOTE_ERROR', `peer ${this.peerId} asked for files that are not this job's inputs`);
     }
-    for (const digest of new Set(digests as string[])) await sendBlob(channel, this.files.blobs, digest, signal);
+    for (const digest of new Set(digests as string[])) await sendBlob(channel, this.files.blobs, digest, signal ? { signal } : {});
   }
 
   /** One output file from the peer, kept when it hashes to its digest and fits what a job may leave here. */

@@ -1,4 +1,5 @@
 /** Several nodes in one process, a real libp2p mesh on loopback, real Docker. */
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { eventually } from '../helpers/docker.js';
@@ -47,11 +48,14 @@ describe('mesh (in-process nodes, real Docker)', () => {
     const blocker = await a!.client.submit({ image, command: ['sleep', '10'], pin: true }, { wait: false });
     await eventually(() => a!.client.get(blocker.id), (j) => j.status === 'running');
     const input = await a!.client.putBlob(Buffer.from('from the origin\n'));
+    // Both ways past what libp2p buffers for a slow reader (4 MiB): the transfer's own flow control holds.
+    const large = await a!.client.putBlob(randomBytes(9 * 1024 * 1024));
     const job = await a!.client.submit({
       image,
-      command: ['sh', '-c', 'tr a-z A-Z < /inputs/in > /outputs/upper; head -c 3000000 /dev/urandom > /outputs/big; echo done'],
+      command: ['sh', '-c', 'tr a-z A-Z < /inputs/in > /outputs/upper; cat /inputs/large /inputs/large > /outputs/big; echo done'],
       inputs: [
         { path: '/inputs/in', digest: input.digest },
+        { path: '/inputs/large', digest: large.digest },
         { path: '/inputs/inline', content: Buffer.from('inline').toString('base64') },
       ],
     });
@@ -61,7 +65,8 @@ describe('mesh (in-process nodes, real Docker)', () => {
     expect(manifest.files.map((f) => f.path)).toEqual(['big', 'upper']);
     expect(await (await fetch(`${a!.url}/jobs/${job.id}/outputs/upper`)).text()).toBe('FROM THE ORIGIN\n');
     const dir = tempDir('gridx-mesh-out-');
-    await a!.client.downloadOutputs(job.id, dir);
+    const got = await a!.client.downloadOutputs(job.id, dir);
+    expect(got.files.find((f) => f.path === 'big')?.size).toBe(18 * 1024 * 1024);
     await a!.client.cancel(blocker.id);
   });
 
