@@ -45,7 +45,7 @@ import { connectChain } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
 import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
-import { BlobStore } from '../storage/blob-store.js';
+import { type BlobStore, openBlobStore } from '../storage/blob-store.js';
 import { type JobFiles, openJobFiles } from '../storage/job-files.js';
 import type { OutputVolumes } from '../storage/output-volumes.js';
 
@@ -281,18 +281,11 @@ export class GridxNode {
    */
   private async openFiles(store: JobStore): Promise<JobFiles | undefined> {
     const { config, log } = this.options;
-    const blobs = (this.blobs = new BlobStore({
-      dataDir: config.dataDir,
-      maxBlobBytes: config.storage.maxBlobBytes,
-      maxBytes: config.storage.maxBytes,
-      log: log.child('blobs'),
-      pinned: async () => {
-        const live = await store.withStatus(JOB_STATUSES.filter((s) => !isTerminal(s)));
-        const inputs = live.flatMap((job) => (job.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
-        return new Set([...inputs, ...(this.files?.held() ?? []), ...(this.runners?.uploading() ?? [])]);
-      },
+    const blobs = (this.blobs = await openBlobStore(config, log, async () => {
+      const live = await store.withStatus(JOB_STATUSES.filter((s) => !isTerminal(s)));
+      const inputs = live.flatMap((job) => (job.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
+      return new Set([...inputs, ...(this.files?.held() ?? []), ...(this.runners?.uploading() ?? [])]);
     }));
-    await blobs.start();
     if (this.options.executor) return undefined;
     ({ files: this.files, volumes: this.volumes } = await openJobFiles(config, blobs, log));
     return this.files;

@@ -22,7 +22,7 @@ import type { Executor, OutputStream } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { newSigningKeys } from '../domain/result-digest.js';
 import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
-import { BlobStore } from '../storage/blob-store.js';
+import { type BlobStore, openBlobStore } from '../storage/blob-store.js';
 import { type JobFiles, openJobFiles } from '../storage/job-files.js';
 import type { OutputVolumes } from '../storage/output-volumes.js';
 import { VERSION } from '../version.js';
@@ -177,14 +177,7 @@ export class GridxRunner {
    */
   private async openFiles(): Promise<JobFiles> {
     const { config, log } = this.options;
-    const blobs = (this.blobs = new BlobStore({
-      dataDir: config.dataDir,
-      maxBlobBytes: config.storage.maxBlobBytes,
-      maxBytes: config.storage.maxBytes,
-      log: log.child('blobs'),
-      pinned: async () => new Set([...files.held(), ...[...this.unsent.values()].flat()]),
-    }));
-    await blobs.start();
+    const blobs = (this.blobs = await openBlobStore(config, log, async () => new Set([...files.held(), ...[...this.unsent.values()].flat()])));
     const { files, volumes } = await openJobFiles(config, blobs, log, (token, digest, signal) => this.client.input(token, digest, signal));
     this.volumes = volumes;
     return files;

@@ -23,6 +23,7 @@ import { digestHex, isDigest } from '../domain/data.js';
 import type { Startable } from '../domain/startable.js';
 import { formatSize } from '../domain/units.js';
 import { GridxError, messageOf } from '../errors.js';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../logger.js';
 
 /** Reads go in pieces this large: each piece costs a frame on the mesh and a write on HTTP. */
@@ -238,4 +239,15 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The blob store of a node or runner as configured (storage.max_blob, storage.max_size), started. */
+export async function openBlobStore(
+  config: Pick<Config, 'dataDir' | 'storage'>,
+  log: Logger,
+  pinned: BlobStoreOptions['pinned'],
+): Promise<BlobStore> {
+  const blobs = new BlobStore({ dataDir: config.dataDir, maxBlobBytes: config.storage.maxBlobBytes, maxBytes: config.storage.maxBytes, log: log.child('blobs'), pinned });
+  await blobs.start();
+  return blobs;
 }
