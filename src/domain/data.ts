@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { invalid } from '../errors.js';
+import { invalid, quote } from '../errors.js';
 
 /** Where inputs appear in the container (read-only). */
 export const INPUTS_DIR = '/inputs';
@@ -87,6 +87,23 @@ export function manifestRoot(files: readonly OutputFile[]): string {
 export function manifestOf(files: readonly OutputFile[], exceeded: boolean): OutputManifest {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { files: sorted, root: manifestRoot(sorted), bytes: sorted.reduce((n, f) => n + f.size, 0), exceeded };
+}
+
+/** The distinct blobs a job's inputs name by digest (URL inputs name none until fetched). */
+export function inputDigests(inputs: readonly JobInput[] | undefined): string[] {
+  return [...new Set((inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])))];
+}
+
+/**
+ * What is wrong with the files a worker reports it left under /outputs (a runner's result,
+ * a mesh peer's): a path that would escape /outputs, or one path twice. Undefined when
+ * nothing is.
+ */
+export function reportedFilesProblem(files: ReadonlyArray<{ path: string }>): string | undefined {
+  const bad = files.find((f) => outputPathOf(f.path) === undefined);
+  if (bad) return `${quote(bad.path, 200)} is not a path relative to /outputs without "..", "." or empty parts`;
+  if (new Set(files.map((f) => f.path)).size !== files.length) return 'names a path twice';
+  return undefined;
 }
 
 /**

@@ -21,8 +21,8 @@ const WINDOW_BYTES = 2 * 1024 * 1024;
 /** Bytes one `more` grants; frames (the store's read pieces) are at most this large. */
 const STEP_BYTES = 1024 * 1024;
 
-/** A transfer that goes silent this long is given up. */
-const SILENCE_MS = 15_000;
+/** A transfer that goes silent this long is given up (and an origin that sends no input file). */
+export const SILENCE_MS = 15_000;
 /** The slowest transfer tolerated, for a whole file's deadline: 1 MiB/s. */
 const MIN_BYTES_PER_MS = (1024 * 1024) / 1000;
 

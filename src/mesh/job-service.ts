@@ -8,20 +8,18 @@
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, isTerminal } from '../domain/job.js';
 import { signedBytes } from '../domain/result-digest.js';
+import { inputDigests } from '../domain/data.js';
 import { type SpecPolicy, normalizeSpec } from '../domain/spec.js';
 import { messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { JobStore } from '../store/store.js';
 import type { BlobStore } from '../storage/blob-store.js';
-import { type BlobHeader, Grants, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
+import { type BlobHeader, Grants, SILENCE_MS, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
 import { type JsonChannel, ProtocolError } from './wire.js';
 import type { MeshAccept } from '../config/schema.js';
 import type { Intake } from '../scheduler/intake.js';
 import type { Account } from '../store/ledger-store.js';
-
-/** An origin that sends no input file for this long is given up. */
-const INPUT_SILENCE_MS = 15_000;
 
 /** Whether this node's policy admits jobs forwarded by `peerId`. */
 export function admitsPeer(accept: MeshAccept, peerId: string): boolean {
@@ -117,13 +115,13 @@ export function resultOf(job: Job): ExecutionResult {
  * alone proves nothing, and must not open another user's file to the origin.
  */
 async function receiveInputs(channel: JsonChannel, spec: JobSpec, accountId: string, files: PeerFiles): Promise<void> {
-  const wanted = [...new Set((spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])))];
+  const wanted = inputDigests(spec.inputs);
   if (wanted.length === 0) return;
   const missing: string[] = [];
   for (const digest of wanted) if (!(await files.blobs.mayUse(digest, accountId))) missing.push(digest);
   await channel.write({ type: 'need', digests: missing } satisfies JobMessage);
   for (let left = new Set(missing); left.size > 0; ) {
-    const header = await channel.read<unknown>({ signal: AbortSignal.timeout(INPUT_SILENCE_MS) });
+    const header = await channel.read<unknown>({ signal: AbortSignal.timeout(SILENCE_MS) });
     if (!isBlobHeader(header) || !left.has(header.digest)) throw new ProtocolError('expected one of the inputs asked for');
     await receiveBlob(channel, files.blobs, header, { maxBytes: files.maxBlobBytes, signal: transferDeadline(header.size) });
     await files.blobs.grant(header.digest, accountId);
@@ -204,8 +202,7 @@ export async function serveForwardedJob(
     await send({ type: 'accepted', jobId: job.id });
     // The job may have ended before we subscribed.
     void deps.store.get(job.id).then((j) => j && isTerminal(j.status) && resolveEnd(j));
-    // Read the origin's side: a cancel, or the end of the stream.
-    // The one reader of the origin's side: cancels, and grants for the outputs sent at the end.
+    // The one reader of the origin's side: a cancel, grants for the outputs sent at the end, or the end of the stream.
     const grants = new Grants();
     const reading = (async () => {
       for (;;) {

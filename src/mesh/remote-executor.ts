@@ -10,7 +10,7 @@ import { signedBytes } from '../domain/result-digest.js';
 import { GridxError, messageOf } from '../errors.js';
 import { type ExecutionRequest, type Executor, type OutputSnapshot, type StartOptions, startAborted } from '../executor/executor.js';
 import { CappedOutput } from '../executor/output.js';
-import { MAX_OUTPUT_FILES, type OutputFile, type OutputManifest, manifestOf, outputPathOf } from '../domain/data.js';
+import { MAX_OUTPUT_FILES, type OutputFile, type OutputManifest, inputDigests, manifestOf, reportedFilesProblem } from '../domain/data.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { type BlobHeader, isBlobHeader, receiveBlob, sendBlob, transferDeadline } from './file-transfer.js';
 import type { JsonChannel } from './wire.js';
@@ -126,7 +126,7 @@ export class RemoteExecutor implements Executor {
 
   /** The job's inputs the peer asked for: only those the spec names, each sent whole. */
   private async sendInputs(channel: JsonChannel, request: ExecutionRequest, digests: unknown, signal?: AbortSignal): Promise<void> {
-    const named = new Set((request.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
+    const named = new Set(inputDigests(request.spec.inputs));
     if (!Array.isArray(digests) || digests.some((d) => typeof d !== 'string' || !named.has(d))) {
       throw new GridxError('REMOTE_ERROR', `peer ${this.peerId} asked for files that are not this job's inputs`);
     }
@@ -155,13 +155,11 @@ export class RemoteExecutor implements Executor {
     const outputs = result.outputs as Partial<OutputManifest> | undefined;
     if (outputs === undefined) return run.received.size === 0 ? result : undefined;
     if (!Array.isArray(outputs.files) || typeof outputs.exceeded !== 'boolean') return undefined;
-    const paths = new Set<string>();
     for (const f of outputs.files as Partial<OutputFile>[]) {
-      if (typeof f?.path !== 'string' || outputPathOf(f.path) === undefined || paths.has(f.path)) return undefined;
-      if (typeof f.sha256 !== 'string' || run.received.get(f.sha256) !== f.size) return undefined;
-      paths.add(f.path);
+      if (typeof f?.path !== 'string' || typeof f.sha256 !== 'string' || run.received.get(f.sha256) !== f.size) return undefined;
     }
     const files = (outputs.files as OutputFile[]).map(({ path, size, sha256 }) => ({ path, size, sha256 }));
+    if (reportedFilesProblem(files)) return undefined;
     return { ...result, outputs: manifestOf(files, outputs.exceeded) };
   }
 

@@ -45,6 +45,7 @@ import { connectChain } from '../ledger/chain.js';
 import { Ledger } from '../ledger/ledger.js';
 import { Payouts } from '../ledger/payouts.js';
 import { Settlement } from '../ledger/settlement.js';
+import { inputDigests } from '../domain/data.js';
 import { type BlobStore, openBlobStore } from '../storage/blob-store.js';
 import { type JobFiles, openJobFiles } from '../storage/job-files.js';
 import type { OutputVolumes } from '../storage/output-volumes.js';
@@ -283,7 +284,7 @@ export class GridxNode {
     const { config, log } = this.options;
     const blobs = (this.blobs = await openBlobStore(config, log, async () => {
       const live = await store.withStatus(JOB_STATUSES.filter((s) => !isTerminal(s)));
-      const inputs = live.flatMap((job) => (job.spec.inputs ?? []).flatMap((input) => ('digest' in input ? [input.digest] : [])));
+      const inputs = live.flatMap((job) => inputDigests(job.spec.inputs));
       return new Set([...inputs, ...(this.files?.held() ?? []), ...(this.runners?.uploading() ?? [])]);
     }));
     if (this.options.executor) return undefined;

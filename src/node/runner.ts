@@ -186,7 +186,7 @@ export class GridxRunner {
   /** Uploads what the job left under /outputs, so that the result's manifest names files the server holds. */
   private async uploadOutputs(token: string, result: ExecutionResult): Promise<void> {
     for (const file of result.outputs?.files ?? []) {
-      await this.client.putOutput(token, this.blobs!.path(file.sha256), this.abort.signal);
+      await this.client.putOutput(token, this.blobs!.path(file.sha256), file.sha256, this.abort.signal);
     }
   }
 

@@ -14,7 +14,7 @@ import { type ExecutionResult, type Job, type JobSpec, type StartFailure, isTerm
 import { type JobLimits, misfit } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
-import { MAX_OUTPUT_FILES, type OutputManifest } from '../domain/data.js';
+import { MAX_OUTPUT_FILES, type OutputManifest, inputDigests } from '../domain/data.js';
 import { formatSize } from '../domain/units.js';
 import { GridxError, quote } from '../errors.js';
 import type { BlobRef } from '../wire/gridx.js';
@@ -299,7 +299,7 @@ export class RunnerHub implements Startable {
    */
   async input(runner: RunnerRecord, token: string, digest: string): Promise<LeaseBlob> {
     const { job } = await this.held(runner, token);
-    const named = (job.spec.inputs ?? []).some((input) => 'digest' in input && input.digest === digest);
+    const named = inputDigests(job.spec.inputs).includes(digest);
     const blob = named ? await this.deps.blobs.stat(digest) : undefined;
     if (!blob) throw new GridxError('NOT_FOUND', `job ${job.id} has no input ${digest} on this server`);
     return { digest, size: blob.size, open: (range) => this.deps.blobs.open(digest, range) };

@@ -46,18 +46,24 @@ export type Exchange = (
 ) => Promise<Response>;
 
 /**
- * POST /blobs (or `at`: a runner's lease). A file or a Buffer is hashed first and sent with ?sha256=, so the node checks
+ * POST /blobs (or `to.at`: a runner's lease). A file or a Buffer is hashed first (a file whose
+ * digest the caller knows, `to.digest`, is not read twice) and sent with ?sha256=, so the node checks
  * what it received; a stream is hashed as it goes. Either way the node's answer must name
  * the digest and size that were sent.
  */
-export async function putBlob(send: Exchange, source: BlobSource, options: TransferOptions = {}, at = '/blobs'): Promise<BlobRef> {
+export async function putBlob(
+  send: Exchange,
+  source: BlobSource,
+  options: TransferOptions = {},
+  to: { at?: string; digest?: string } = {},
+): Promise<BlobRef> {
   const what = typeof source === 'string' ? quote(source) : 'the blob';
   let total: number | undefined;
   let expected: string | undefined;
   let chunks: () => AsyncIterable<Buffer | string> | Iterable<Buffer>;
   if (typeof source === 'string') {
     total = await fileSize(source);
-    expected = await hashFile(source, options.signal);
+    expected = to.digest ?? (await hashFile(source, options.signal));
     // The length announced is the length read, even if the file grows meanwhile.
     chunks = () => (total === 0 ? [] : createReadStream(source, { end: total! - 1, highWaterMark: CHUNK_BYTES }));
   } else if (Buffer.isBuffer(source)) {
@@ -91,7 +97,7 @@ export async function putBlob(send: Exchange, source: BlobSource, options: Trans
 
   let res: Response;
   try {
-    res = await send('POST', `${at}${expected ? `?sha256=${encodeURIComponent(expected)}` : ''}`, {
+    res = await send('POST', `${to.at ?? '/blobs'}${expected ? `?sha256=${encodeURIComponent(expected)}` : ''}`, {
       body: body(),
       headers: { 'content-type': 'application/octet-stream', ...(total === undefined ? {} : { 'content-length': String(total) }) },
       signal: options.signal,

@@ -83,9 +83,12 @@ export class RunnerClient extends GridxClient {
     return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
   }
 
-  /** Uploads the file at `file`, an output of the job under lease `token`, checked by its sha256 on both ends. */
-  putOutput(token: string, file: string, signal?: AbortSignal): Promise<BlobRef> {
-    return putBlob(this.exchange, file, signal ? { signal } : {}, `${this.lease(token)}/blobs`);
+  /**
+   * Uploads the file at `file`, an output of the job under lease `token`; the server keeps it
+   * only if it hashes to `digest` (the runner's store already named it by its digest).
+   */
+  putOutput(token: string, file: string, digest: string, signal?: AbortSignal): Promise<BlobRef> {
+    return putBlob(this.exchange, file, signal ? { signal } : {}, { at: `${this.lease(token)}/blobs`, digest });
   }
 
   /** The execution could not start. */

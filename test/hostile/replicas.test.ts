@@ -52,7 +52,7 @@ describe('replicas on independent workers', () => {
       const [lease] = await client.claim(3, 0);
       const file = path.join(dir, `${lease!.lease_token}`);
       fs.writeFileSync(file, content);
-      await client.putOutput(lease!.lease_token, file);
+      await client.putOutput(lease!.lease_token, file, digestOf(content));
       const outputs = manifestOf([{ path: 'answer', size: content.length, sha256: digestOf(content) }], false);
       await client.result(lease!.lease_token, lease!.job_id, { ...result('hi\n'), outputs });
     };

@@ -54,8 +54,9 @@ describe('a hostile runner and its accomplice (in-process server)', () => {
     const dir = tempDir('gridx-hostile-runner-');
     const upload = (i: number) => {
       const file = path.join(dir, `chunk${i}`);
-      fs.writeFileSync(file, Buffer.alloc(400 * 1024, i));
-      return runner.putOutput(claimed!.lease_token, file);
+      const bytes = Buffer.alloc(400 * 1024, i);
+      fs.writeFileSync(file, bytes);
+      return runner.putOutput(claimed!.lease_token, file, digestOf(bytes));
     };
     await upload(1);
     await upload(2);

@@ -93,7 +93,7 @@ describe('runner lease routes for files (in-process server)', () => {
     const result: ExecutionResult = { ...okResult(''), outputs: manifestOf([{ path: 'out', size: 12, sha256: digest }], false) };
     // Not uploaded yet: the result cannot name it.
     expect(await errorOf(runner.result(token, t.id, result))).toMatchObject({ code: 'CONFLICT' });
-    expect(await runner.putOutput(token, file)).toEqual({ digest, size: 12 });
+    expect(await runner.putOutput(token, file, digest)).toEqual({ digest, size: 12 });
 
     // Signed over one manifest, sent with another: not the runner's report.
     const forged = resultBody({ ...result, outputs: manifestOf([{ path: 'renamed', size: 12, sha256: digest }], false) }, signResult(keys.privateKeyPem, t.id, token, result));
@@ -114,7 +114,7 @@ describe('runner lease routes for files (in-process server)', () => {
     expect(await back.text()).toBe('result bytes');
 
     // The lease ended with the result: no more uploads under it.
-    expect(await errorOf(runner.putOutput(token, file))).toMatchObject({ code: 'CONFLICT' });
+    expect(await errorOf(runner.putOutput(token, file, digest))).toMatchObject({ code: 'CONFLICT' });
   });
 });
 

@@ -6,11 +6,11 @@
 
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { DIGEST_PATTERN, MAX_OUTPUT_FILES, outputPathOf } from '../../domain/data.js';
+import { DIGEST_PATTERN, MAX_OUTPUT_FILES, reportedFilesProblem } from '../../domain/data.js';
 import type { JobLimits } from '../../domain/offer.js';
 import { isSigningKey } from '../../domain/result-digest.js';
 import { parseCpus, parseDuration, parseSize } from '../../domain/units.js';
-import { invalid, isGridxError, quote } from '../../errors.js';
+import { invalid, isGridxError } from '../../errors.js';
 import type { RunnerHub } from '../../scheduler/runner-hub.js';
 import type { RunnerRecord } from '../../store/store.js';
 import {
@@ -152,7 +152,7 @@ const resultSchema = {
             properties: {
               path: { type: 'string', minLength: 1, maxLength: 4096 },
               size: { type: 'integer', minimum: 0 },
-              sha256: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' },
+              sha256: { type: 'string', pattern: DIGEST_PATTERN },
             },
           },
         },
@@ -274,10 +274,8 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
       // Output of up to the cap per stream, JSON-escaped: allow well past the usual body limit.
       { schema: { params: leaseParams, body: resultSchema }, bodyLimit: 16 * 1024 * 1024 },
       async (request) => {
-        const files = request.body.outputs?.files ?? [];
-        const bad = files.find((f) => outputPathOf(f.path) === undefined);
-        if (bad) throw invalid('body.outputs.files', `${quote(bad.path, 200)} is not a path relative to /outputs without "..", "." or empty parts`);
-        if (new Set(files.map((f) => f.path)).size !== files.length) throw invalid('body.outputs.files', 'names a path twice');
+        const problem = reportedFilesProblem(request.body.outputs?.files ?? []);
+        if (problem) throw invalid('body.outputs.files', problem);
         const job = await runners.result(await caller(request), request.params.token, executionResultOf(request.body), request.body.signature);
         return leaseAnswerView(job);
       },
