@@ -44,6 +44,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     maxAttempts: v.maxAttempts,
     leaseTtlMs: v.leaseTtlMs,
     retryBackoffMs: v.retryBackoffMs,
+    eventRetentionMs: v.eventRetentionMs,
     dockerSocket: v.dockerSocket,
     ...(v.db === undefined ? {} : { db: v.db }),
     sandbox: {

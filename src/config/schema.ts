@@ -62,6 +62,8 @@ export interface Config {
   leaseTtlMs: number;
   /** First wait before a requeued job runs again; doubled per attempt. */
   retryBackoffMs: number;
+  /** How long the update stream keeps an event. */
+  eventRetentionMs: number;
   /** Docker Engine socket; DOCKER_HOST-style tcp URLs are not supported yet. */
   dockerSocket: string;
   /** PostgreSQL URL for the job store; absent means SQLite in the data dir. */
@@ -235,6 +237,17 @@ export const SETTINGS = {
     parse: (raw: unknown) => (raw === 0 || raw === '0' ? 0 : duration(raw)),
     default: () => 1000,
     doc: 'Wait before a requeued job is retried, doubled per attempt up to a minute.',
+  },
+  eventRetentionMs: {
+    key: 'events.retention',
+    env: 'GRIDX_EVENTS_RETENTION',
+    expect: 'a duration of at least 1s, such as "7d"',
+    parse: (raw: unknown) => {
+      const ms = duration(raw);
+      return ms !== undefined && ms >= 1000 ? ms : undefined;
+    },
+    default: () => 7 * 24 * 3600_000,
+    doc: 'How long the update stream (/api/events) keeps events; older ones are deleted, and a client resuming before them is told where to restart.',
   },
   db: {
     key: 'store.url',

@@ -52,10 +52,11 @@ const DURATION_UNITS: Record<string, number> = {
   s: 1000,
   m: 60_000,
   h: 3_600_000,
+  d: 86_400_000,
 };
 
 /**
- * "5m", "90s", "1h30m", "250ms" or a number of seconds → milliseconds; undefined when
+ * "5m", "90s", "1h30m", "250ms", "7d" or a number of seconds → milliseconds; undefined when
  * unparseable. A bare number means seconds, as in Parity's `timeout: 300`.
  */
 export function parseDuration(value: string | number): number | undefined {
@@ -64,7 +65,7 @@ export function parseDuration(value: string | number): number | undefined {
   }
   const trimmed = value.trim();
   if (/^\d+(?:\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
   let total = 0;
   let consumed = 0;
   for (let match = re.exec(trimmed); match; match = re.exec(trimmed)) {

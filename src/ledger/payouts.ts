@@ -17,6 +17,8 @@ export interface PayoutsDeps {
   log: Logger;
   /** How often the sweep settles what is missing. */
   sweepMs: number;
+  /** Whether this process runs the sweep now (a singleton duty, scheduler/duties.ts); always when absent. */
+  inCharge?: () => boolean;
 }
 
 export class Payouts implements Startable {
@@ -34,9 +36,10 @@ export class Payouts implements Startable {
       if (!job.owner) return;
       this.track(ledger.settle(job).catch((err: unknown) => log.error(`job ${job.id}: settlement failed, the sweep retries it: ${messageOf(err)}`)));
     });
-    await ledger.settleAll();
+    const sweep = () => (this.deps.inCharge?.() ?? true ? ledger.settleAll() : Promise.resolve());
+    await sweep();
     this.timer = setInterval(() => {
-      this.track(ledger.settleAll().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)));
+      this.track(sweep().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)));
     }, this.deps.sweepMs);
     this.timer.unref();
   }

@@ -29,7 +29,7 @@ import {
 import { formatAmount } from '../domain/amount.js';
 import { GridxError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Account, LedgerStore, Transfer, Withdrawal } from '../store/ledger-store.js';
+import type { Account, Fence, LedgerStore, PostOptions, Transfer, Withdrawal } from '../store/ledger-store.js';
 import { SYSTEM_ACCOUNTS } from '../store/ledger-store.js';
 import { type ChainClients, errorKind } from './chain.js';
 
@@ -49,6 +49,11 @@ export interface SettlementDeps {
   log: Logger;
   /** Fault injection for tests: called after a withdrawal is broadcast, before its receipt is recorded. */
   afterBroadcast?: (withdrawal: Withdrawal) => void;
+  /**
+   * The settlement duty's fence while this process holds it (scheduler/duties.ts): only
+   * its holder passes, and each of its writes is fenced. Always in charge when absent.
+   */
+  fence?: () => Fence | undefined;
 }
 
 /** What an address's owner signs to bind it to an account. */
@@ -90,9 +95,10 @@ export class Settlement {
     await this.running;
   }
 
-  /** One pass: credit confirmed deposits, move withdrawals on. Runs one at a time. */
+  /** One pass: credit confirmed deposits, move withdrawals on. Runs one at a time, on the duty's holder only. */
   poll(): Promise<void> {
     if (this.running) return this.running;
+    if (this.deps.fence && !this.deps.fence()) return Promise.resolve();
     this.running = (async () => {
       try {
         await this.scanDeposits();
@@ -193,14 +199,16 @@ export class Settlement {
           txHash: log.transactionHash!,
         });
       }
-      await ledger.post(credits, { cursor: { name: DEPOSIT_CURSOR, value: to.toString() } });
+      await this.post(credits, { cursor: { name: DEPOSIT_CURSOR, value: to.toString() } });
       for (const c of credits) this.deps.log.info(`deposit of ${formatAmount(c.amount)} from ${c.address} credited to ${c.to} (tx ${c.txHash})`);
       from = to + 1n;
     }
   }
 
   private async processWithdrawals(): Promise<void> {
-    for (const w of await this.deps.ledger.openWithdrawals()) {
+    // What a previous holder signed goes out before anything new takes a nonce.
+    const open = await this.deps.ledger.openWithdrawals();
+    for (const w of [...open.filter((o) => o.status === 'signed'), ...open.filter((o) => o.status !== 'signed')]) {
       if (this.stopped) return;
       if (w.status === 'requested') await this.sign(w);
       const current = (await this.deps.ledger.withdrawal(w.id))!;
@@ -219,7 +227,7 @@ export class Settlement {
     });
     const rawTx = await clients.wallet.signTransaction(request);
     const txHash = keccak256(rawTx);
-    await this.deps.ledger.post([], { withdrawalUpdate: { id: w.id, expect: ['requested'], patch: { status: 'signed', txHash, nonce, rawTx } } });
+    await this.post([], { withdrawalUpdate: { id: w.id, expect: ['requested'], patch: { status: 'signed', txHash, nonce, rawTx } } });
   }
 
   /** Broadcasts (again, after a restart) and settles by the receipt. */
@@ -241,7 +249,7 @@ export class Settlement {
       receipt ??= await clients.public.waitForTransactionReceipt({ hash, timeout: RECEIPT_WAIT_MS });
     }
     if (receipt.status === 'success') {
-      await this.deps.ledger.post([], { withdrawalUpdate: { id: w.id, expect: ['signed'], patch: { status: 'confirmed' } } });
+      await this.post([], { withdrawalUpdate: { id: w.id, expect: ['signed'], patch: { status: 'confirmed' } } });
       this.deps.log.info(`withdrawal ${w.id} confirmed in block ${receipt.blockNumber} (tx ${hash})`);
     } else {
       await this.reverse(w, `the transfer reverted on chain (tx ${hash}); does the treasury hold enough tokens?`);
@@ -276,8 +284,16 @@ export class Settlement {
     throw refusal;
   }
 
+  /** Posts under the duty's fence: a holder that lost the duty writes nothing more. */
+  private post(transfers: readonly Transfer[], options: PostOptions): Promise<unknown> {
+    if (!this.deps.fence) return this.deps.ledger.post(transfers, options);
+    const fence = this.deps.fence();
+    if (!fence) throw new GridxError('CONFLICT', 'the settlement duty was lost to another server; it carries on there');
+    return this.deps.ledger.post(transfers, { ...options, fence });
+  }
+
   private async reverse(w: Withdrawal, why: string): Promise<void> {
-    await this.deps.ledger.post(
+    await this.post(
       [{ id: `reversal:${w.id}`, kind: 'reversal', from: SYSTEM_ACCOUNTS.world, to: w.accountId, amount: w.amount, address: w.address, ...(w.txHash ? { txHash: w.txHash } : {}), memo: why }],
       { withdrawalUpdate: { id: w.id, expect: ['signed'], patch: { status: 'failed', error: why } } },
     );

@@ -16,6 +16,8 @@ import { buildApp } from '../api/app.js';
 import { ApiServer } from '../api/server.js';
 import type { Startable } from '../domain/startable.js';
 import { EventLog } from '../api/event-log.js';
+import { Duties } from '../scheduler/duties.js';
+import type { Fence } from '../store/ledger-store.js';
 import { StreamSlots } from '../api/stream-slots.js';
 import type { Config } from '../config/schema.js';
 import { checkExposure } from '../config/exposure.js';
@@ -81,6 +83,7 @@ export class GridxNode {
   private settlement?: Settlement;
   private verifier?: Verifier;
   private payouts?: Payouts;
+  private duties?: Duties;
   private blobs?: BlobStore;
   private volumes?: OutputVolumes;
   private files?: JobFiles;
@@ -122,10 +125,13 @@ export class GridxNode {
     try {
       this.identity = await loadIdentity(config.dataDir);
       const store = (this.store = await openStore(config));
+      // Settlement, the sweeps and retention run on one server of a fleet at a time.
+      const duties = (this.duties = new Duties({ store, holder: this.id, log: log.child('duties') }));
+      await duties.start();
       const accounts = (this.accounts = new Accounts(store.ledger));
       const self = await accounts.ofPeer(this.id);
       const ledger = (this.ledger = new Ledger({ store, accounts, log: log.child('ledger'), feeBasisPoints: config.feeBasisPoints }));
-      if (config.settlement.enabled) this.settlement = await this.openSettlement(store);
+      if (config.settlement.enabled) this.settlement = await this.openSettlement(store, () => duties.fence('settlement'));
       const files = await this.openFiles(store);
       const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log, files));
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
@@ -169,8 +175,14 @@ export class GridxNode {
           onOffersChanged: () => this.scheduler?.poke(),
         });
       }
+      const eventLog = (this.eventLog = new EventLog(store, this.events, log.child('events'), {
+        ms: config.eventRetentionMs,
+        inCharge: () => duties.holds('retention'),
+      }));
       const scheduler = (this.scheduler = new Scheduler({
         store,
+        outputStored: () => eventLog.flushed(),
+        sweepsLeases: () => duties.holds('lease-sweep'),
         executor,
         events: this.events,
         log: log.child('scheduler'),
@@ -197,9 +209,9 @@ export class GridxNode {
       // The offer follows the node's status: a change of free slots is published at once.
       this.events.on('job:status', () => this.mesh?.requestPublish());
       const { lifecycle, leases } = scheduler;
-      const verifier = (this.verifier = new Verifier({ store, lifecycle, events: this.events, log: log.child('verifier'), sweepMs: SETTLE_SWEEP_MS }));
-      const payouts = (this.payouts = new Payouts({ ledger, events: this.events, log: log.child('ledger'), sweepMs: SETTLE_SWEEP_MS }));
-      this.eventLog = new EventLog(store, this.events, log.child('events'));
+      const settles = () => duties.holds('settlement-sweep');
+      const verifier = (this.verifier = new Verifier({ store, lifecycle, events: this.events, log: log.child('verifier'), sweepMs: SETTLE_SWEEP_MS, inCharge: settles }));
+      const payouts = (this.payouts = new Payouts({ ledger, events: this.events, log: log.child('ledger'), sweepMs: SETTLE_SWEEP_MS, inCharge: settles }));
       const runners = (this.runners = new RunnerHub({
         store,
         lifecycle,
@@ -292,7 +304,7 @@ export class GridxNode {
     return this.files;
   }
 
-  private async openSettlement(store: JobStore): Promise<Settlement> {
+  private async openSettlement(store: JobStore, fence: () => Fence | undefined): Promise<Settlement> {
     const { settlement: s } = this.options.config;
     const clients = await connectChain(s.rpcUrl!, s.treasuryKey!);
     return new Settlement({
@@ -303,6 +315,7 @@ export class GridxNode {
       pollIntervalMs: s.pollIntervalMs,
       startBlock: s.startBlock,
       log: this.options.log.child('settlement'),
+      fence,
       ...(this.options.afterBroadcast ? { afterBroadcast: this.options.afterBroadcast } : {}),
     });
   }
@@ -365,6 +378,7 @@ export class GridxNode {
         this.mesh,
         this.monitor,
         this.eventLog,
+        this.duties,
         this.volumes,
         this.blobs,
       ];

@@ -84,6 +84,8 @@ export interface LeasesDeps {
   limits?: RunningLimits;
   /** Output relayed so far for a job running anywhere (kept when it is ended past its deadline). */
   liveOutput(jobId: string): OutputSnapshot | undefined;
+  /** Whether this process runs the sweep now (a singleton duty, duties.ts); always when absent. */
+  inCharge?: () => boolean;
 }
 
 export class Leases implements Startable {
@@ -114,12 +116,12 @@ export class Leases implements Startable {
 
   /** Epoch ms by which an execution of `job` claimed now must have ended. */
   claimDeadline(job: Pick<Job, 'spec'>): number {
-    return claimDeadline(job.spec, this.deps.deadlines);
+    return claimDeadline(job.spec, this.deps.deadlines, this.deps.store.now());
   }
 
   /** Epoch ms by which an execution of `job` that starts now must have ended. */
   runDeadline(job: Pick<Job, 'spec'>): number {
-    return runDeadline(job.spec, this.deps.deadlines);
+    return runDeadline(job.spec, this.deps.deadlines, this.deps.store.now());
   }
 
   /**
@@ -200,11 +202,13 @@ export class Leases implements Startable {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     try {
-      const { store, lifecycle } = this.deps;
-      for (const job of await store.expiredLeases(SWEEP_LIMIT)) {
-        await lifecycle.requeueOrFail(job, `the lease of ${job.executedBy ?? 'its holder'} expired`, 'lease_expired', { leaseExpired: true });
+      const { store, lifecycle, inCharge } = this.deps;
+      if (inCharge?.() !== false) {
+        for (const job of await store.expiredLeases(SWEEP_LIMIT)) {
+          await lifecycle.requeueOrFail(job, `the lease of ${job.executedBy ?? 'its holder'} expired`, 'lease_expired', { leaseExpired: true });
+        }
+        for (const job of await store.overdue(SWEEP_LIMIT)) await this.endOverdue(job);
       }
-      for (const job of await store.overdue(SWEEP_LIMIT)) await this.endOverdue(job);
       for (const fn of this.sweepListeners) fn();
     } finally {
       this.sweeping = false;
@@ -213,7 +217,7 @@ export class Leases implements Startable {
 
   /** Ends an execution held past its deadline, under its lease: heartbeats cannot keep a job past its time. */
   private async endOverdue(job: Job): Promise<void> {
-    const end = overdueEnd(job, this.deps.deadlines, this.deps.liveOutput(job.id));
+    const end = overdueEnd(job, this.deps.deadlines, this.deps.liveOutput(job.id), this.deps.store.now());
     if (end.kind === 'requeue') await this.deps.lifecycle.requeueOrFail(job, end.why, 'lease_expired', overdueLease(job));
     else await this.deps.lifecycle.endOverdue(job, end.patch);
     // Stops it at once when it runs here or on a peer for this node (renewals would, later).

@@ -24,6 +24,8 @@ export interface LifecycleDeps {
   maxAttempts: number;
   /** Wait before a requeued job is tried again, doubled per attempt (leases.ts caps it). */
   retryBackoffMs: number;
+  /** Awaited before a terminal write, so the output printed before it is stored before its result event. */
+  outputStored?: () => Promise<void>;
 }
 
 export class Lifecycle {
@@ -108,7 +110,7 @@ export class Lifecycle {
       status: 'pending',
       message: `requeued: ${why} (attempt ${job.attempts} of ${maxAttempts})`,
       executionId: null,
-      notBefore: Date.now() + delay,
+      notBefore: this.deps.store.now() + delay,
     });
     if (requeued) this.deps.log.info(`job ${job.id} requeued: ${why}; retried in ${delay} ms`);
   }
@@ -156,6 +158,7 @@ export class Lifecycle {
     const illegal = expect.status.find((from) => !canTransition(from, patch.status));
     if (illegal) throw new Error(`bug: ${illegal} → ${patch.status} is not a job transition (job ${id})`);
     const { store, events, log } = this.deps;
+    if (isTerminal(patch.status)) await this.deps.outputStored?.();
     const job = await store.transition(id, expect, patch);
     if (!job) {
       log.debug(`job ${id}: transition to ${patch.status} skipped, it was no longer ${expect.status.join('/')}`);

@@ -52,6 +52,10 @@ export interface SchedulerDeps {
   deadlineGraceMs?: number;
   /** How long a claimed job may take to start before it goes back to the queue. Default 5 min. */
   startWindowMs?: number;
+  /** Awaited before a job's terminal write: the output it printed is stored before its result. */
+  outputStored?: () => Promise<void>;
+  /** Whether this process sweeps expired leases now (the lease-sweep duty); always when absent. */
+  sweepsLeases?: () => boolean;
 }
 
 export interface SubmitOptions {
@@ -81,7 +85,14 @@ export class Scheduler implements Startable {
 
   constructor(private readonly deps: SchedulerDeps) {
     const { store, events, log } = deps;
-    this.lifecycle = new Lifecycle({ store, events, log, maxAttempts: deps.maxAttempts, retryBackoffMs: deps.retryBackoffMs });
+    this.lifecycle = new Lifecycle({
+      store,
+      events,
+      log,
+      maxAttempts: deps.maxAttempts,
+      retryBackoffMs: deps.retryBackoffMs,
+      ...(deps.outputStored ? { outputStored: deps.outputStored } : {}),
+    });
     this.leases = new Leases({
       store,
       lifecycle: this.lifecycle,
@@ -90,6 +101,7 @@ export class Scheduler implements Startable {
       deadlines: { graceMs: deps.deadlineGraceMs ?? deps.leaseTtlMs, startWindowMs: deps.startWindowMs ?? DEFAULT_START_WINDOW_MS },
       ...(deps.limits ? { limits: deps.limits } : {}),
       liveOutput: (jobId) => this.liveOutput(jobId),
+      ...(deps.sweepsLeases ? { inCharge: deps.sweepsLeases } : {}),
     });
     this.dispatcher = new Dispatcher({
       store,

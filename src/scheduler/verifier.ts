@@ -22,6 +22,8 @@ export interface VerifierDeps {
   log: Logger;
   /** How often the sweep looks for undecided tasks. */
   sweepMs: number;
+  /** Whether this process runs the sweep now (a singleton duty, scheduler/duties.ts); always when absent. */
+  inCharge?: () => boolean;
 }
 
 export class Verifier implements Startable {
@@ -83,6 +85,7 @@ export class Verifier implements Startable {
 
   /** Decides parents whose last replica ended while this process was down. */
   async sweep(): Promise<void> {
+    if (!(this.deps.inCharge?.() ?? true)) return;
     for (const job of await this.deps.store.withStatus(['running'])) if (job.replicas) await this.decide(job.id);
   }
 }

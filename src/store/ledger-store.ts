@@ -5,6 +5,8 @@
  * again changes nothing, so retries, crashes and duplicate reports never move money twice.
  */
 
+import { GridxError } from '../errors.js';
+
 /** Who holds a balance. System accounts are the operator's books, not anybody's money. */
 export type AccountKind = 'user' | 'runner' | 'node' | 'system';
 
@@ -107,6 +109,22 @@ export interface PostOptions {
   withdrawal?: Withdrawal;
   /** Moves a withdrawal to a new status in the same transaction, if it is in `expect`. */
   withdrawalUpdate?: { id: string; expect: readonly WithdrawalStatus[]; patch: WithdrawalPatch };
+  /**
+   * Posts only while singleton duty `duty` is held under `token` (JobStore.holdDuty);
+   * otherwise nothing is written (FENCED). A holder that paused and lost its duty cannot act.
+   */
+  fence?: Fence;
+}
+
+/** A singleton duty as held: its name and fencing token. */
+export interface Fence {
+  duty: string;
+  token: number;
+}
+
+/** What a write under a duty this process no longer holds fails with. */
+export function fenced(fence: Fence): GridxError {
+  return new GridxError('CONFLICT', `duty ${fence.duty} is no longer held under token ${fence.token}; another server took it over`);
 }
 
 export interface EntryQuery {

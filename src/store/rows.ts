@@ -2,7 +2,7 @@
 
 import type { OutputManifest } from '../domain/data.js';
 import type { Job, JobStatus } from '../domain/job.js';
-import type { ExecutionRecord, JobPatch, RunnerRecord, RunnerSummary } from './store.js';
+import type { ExecutionRecord, JobPatch, RunnerRecord, RunnerSummary, StoredEvent } from './store.js';
 
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
@@ -159,4 +159,32 @@ export function patchColumns(patch: JobPatch): Array<[string, unknown]> {
     ['deadline_at', patch.deadlineAt],
     ['outputs', patch.outputs === undefined ? undefined : JSON.stringify(patch.outputs)],
   ];
+}
+
+/** An events row as either driver returns it, its cursor as `seq`. */
+export interface EventRow {
+  seq: number | string;
+  job_id: string;
+  type: StoredEvent['type'];
+  data: string | Record<string, unknown>;
+  at: string;
+  owner: string | null;
+}
+
+/**
+ * A stored event; a status event's data holds the job row as the change left it (output
+ * left out), returned as the Job. Events stored before the outbox carry their view as is.
+ */
+export function toEvent(r: EventRow): StoredEvent {
+  let data = typeof r.data === 'string' ? (JSON.parse(r.data) as Record<string, unknown>) : r.data;
+  if (r.type !== 'output' && typeof data.job === 'object' && data.job !== null) {
+    data = { job: toJob({ ...(data.job as JobRow), stdout: '', stderr: '' }) };
+  }
+  return { seq: Number(r.seq), jobId: r.job_id, type: r.type, data, ...(r.owner === null ? {} : { owner: r.owner }), at: r.at };
+}
+
+/** A status event's data as SQLite stores it: the changed row less its output. */
+export function eventData(row: JobRow): string {
+  const { stdout: _o, stderr: _e, ...rest } = row;
+  return JSON.stringify({ job: rest });
 }

@@ -116,13 +116,21 @@ export interface JobPage {
   nextCursor?: string;
 }
 
-/** One entry of the update stream. */
+/**
+ * One entry of the update stream. Status and result events are written by the store in
+ * the same transaction as the change they report (a transactional outbox): a change is
+ * never stored without its event, nor an event without its change.
+ */
 export interface StoredEvent {
+  /**
+   * The cursor: increasing in commit order, so a client that resumes after it never
+   * skips an event that committed later with a smaller number. Not dense.
+   */
   seq: number;
   jobId: string;
   /** status: a non-terminal change; result: the terminal one; output: a chunk printed. */
   type: 'status' | 'result' | 'output';
-  /** JSON-ready payload: the job view for status, {stream, data} for output. */
+  /** Output: {stream, data}. Status and result: {job}, the job as the change left it, output left out. */
   data: Record<string, unknown>;
   /** The job's owner: only that account is streamed the event (none: anybody). */
   owner?: string;
@@ -193,8 +201,29 @@ export interface JobStore {
   executions(jobId: string): Promise<ExecutionRecord[]>;
   /** The replicas of a redundant job, in the order they were made. */
   children(parentId: string): Promise<Job[]>;
-  /** Appends to the update stream; returns the event with its sequence number. */
+  /** Epoch ms in the store's clock, the one leases, backoffs and deadlines are compared in. */
+  now(): number;
+  /** Appends an output event to the update stream (status events come with their changes). */
   appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent>;
+  /** The cursor of the newest event a reader may see now (0 when none). */
+  eventHead(): Promise<number>;
+  /**
+   * Calls `listener` when events may have been appended, by this process or (PostgreSQL)
+   * any other on the database; it reads them with eventsSince. Returns the unsubscribe.
+   */
+  onEvents(listener: () => void): () => void;
+  /** Deletes up to `limit` of the oldest events stored before `before` (ISO time); returns how many. */
+  pruneEvents(before: string, limit: number): Promise<number>;
+  /** The cursor at and below which events were deleted by retention (0: none were). */
+  eventFloor(): Promise<number>;
+  /**
+   * Takes or keeps singleton duty `name` for `holder` for `ttlMs` in the store's clock:
+   * its fencing token when held (the same while the holder keeps it, larger after any
+   * change of holder), undefined while another holder's lease is live.
+   */
+  holdDuty(name: string, holder: string, ttlMs: number): Promise<number | undefined>;
+  /** Gives duty `name` up if `holder` holds it, so another takes it at once. */
+  releaseDuty(name: string, holder: string): Promise<void>;
   /** Drops a job's output events: an attempt that ended without a result (requeued) will not be shown. */
   forgetOutput(jobId: string): Promise<void>;
   /**

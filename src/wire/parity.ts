@@ -83,13 +83,16 @@ export interface TaskLogs {
  */
 export interface TaskEvent {
   seq: number;
-  type: 'status' | 'result' | 'output';
+  /** error: the stream could not give what was asked (events deleted by retention), said in `message`. */
+  type: 'status' | 'result' | 'output' | 'error';
+  /** Empty on an error of the whole stream. */
   task_id: string;
   at: string;
   status?: JobStatus;
   task?: TaskView;
   stream?: 'stdout' | 'stderr';
   data?: string;
+  message?: string;
 }
 
 /** Close code of an update stream whose consumer fell behind (4000-4999 are the application's); reconnect with ?since=. */

@@ -146,6 +146,54 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await store.eventsSince(all.at(-1)!.seq)).toEqual([]);
     });
 
+    it('writes each change of status with its event (the outbox): the event shows the job as the change left it', async () => {
+      await store.insert({ id: 'a', spec: SPEC, owner: 'acct' });
+      await claimNext(store, 'n', 'lease-1', 10_000);
+      await store.transition('a', { status: ['scheduled'], executionId: 'lease-1' }, { status: 'completed', stdout: 'hidden', exitCode: 0, executionId: null });
+      // A lost race writes neither the change nor an event.
+      expect(await store.transition('a', { status: ['running'] }, { status: 'failed' })).toBeUndefined();
+      const events = await store.eventsSince(0, { jobId: 'a' });
+      expect(events.map((e) => [e.type, (e.data.job as Job).status])).toEqual([
+        ['status', 'pending'],
+        ['status', 'scheduled'],
+        ['result', 'completed'],
+      ]);
+      expect(events.every((e) => e.owner === 'acct')).toBe(true);
+      expect((events[2]!.data.job as Job)).toMatchObject({ id: 'a', exitCode: 0, stdout: '' });
+      expect(await store.eventHead()).toBe(events[2]!.seq);
+      expect(events[0]!.seq).toBeLessThan(events[1]!.seq);
+    });
+
+    it('deletes the oldest events before a time, records the floor, and wakes readers on append', async () => {
+      let woken = 0;
+      const off = store.onEvents(() => woken++);
+      for (let i = 0; i < 5; i++) await store.appendEvent({ jobId: 'a', type: 'output', data: { stream: 'stdout', data: `${i}` } });
+      off();
+      expect(woken).toBeGreaterThanOrEqual(5);
+      const all = await store.eventsSince(0);
+      expect(await store.eventFloor()).toBe(0);
+      expect(await store.pruneEvents('1970-01-01T00:00:00.000Z', 100)).toBe(0);
+      expect(await store.pruneEvents(new Date(Date.now() + 60_000).toISOString(), 3)).toBe(3);
+      expect(await store.eventFloor()).toBe(all[2]!.seq);
+      expect((await store.eventsSince(0)).map((e) => e.seq)).toEqual(all.slice(3).map((e) => e.seq));
+    });
+
+    it('gives a duty to one holder at a time, with a token that grows when the holder changes', async () => {
+      const first = await store.holdDuty('sweep', 'server-a', 5_000);
+      expect(first).toBeDefined();
+      expect(await store.holdDuty('sweep', 'server-b', 5_000)).toBeUndefined();
+      expect(await store.holdDuty('sweep', 'server-a', 5_000)).toBe(first);
+      expect(await store.holdDuty('other', 'server-b', 5_000)).toBeDefined();
+      await store.releaseDuty('sweep', 'server-b'); // not its holder: nothing changes
+      expect(await store.holdDuty('sweep', 'server-b', 5_000)).toBeUndefined();
+      await store.releaseDuty('sweep', 'server-a');
+      const second = await store.holdDuty('sweep', 'server-b', 50);
+      expect(second).toBe(first! + 1);
+      await new Promise((r) => setTimeout(r, 80));
+      // Expired: anyone takes it, and the token moves on again.
+      expect(await store.holdDuty('sweep', 'server-a', 5_000)).toBe(first! + 2);
+    });
+
     it('lists newest first with a cursor and a status filter, without output', async () => {
       for (let i = 0; i < 5; i++) await store.insert({ id: `j${i}`, spec: SPEC });
       await claimNext(store, 'n', 'e');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { startTestNode } from '../helpers/node.js';
@@ -33,6 +34,60 @@ describe('PostgresStore', () => {
       expect((await a.countByStatus()).scheduled).toBe(200);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('never lets a cursor pass an event whose transaction commits late, and wakes every store on the database', async () => {
+    const name = schema();
+    const [a, b] = await Promise.all([PostgresStore.open(url, { schema: name }), PostgresStore.open(url, { schema: name })]);
+    const slow = new pg.Client({ connectionString: url, options: `-c search_path=${name}` });
+    await slow.connect();
+    try {
+      let woken = 0;
+      b.onEvents(() => woken++);
+      await new Promise((r) => setTimeout(r, 200)); // b's LISTEN is up
+      // A writer takes its transaction id and event first, and commits last.
+      await slow.query('BEGIN');
+      await slow.query(`INSERT INTO events (job_id, type, data, at) VALUES ('late', 'output', '{"stream":"stdout","data":"late"}', now()::text)`);
+      const early = await a.appendEvent({ jobId: 'early', type: 'output', data: { stream: 'stdout', data: 'early' } });
+      // The early event committed, but a reader must not pass the one still in flight below it.
+      expect(await b.eventsSince(0)).toEqual([]);
+      expect(await b.eventHead()).toBe(0);
+      await slow.query('COMMIT');
+      const seen = await b.eventsSince(0);
+      expect(seen.map((e) => e.jobId)).toEqual(['late', 'early']);
+      expect(seen[1]!.seq).toBe(early.seq);
+      await expect.poll(() => woken, { timeout: 2000 }).toBeGreaterThan(0);
+    } finally {
+      await slow.end();
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('compares leases in the database clock: a process whose clock is 5 minutes off neither steals nor keeps them', async () => {
+    const name = schema();
+    const honest = await PostgresStore.open(url, { schema: name });
+    const realNow = Date.now.bind(Date);
+    const skew = vi.spyOn(Date, 'now');
+    try {
+      skew.mockImplementation(() => realNow() + 5 * 60_000);
+      const fast = await PostgresStore.open(url, { schema: name });
+      // Its clock is 5 minutes fast; the store's clock is the database's.
+      expect(Math.abs(fast.now() - realNow())).toBeLessThan(1000);
+      await honest.insert({ id: 'live', spec: SPEC });
+      await claimNext(honest, 'holder', 'lease-live', 60_000);
+      expect(await fast.expiredLeases(10)).toEqual([]); // a fast clock steals nothing
+      skew.mockImplementation(() => realNow() - 5 * 60_000);
+      await fast.insert({ id: 'dead', spec: SPEC });
+      await claimNext(fast, 'slow-holder', 'lease-dead', 100);
+      await new Promise((r) => setTimeout(r, 150));
+      // A slow clock keeps nothing past its time: neither its own renewal nor anyone's sweep is fooled.
+      expect(await fast.renewLeases(['lease-dead'], 60_000)).toEqual([]);
+      expect((await honest.expiredLeases(10)).map((j) => j.id)).toEqual(['dead']);
+      await fast.close();
+    } finally {
+      skew.mockRestore();
+      await honest.close();
     }
   });
 

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { GridxError, quote } from '../../errors.js';
 import type { JobStore, StoredEvent } from '../../store/store.js';
-import { CLOSE_SLOW_CONSUMER } from '../../wire/parity.js';
+import { CLOSE_SLOW_CONSUMER, type TaskEvent } from '../../wire/parity.js';
 import { type AuthDeps, mustOwn, optionalAccount } from '../auth.js';
 import type { EventLog } from '../event-log.js';
 import type { StreamSlots } from '../stream-slots.js';
@@ -22,7 +22,7 @@ export { CLOSE_SLOW_CONSUMER };
 /** What streaming the update log needs. */
 export interface StreamDeps {
   eventLog: Pick<EventLog, 'subscribe'>;
-  store: Pick<JobStore, 'get' | 'eventsSince'>;
+  store: Pick<JobStore, 'get' | 'eventsSince' | 'eventFloor'>;
   /** Aborts when the node begins to shut down: streams close then. */
   shutdown: AbortSignal;
 }
@@ -113,6 +113,13 @@ export function streamEvents(
     let sentBytes = 0;
     let sliceBytes = 0;
     try {
+      // Retention deleted what the client asked for: it is told, and given what is kept.
+      const floor = await deps.store.eventFloor();
+      if (last > 0 && last < floor && open) {
+        const message = `events up to ${floor} were deleted by retention (events.retention); what is kept follows, and a client that starts over reconnects with ?since=${floor}`;
+        socket.send(JSON.stringify({ seq: floor, type: 'error', task_id: jobId ?? '', at: new Date().toISOString(), message } satisfies TaskEvent));
+        last = floor;
+      }
       for (;;) {
         const page = await deps.store.eventsSince(last, { ...(jobId ? { jobId } : {}), limit: REPLAY_PAGE });
         for (const event of page) {

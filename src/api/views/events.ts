@@ -5,10 +5,13 @@ import type { StoredEvent } from '../../store/store.js';
 import type { LogEvent } from '../../wire/gridx.js';
 import type { TaskEvent } from '../../wire/parity.js';
 import { jobView } from './jobs.js';
+import { taskView } from './tasks.js';
 
-/** One message of the update stream: the stored event's data (status and task, or output) under its sequence number. */
+/** One message of the update stream: status and task (or the output chunk) under its cursor. */
 export function taskEventView(event: StoredEvent): TaskEvent {
-  return { seq: event.seq, type: event.type, task_id: event.jobId, at: event.at, ...event.data } as TaskEvent;
+  const job = event.data.job as Job | undefined;
+  const data = job ? { status: job.status, task: taskView(job, { output: false }) } : event.data;
+  return { seq: event.seq, type: event.type, task_id: event.jobId, at: event.at, ...data } as TaskEvent;
 }
 
 /** The last line of a followed log: the job as it ended, output left out (it was streamed). */

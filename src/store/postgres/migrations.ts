@@ -198,6 +198,38 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- written in the same transition that ends the job, so no job is ever half-collected.
   ALTER TABLE jobs ADD COLUMN outputs TEXT;
   `,
+  `
+  -- Time from one clock: leases, backoffs and deadlines are compared in the database's
+  -- clock (epoch ms), so a server whose own clock is off neither steals nor keeps leases.
+  CREATE FUNCTION gridx_now_ms() RETURNS BIGINT AS
+    $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT $$ LANGUAGE sql VOLATILE;
+
+  -- The update stream's cursor, in commit order across every server that writes: an
+  -- event's transaction id shifted left 12 bits (plus its index within the transaction).
+  -- Readers stop below the oldest transaction still in flight (pg_snapshot_xmin << 12), so
+  -- an event that commits late can never fall behind a cursor a client already holds.
+  -- Every older event consumed at least one transaction, so its seq is below any new pos.
+  ALTER TABLE events ADD COLUMN pos BIGINT;
+  UPDATE events SET pos = seq;
+  ALTER TABLE events ALTER COLUMN pos SET NOT NULL;
+  ALTER TABLE events ALTER COLUMN pos SET DEFAULT (pg_current_xact_id()::text::BIGINT << 12);
+  CREATE UNIQUE INDEX events_pos ON events (pos);
+  CREATE INDEX events_job_pos ON events (job_id, pos);
+  DROP INDEX events_job_seq;
+
+  -- Singleton duties (settlement, the lease sweep, the settlement sweep, retention): one
+  -- holder at a time under a lease in the database's clock; the token grows with every
+  -- change of holder and fences the writes of a holder that lost its duty.
+  CREATE TABLE duties (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+
+  -- Small named values: the cursor below which retention has deleted events.
+  CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
 ];
 
 /** Runs the migrations not yet applied to `schema`, one migrator at a time across processes. */

@@ -10,6 +10,7 @@ import { GridxError } from '../../errors.js';
 import {
   type Account,
   type EntryQuery,
+  fenced,
   type LedgerEntry,
   type LedgerStore,
   type LedgerTotals,
@@ -81,7 +82,7 @@ export class PostgresLedger implements LedgerStore {
   }
 
   async post(transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
-    const onlyTransfers = !options.cursor && !options.withdrawal && !options.withdrawalUpdate;
+    const onlyTransfers = !options.cursor && !options.withdrawal && !options.withdrawalUpdate && !options.fence;
     for (let attempt = 1; ; attempt++) {
       try {
         // The common case (escrow, payouts, refunds, credits) is one statement in its own transaction.
@@ -133,6 +134,15 @@ export class PostgresLedger implements LedgerStore {
 
   /** The body of post on a client inside a transaction the caller owns (a job insert with its escrow). */
   async postWith(client: pg.PoolClient, transfers: readonly Transfer[], options: PostOptions = {}): Promise<LedgerEntry[]> {
+    if (options.fence) {
+      // FOR SHARE: a takeover (which updates the row) waits for this write to commit, so
+      // nothing the old holder writes lands after the new holder has begun.
+      const { rowCount } = await client.query(
+        'SELECT 1 FROM duties WHERE name = $1 AND token = $2 AND expires_at > gridx_now_ms() FOR SHARE',
+        [options.fence.duty, options.fence.token],
+      );
+      if (!rowCount) throw fenced(options.fence);
+    }
     const posted = await this.postIn(client, transfers, options.settleJob);
     const at = new Date().toISOString();
     if (options.cursor) {

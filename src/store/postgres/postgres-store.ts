@@ -1,7 +1,11 @@
 /**
  * The JobStore on PostgreSQL, for servers at scale. Same contract and shared test suite
  * as SQLite; claims take the row with FOR UPDATE SKIP LOCKED, so several processes on
- * one database never hand out the same job twice.
+ * one database never hand out the same job twice. Leases, backoffs and deadlines are
+ * compared in the database's clock (gridx_now_ms()). Each change of status writes its
+ * event in the same statement; events are read in commit order up to the oldest
+ * transaction still in flight (see the migration that adds events.pos), and every
+ * server is woken to read them by a NOTIFY that carries nothing it depends on.
  */
 
 import pg from 'pg';
@@ -23,12 +27,14 @@ import type {
   StoredEvent,
 } from '../store.js';
 import {
+  type EventRow,
   type ExecutionRow,
   type JobRow,
   LIST_RUNNERS_SQL,
   patchColumns,
   type RunnerRow,
   SUMMARY_COLUMNS,
+  toEvent,
   toExecution,
   toJob,
   toRunner,
@@ -39,6 +45,17 @@ import type { Transfer } from '../ledger-store.js';
 
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
+/** How often the offset between this process's clock and the database's is measured again. */
+const CLOCK_EVERY_MS = 30_000;
+/** NOTIFYs from one process are coalesced over this window: a commit burst wakes readers once. */
+const NOTIFY_COALESCE_MS = 5;
+/** Wait before a lost LISTEN connection is opened again. */
+const LISTEN_RETRY_MS = 500;
+/** The oldest cursor no reader may pass yet: below every transaction still in flight. */
+const HORIZON = '(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::BIGINT << 12)';
+/** A status event's data: the job row `alias` names in the statement, less its output. */
+const eventRow = (alias: string) => `jsonb_build_object('job', to_jsonb(${alias}) - 'stdout' - 'stderr')`;
+
 export interface PostgresStoreOptions {
   /** Schema to keep the tables in (created if absent); default "public". */
   schema?: string;
@@ -47,12 +64,24 @@ export interface PostgresStoreOptions {
 
 export class PostgresStore implements JobStore {
   readonly ledger: PostgresLedger;
+  /** The database's clock minus this process's, in ms. */
+  private clockOffsetMs = 0;
+  private clockTimer?: NodeJS.Timeout;
+  private readonly listeners = new Set<() => void>();
+  private listener?: pg.Client;
+  private notifyTimer?: NodeJS.Timeout;
+  private closed = false;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string,
+    private readonly url: string,
   ) {
     this.ledger = new PostgresLedger(pool);
+  }
+
+  private get channel(): string {
+    return `gridx_events_${this.schema}`;
   }
 
   /** Connects, creates the schema if needed and runs the migrations. */
@@ -60,9 +89,24 @@ export class PostgresStore implements JobStore {
     const schema = options.schema ?? 'public';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalid('schema', 'must be a lowercase SQL identifier');
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
-    const store = new PostgresStore(pool, schema);
+    const store = new PostgresStore(pool, schema, url);
     await migrate(pool, schema);
+    await store.measureClock();
+    store.clockTimer = setInterval(() => void store.measureClock().catch(() => {}), CLOCK_EVERY_MS);
+    store.clockTimer.unref();
     return store;
+  }
+
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** The database's clock against ours, taken at the midpoint of a round trip. */
+  private async measureClock(): Promise<void> {
+    const before = Date.now();
+    const { rows } = await this.pool.query<{ ms: string }>('SELECT gridx_now_ms() AS ms');
+    const after = Date.now();
+    this.clockOffsetMs = Math.round(Number(rows[0]!.ms) - (before + after) / 2);
   }
 
 
@@ -81,10 +125,12 @@ export class PostgresStore implements JobStore {
       await client.query('BEGIN');
       const { rows } = await add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
       for (const child of job.replicas ?? []) await add(child, 'pending', job.id);
+      await client.query(`INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('jobs')}, $2, owner FROM jobs WHERE id = $1`, [job.id, at]);
       // The reward leaves the owner's balance in the same transaction: no task without its
       // escrow. Last, so the balance rows it locks are held only until the commit.
       if (escrow) await this.ledger.postWith(client, [escrow]);
       await client.query('COMMIT');
+      this.appended();
       return toJob(rows[0]!);
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
@@ -152,10 +198,10 @@ export class PostgresStore implements JobStore {
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
     const { rows } = await this.pool.query<JobRow>(
-      `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= $1)
-       AND (owner IS NOT NULL OR NOT $3) AND (owner IS NULL OR owner <> ALL($4::text[]))
-       ORDER BY seq ASC LIMIT $2`,
-      [Date.now(), limit, skip.skipAnonymous ?? false, [...(skip.skipOwners ?? [])]],
+      `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= gridx_now_ms())
+       AND (owner IS NOT NULL OR NOT $2) AND (owner IS NULL OR owner <> ALL($3::text[]))
+       ORDER BY seq ASC LIMIT $1`,
+      [limit, skip.skipAnonymous ?? false, [...(skip.skipOwners ?? [])]],
     );
     return rows.map(toJob);
   }
@@ -177,8 +223,7 @@ export class PostgresStore implements JobStore {
    */
   async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
     const at = now();
-    const expires = leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs;
-    const params = [executionId, nodeId, at, expires, id, terms.accountId ?? null, terms.deadlineAt ?? null];
+    const params = [executionId, nodeId, at, leaseTtlMs ?? null, id, terms.accountId ?? null, terms.deadlineAt ?? null];
     const { rows } = await this.pool.query<JobRow>(
       `WITH next AS (
          SELECT id, parent FROM jobs WHERE status = 'pending' AND id = $5
@@ -193,43 +238,45 @@ export class PostgresStore implements JobStore {
          RETURNING job_id),
        claimed AS (
          UPDATE jobs SET status = 'scheduled', execution_id = $1, attempts = jobs.attempts + 1, executed_by = $2,
-           updated_at = $3, lease_expires_at = $4, not_before = NULL, deadline_at = $7
+           updated_at = $3, lease_expires_at = gridx_now_ms() + $4::BIGINT, not_before = NULL, deadline_at = $7
          FROM next WHERE jobs.id = next.id AND (next.parent IS NULL OR EXISTS (SELECT 1 FROM reserved))
          RETURNING jobs.*),
        execution AS (
          INSERT INTO executions (id, job_id, attempt, node_id, status, started_at)
-         SELECT $1, id, attempts, $2, 'running', $3 FROM claimed)
+         SELECT $1, id, attempts, $2, 'running', $3 FROM claimed),
+       event AS (
+         INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('claimed')}, $3, owner FROM claimed)
        SELECT * FROM claimed`,
       params,
     );
+    if (rows[0]) this.appended();
     return rows[0] && toJob(rows[0]);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
     if (executionIds.length === 0) return [];
-    const at = Date.now();
     const { rows } = await this.pool.query<{ execution_id: string }>(
-      `UPDATE jobs SET lease_expires_at = $1 WHERE execution_id = ANY($2)
-       AND status IN ('scheduled', 'running') AND lease_expires_at > $3
-       ${holder === undefined ? '' : 'AND executed_by = $4'} RETURNING execution_id`,
-      holder === undefined ? [at + ttlMs, [...executionIds], at] : [at + ttlMs, [...executionIds], at, holder],
+      `UPDATE jobs SET lease_expires_at = gridx_now_ms() + $1::BIGINT WHERE execution_id = ANY($2)
+       AND status IN ('scheduled', 'running') AND lease_expires_at > gridx_now_ms()
+       ${holder === undefined ? '' : 'AND executed_by = $3'} RETURNING execution_id`,
+      holder === undefined ? [ttlMs, [...executionIds]] : [ttlMs, [...executionIds], holder],
     );
     return rows.map((r) => r.execution_id);
   }
 
   async expiredLeases(limit: number): Promise<Job[]> {
     const { rows } = await this.pool.query<JobRow>(
-      `SELECT * FROM jobs WHERE lease_expires_at <= $1 AND status IN ('scheduled', 'running')
-       ORDER BY lease_expires_at ASC LIMIT $2`,
-      [Date.now(), limit],
+      `SELECT * FROM jobs WHERE lease_expires_at <= gridx_now_ms() AND status IN ('scheduled', 'running')
+       ORDER BY lease_expires_at ASC LIMIT $1`,
+      [limit],
     );
     return rows.map(toJob);
   }
 
   async overdue(limit: number): Promise<Job[]> {
     const { rows } = await this.pool.query<JobRow>(
-      `SELECT * FROM jobs WHERE deadline_at <= $1 AND status IN ('scheduled', 'running') ORDER BY deadline_at ASC LIMIT $2`,
-      [Date.now(), limit],
+      `SELECT * FROM jobs WHERE deadline_at <= gridx_now_ms() AND status IN ('scheduled', 'running') ORDER BY deadline_at ASC LIMIT $1`,
+      [limit],
     );
     return rows.map(toJob);
   }
@@ -259,25 +306,23 @@ export class PostgresStore implements JobStore {
       lease = params.length;
       where += ` AND execution_id = $${lease}`;
     }
-    if (expect.leaseExpired) {
-      params.push(Date.now());
-      where += ` AND lease_expires_at <= $${params.length}`;
-    }
-    if (expect.deadlinePassed) {
-      params.push(Date.now());
-      where += ` AND deadline_at <= $${params.length}`;
-    }
-    let sql = `UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`;
+    if (expect.leaseExpired) where += ' AND lease_expires_at <= gridx_now_ms()';
+    if (expect.deadlinePassed) where += ' AND deadline_at <= gridx_now_ms()';
+    // The change and its event, in one statement.
+    params.push(isTerminal(patch.status) ? 'result' : 'status');
+    const ctes = [
+      `changed AS (UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *)`,
+      `event AS (INSERT INTO events (job_id, type, data, at, owner) SELECT id, $${params.length}, ${eventRow('changed')}, updated_at, owner FROM changed)`,
+    ];
     if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
       // The attempt ends when the job leaves scheduled/running under its lease.
       const at = params.length;
       params.push(isTerminal(patch.status) ? patch.status : 'interrupted', now(), patch.exitCode ?? null, patch.message ?? null);
-      sql = `WITH changed AS (${sql}),
-        ended AS (UPDATE executions SET status = $${at + 1}, finished_at = $${at + 2}, exit_code = $${at + 3},
-          message = $${at + 4} WHERE id = $${lease} AND status = 'running' AND EXISTS (SELECT 1 FROM changed))
-        SELECT * FROM changed`;
+      ctes.push(`ended AS (UPDATE executions SET status = $${at + 1}, finished_at = $${at + 2}, exit_code = $${at + 3},
+          message = $${at + 4} WHERE id = $${lease} AND status = 'running' AND EXISTS (SELECT 1 FROM changed))`);
     }
-    const { rows } = await this.pool.query<JobRow>(sql, params);
+    const { rows } = await this.pool.query<JobRow>(`WITH ${ctes.join(', ')} SELECT * FROM changed`, params);
+    if (rows[0]) this.appended();
     return rows[0] && toJob(rows[0]);
   }
 
@@ -293,11 +338,93 @@ export class PostgresStore implements JobStore {
 
   async appendEvent(event: Omit<StoredEvent, 'seq' | 'at'>): Promise<StoredEvent> {
     const at = now();
-    const { rows } = await this.pool.query<{ seq: string }>(
-      'INSERT INTO events (job_id, type, data, at, owner) VALUES ($1, $2, $3, $4, $5) RETURNING seq',
+    const { rows } = await this.pool.query<{ pos: string }>(
+      'INSERT INTO events (job_id, type, data, at, owner) VALUES ($1, $2, $3, $4, $5) RETURNING pos',
       [event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null],
     );
-    return { ...event, seq: Number(rows[0]!.seq), at };
+    this.appended();
+    return { ...event, seq: Number(rows[0]!.pos), at };
+  }
+
+  async eventHead(): Promise<number> {
+    const { rows } = await this.pool.query<{ pos: string | null }>(`SELECT MAX(pos) AS pos FROM events WHERE pos < ${HORIZON}`);
+    return Number(rows[0]!.pos ?? 0);
+  }
+
+  onEvents(listener: () => void): () => void {
+    this.listeners.add(listener);
+    if (!this.listener) void this.listen();
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Keeps one connection LISTENing; a lost one is opened again, and readers catch up by cursor. */
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = (this.listener = new pg.Client({ connectionString: this.url }));
+    const retry = () => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      client.end().catch(() => {});
+      if (this.closed) return;
+      setTimeout(() => void this.listen(), LISTEN_RETRY_MS).unref();
+    };
+    client.on('error', retry);
+    client.on('end', retry);
+    client.on('notification', () => this.wake());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+      this.wake(); // what was appended while nobody listened
+    } catch {
+      retry();
+    }
+  }
+
+  private wake(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Wakes this process's readers now and every other server's after a coalescing window. */
+  private appended(): void {
+    this.wake();
+    if (this.notifyTimer || this.closed) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      this.pool.query(`NOTIFY ${this.channel}`).catch(() => {});
+    }, NOTIFY_COALESCE_MS);
+  }
+
+  async pruneEvents(before: string, limit: number): Promise<number> {
+    const { rows } = await this.pool.query<{ pos: string }>(
+      `WITH old AS (SELECT pos FROM events WHERE pos < ${HORIZON} ORDER BY pos LIMIT $2),
+         gone AS (DELETE FROM events e USING old WHERE e.pos = old.pos AND e.at < $1 RETURNING e.pos),
+         floor AS (INSERT INTO meta (name, value) SELECT 'events_floor', MAX(pos)::text FROM gone HAVING COUNT(*) > 0
+           ON CONFLICT (name) DO UPDATE SET value = GREATEST(meta.value::BIGINT, EXCLUDED.value::BIGINT)::text)
+       SELECT pos FROM gone`,
+      [before, limit],
+    );
+    return rows.length;
+  }
+
+  async eventFloor(): Promise<number> {
+    const { rows } = await this.pool.query<{ value: string }>(`SELECT value FROM meta WHERE name = 'events_floor'`);
+    return Number(rows[0]?.value ?? 0);
+  }
+
+  async holdDuty(name: string, holder: string, ttlMs: number): Promise<number | undefined> {
+    const { rows } = await this.pool.query<{ token: string }>(
+      `INSERT INTO duties (name, holder, token, expires_at) VALUES ($1, $2, 1, gridx_now_ms() + $3::BIGINT)
+       ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = gridx_now_ms() + $3::BIGINT,
+         token = CASE WHEN duties.holder = $2 THEN duties.token ELSE duties.token + 1 END
+       WHERE duties.holder = $2 OR duties.expires_at <= gridx_now_ms()
+       RETURNING token`,
+      [name, holder, ttlMs],
+    );
+    return rows[0] && Number(rows[0].token);
+  }
+
+  async releaseDuty(name: string, holder: string): Promise<void> {
+    await this.pool.query('UPDATE duties SET expires_at = 0 WHERE name = $1 AND holder = $2', [name, holder]);
   }
 
   async forgetOutput(jobId: string): Promise<void> {
@@ -307,30 +434,22 @@ export class PostgresStore implements JobStore {
   async compactOutput(jobId: string): Promise<void> {
     await this.pool.query(
       `UPDATE events e SET data = jsonb_build_object('stream', x.stream, 'offset', x.off, 'length', x.len)
-       FROM (SELECT seq, data->>'stream' AS stream, length(data->>'data') AS len,
-                    SUM(length(data->>'data')) OVER (PARTITION BY data->>'stream' ORDER BY seq) - length(data->>'data') AS off
+       FROM (SELECT pos, data->>'stream' AS stream, length(data->>'data') AS len,
+                    SUM(length(data->>'data')) OVER (PARTITION BY data->>'stream' ORDER BY pos) - length(data->>'data') AS off
              FROM events WHERE job_id = $1 AND type = 'output' AND data ? 'data') x
-       WHERE e.seq = x.seq`,
+       WHERE e.pos = x.pos`,
       [jobId],
     );
   }
 
   async eventsSince(since: number, options: { jobId?: string; limit?: number } = {}): Promise<StoredEvent[]> {
     const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
-    const { rows } = await this.pool.query<{
-      seq: string;
-      job_id: string;
-      type: StoredEvent['type'];
-      data: Record<string, unknown>;
-      at: string;
-      owner: string | null;
-    }>(
-      options.jobId === undefined
-        ? 'SELECT * FROM events WHERE seq > $1 ORDER BY seq LIMIT $2'
-        : 'SELECT * FROM events WHERE seq > $1 AND job_id = $3 ORDER BY seq LIMIT $2',
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT pos AS seq, job_id, type, data, at, owner FROM events WHERE pos > $1 AND pos < ${HORIZON}
+       ${options.jobId === undefined ? '' : 'AND job_id = $3'} ORDER BY pos LIMIT $2`,
       options.jobId === undefined ? [since, limit] : [since, limit, options.jobId],
     );
-    return rows.map((r) => ({ seq: Number(r.seq), jobId: r.job_id, type: r.type, data: r.data, ...(r.owner === null ? {} : { owner: r.owner }), at: r.at }));
+    return rows.map(toEvent);
   }
 
   async addRunner(r: RunnerRecord): Promise<void> {
@@ -359,6 +478,12 @@ export class PostgresStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.clockTimer);
+    clearTimeout(this.notifyTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => {});
     await this.pool.end();
   }
 }

@@ -163,4 +163,16 @@ export const MIGRATIONS: readonly string[] = [
   -- written in the same transition that ends the job, so no job is ever half-collected.
   ALTER TABLE jobs ADD COLUMN outputs TEXT;
   `,
+  `
+  -- Singleton duties: one holder at a time under a lease; the token grows with every change
+  -- of holder and fences the writes of a holder that lost its duty (see the PostgreSQL schema).
+  CREATE TABLE duties (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  -- Small named values: the cursor below which retention has deleted events.
+  CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `,
 ];

@@ -9,6 +9,7 @@ import { GridxError } from '../../errors.js';
 import {
   type Account,
   type EntryQuery,
+  fenced,
   type LedgerEntry,
   type LedgerStore,
   type LedgerTotals,
@@ -83,6 +84,10 @@ export class SqliteLedger implements LedgerStore {
 
   /** The body of post, for callers that already hold a transaction (a job insert with its escrow). */
   postInTransaction(transfers: readonly Transfer[], options: PostOptions = {}): LedgerEntry[] {
+    if (options.fence) {
+      const held = this.stmt('SELECT 1 FROM duties WHERE name = ? AND token = ? AND expires_at > ?').get(options.fence.duty, options.fence.token, Date.now());
+      if (!held) throw fenced(options.fence);
+    }
     const posted: LedgerEntry[] = [];
     const at = new Date().toISOString();
     for (const t of transfers) {

@@ -20,11 +20,14 @@ import type {
 } from '../store.js';
 import {
   type ExecutionRow,
+  eventData,
+  type EventRow,
   type JobRow,
   LIST_RUNNERS_SQL,
   patchColumns,
   type RunnerRow,
   SUMMARY_COLUMNS,
+  toEvent,
   toExecution,
   toJob,
   toRunner,
@@ -36,9 +39,13 @@ import type { Transfer } from '../ledger-store.js';
 const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
 
-/** The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. */
+/**
+ * The embedded store: one SQLite file in the data dir, WAL mode, migrations at open. One
+ * process writes it, so an event's rowid is already in commit order and is its cursor.
+ */
 export class SqliteStore implements JobStore {
   private readonly db: Database.Database;
+  private readonly listeners = new Set<() => void>();
   /** Prepared statements by SQL text: preparing costs more than running most of them. */
   private readonly statements = new Map<string, Database.Statement>();
   readonly ledger: SqliteLedger;
@@ -99,8 +106,19 @@ export class SqliteStore implements JobStore {
       if (escrow) this.ledger.postInTransaction([escrow]);
       add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
       for (const child of job.replicas ?? []) add(child, 'pending', job.id);
+      this.addEvent('status', this.stmt('SELECT * FROM jobs WHERE id = ?').get(job.id) as JobRow);
     }).immediate();
+    this.appended();
     return (await this.get(job.id))!;
+  }
+
+  /** Writes the event of a change, inside the change's transaction. */
+  private addEvent(type: 'status' | 'result', row: JobRow): void {
+    this.stmt('INSERT INTO events (job_id, type, data, at, owner) VALUES (?, ?, ?, ?, ?)').run(row.id, type, eventData(row), row.updated_at, row.owner);
+  }
+
+  private appended(): void {
+    for (const listener of this.listeners) listener();
   }
 
   async get(id: string): Promise<Job | undefined> {
@@ -196,11 +214,12 @@ export class SqliteStore implements JobStore {
         this.stmt('INSERT OR IGNORE INTO replica_workers (parent, account_id, job_id) VALUES (?, ?, ?)').run(row.parent, account, row.id);
       }
       const at = now();
-      this.stmt(
+      const claimed = this.stmt(
           `UPDATE jobs SET status = 'scheduled', execution_id = ?, attempts = attempts + 1, executed_by = ?,
-             updated_at = ?, lease_expires_at = ?, not_before = NULL, deadline_at = ? WHERE id = ? AND status = 'pending'`,
+             updated_at = ?, lease_expires_at = ?, not_before = NULL, deadline_at = ? WHERE id = ? AND status = 'pending' RETURNING *`,
         )
-        .run(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, terms.deadlineAt ?? null, row.id);
+        .get(executionId, nodeId, at, leaseTtlMs === undefined ? null : Date.now() + leaseTtlMs, terms.deadlineAt ?? null, row.id) as JobRow;
+      this.addEvent('status', claimed);
       this.stmt(
           `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
         )
@@ -210,7 +229,9 @@ export class SqliteStore implements JobStore {
   };
 
   async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
-    return this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined ? undefined : this.get(id);
+    if (this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined) return undefined;
+    this.appended();
+    return this.get(id);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
@@ -274,8 +295,9 @@ export class SqliteStore implements JobStore {
         where += ' AND deadline_at <= ?';
         params.push(Date.now());
       }
-      const result = this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where}`).run(...params);
-      if (result.changes === 0) return false;
+      const changed = this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`).get(...params) as JobRow | undefined;
+      if (!changed) return false;
+      this.addEvent(isTerminal(patch.status) ? 'result' : 'status', changed);
 
       // The attempt ends when the job leaves scheduled/running under its lease.
       if (expect.executionId !== undefined && patch.status !== 'running' && patch.status !== 'scheduled') {
@@ -293,7 +315,9 @@ export class SqliteStore implements JobStore {
       }
       return true;
     }).immediate();
-    return changed ? this.get(id) : undefined;
+    if (!changed) return undefined;
+    this.appended();
+    return this.get(id);
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {
@@ -310,7 +334,55 @@ export class SqliteStore implements JobStore {
     const at = now();
     const result = this.stmt('INSERT INTO events (job_id, type, data, at, owner) VALUES (?, ?, ?, ?, ?)')
       .run(event.jobId, event.type, JSON.stringify(event.data), at, event.owner ?? null);
+    this.appended();
     return { ...event, seq: Number(result.lastInsertRowid), at };
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  async eventHead(): Promise<number> {
+    return (this.stmt('SELECT MAX(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
+  }
+
+  onEvents(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  async pruneEvents(before: string, limit: number): Promise<number> {
+    return this.db.transaction(() => {
+      const gone = this.stmt(
+        'DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?) AND at < ? RETURNING seq',
+      ).all(limit, before) as Array<{ seq: number }>;
+      if (gone.length === 0) return 0;
+      this.stmt(
+        `INSERT INTO meta (name, value) VALUES ('events_floor', ?)
+         ON CONFLICT (name) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))`,
+      ).run(String(Math.max(...gone.map((g) => g.seq))));
+      return gone.length;
+    }).immediate();
+  }
+
+  async eventFloor(): Promise<number> {
+    return Number((this.stmt(`SELECT value FROM meta WHERE name = 'events_floor'`).get() as { value: string } | undefined)?.value ?? 0);
+  }
+
+  async holdDuty(name: string, holder: string, ttlMs: number): Promise<number | undefined> {
+    const at = Date.now();
+    const row = this.stmt(
+      `INSERT INTO duties (name, holder, token, expires_at) VALUES (?, ?, 1, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+         token = CASE WHEN duties.holder = excluded.holder THEN duties.token ELSE duties.token + 1 END
+       WHERE duties.holder = excluded.holder OR duties.expires_at <= ?
+       RETURNING token`,
+    ).get(name, holder, at + ttlMs, at) as { token: number } | undefined;
+    return row?.token;
+  }
+
+  async releaseDuty(name: string, holder: string): Promise<void> {
+    this.stmt('UPDATE duties SET expires_at = 0 WHERE name = ? AND holder = ?').run(name, holder);
   }
 
   async forgetOutput(jobId: string): Promise<void> {
@@ -334,15 +406,8 @@ export class SqliteStore implements JobStore {
       options.jobId === undefined
         ? this.stmt('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?').all(since, limit)
         : this.stmt('SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(options.jobId, since, limit)
-    ) as Array<{ seq: number; job_id: string; type: StoredEvent['type']; data: string; at: string; owner: string | null }>;
-    return rows.map((r) => ({
-      seq: r.seq,
-      jobId: r.job_id,
-      type: r.type,
-      data: JSON.parse(r.data) as Record<string, unknown>,
-      ...(r.owner === null ? {} : { owner: r.owner }),
-      at: r.at,
-    }));
+    ) as EventRow[];
+    return rows.map(toEvent);
   }
 
   async addRunner(r: RunnerRecord): Promise<void> {
