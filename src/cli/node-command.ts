@@ -71,6 +71,12 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
   const log = createLogger(level);
   // Fault injection for the settlement crash test: die right after a withdrawal is broadcast.
   const afterBroadcast = env.GRIDX_FAULT === 'crash-after-broadcast' ? () => process.kill(process.pid, 'SIGKILL') : undefined;
+  // Fault injection for the clock test: this process's clock (Date.now) runs off by this many ms.
+  const skew = Number(env.GRIDX_FAULT_CLOCK_SKEW_MS ?? 0);
+  if (Number.isFinite(skew) && skew !== 0) {
+    const real = Date.now.bind(Date);
+    Date.now = () => real() + skew;
+  }
   const node = new GridxNode({ config, log, ...(afterBroadcast ? { afterBroadcast } : {}) });
   const url = await node.start();
   console.log(`Grid-X ${role} ${node.id} listening on ${url}`);

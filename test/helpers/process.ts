@@ -28,8 +28,10 @@ export async function spawnNode(
   extra: string[] = [],
   role: 'node' | 'server' = 'node',
   env: Record<string, string> = {},
+  /** The API port; a free one when absent (a restart passes the one it had). */
+  port?: number,
 ): Promise<NodeProcess> {
-  const port = await freePort();
+  port ??= await freePort();
   const p2p = extra.includes('--p2p-port') || extra.includes('--no-mesh') ? [] : ['--p2p-port', '0'];
   const child = spawn(process.execPath, [CLI, role, '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],

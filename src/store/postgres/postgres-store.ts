@@ -89,6 +89,9 @@ export class PostgresStore implements JobStore {
     const schema = options.schema ?? 'public';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalid('schema', 'must be a lowercase SQL identifier');
     const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
+    // An idle connection the server dropped (a restart): the pool discards it and opens
+    // another on the next query; the queries in flight failed, and their callers retry.
+    pool.on('error', () => {});
     const store = new PostgresStore(pool, schema, url);
     await migrate(pool, schema);
     await store.measureClock();
