@@ -3,9 +3,12 @@
  * restart it finds the signed transfer it recorded before broadcasting, settles it by its
  * receipt, and the chain holds exactly one transfer. The operator's CLI (account create,
  * credit) and the user's (balance, withdraw) work against it; no key reaches its output.
+ * Two servers on one PostgreSQL with settlement on both: the one holding the settlement
+ * duty dies with withdrawals pending, the other takes over, and the chain shows each once.
  */
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { bindingMessage } from '../../src/ledger/settlement.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { type Anvil, DEV_KEYS, addressOf, deployTestToken, signBinding, startAnvil } from '../helpers/anvil.js';
@@ -78,6 +81,38 @@ describe('withdrawal crash (real processes, anvil)', () => {
     } finally {
       restarted.child.kill('SIGTERM');
       await restarted.exited;
+    }
+  });
+
+  it('two servers with settlement on: the duty holder dies with withdrawals pending, the other takes over, each is sent once', { timeout: 90_000 }, async () => {
+    const db = `${inject('pgUrl')}?schema=settle_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const payee = await cliAccount(['--db', db], { name: 'payee', credit: '25' });
+    const flags = ['--no-mesh', '--slots', '0', '--db', db];
+    // Started first, it holds settlement; it dies right after its first broadcast.
+    const holder = await spawnNode(tempDir(), flags, 'server', { ...env, GRIDX_FAULT: 'crash-after-broadcast' });
+    const other = await spawnNode(tempDir(), flags, 'server', env);
+    try {
+      expect(holder.output()).toContain('duty settlement: now held here');
+      expect(other.output()).not.toContain('duty settlement: now held here');
+      const client = new GridxClient(other.url, { token: payee.key });
+      await client.bindAddress(addressOf(PAYEE_KEY), await signBinding(PAYEE_KEY, bindingMessage(payee.id)));
+      const before = await anvil.transfers(token, addressOf(TREASURY_KEY), addressOf(PAYEE_KEY));
+      // Requested on the server that does not settle: the holder picks them up from the shared store.
+      for (const amount of ['1', '2', '3']) await client.withdraw(amount);
+      await holder.exited;
+      expect(holder.child.signalCode).toBe('SIGKILL');
+      const done = await eventually(() => client.withdrawals(), (x) => x.withdrawals.every((w) => w.status === 'confirmed'), 30_000);
+      expect(done.withdrawals).toHaveLength(3);
+      expect(other.output()).toContain('duty settlement: now held here');
+      await new Promise((r) => setTimeout(r, 1000)); // more passes: nothing is sent again
+      const sent = (await anvil.transfers(token, addressOf(TREASURY_KEY), addressOf(PAYEE_KEY))).slice(before.length);
+      expect(sent.sort((a, b) => (a < b ? -1 : 1))).toEqual([1n * C, 2n * C, 3n * C]);
+      const hashes = done.withdrawals.map((w) => w.tx_hash);
+      expect(new Set(hashes).size).toBe(3);
+      expect((await client.account()).balance).toBe('19');
+    } finally {
+      other.child.kill('SIGTERM');
+      await other.exited;
     }
   });
 

@@ -194,6 +194,20 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await store.holdDuty('sweep', 'server-a', 5_000)).toBe(first! + 2);
     });
 
+    it('refuses a ledger write fenced by a duty token once another holder has the duty', async () => {
+      const token = (await store.holdDuty('settlement', 'server-a', 50))!;
+      const fence = { duty: 'settlement', token };
+      await store.ledger.post([], { fence, cursor: { name: 'deposits', value: '1' } });
+      await new Promise((r) => setTimeout(r, 80));
+      // Expired, not yet taken: the paused holder still cannot write.
+      await expect(store.ledger.post([], { fence, cursor: { name: 'deposits', value: '2' } })).rejects.toThrow(/no longer held/);
+      expect(await store.holdDuty('settlement', 'server-b', 5_000)).toBe(token + 1);
+      await expect(store.ledger.post([], { fence, cursor: { name: 'deposits', value: '3' } })).rejects.toThrow(/another server took it over/);
+      expect(await store.ledger.chainCursor('deposits')).toBe('1');
+      await store.ledger.post([], { fence: { duty: 'settlement', token: token + 1 }, cursor: { name: 'deposits', value: '4' } });
+      expect(await store.ledger.chainCursor('deposits')).toBe('4');
+    });
+
     it('lists newest first with a cursor and a status filter, without output', async () => {
       for (let i = 0; i < 5; i++) await store.insert({ id: `j${i}`, spec: SPEC });
       await claimNext(store, 'n', 'e');
