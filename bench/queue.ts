@@ -16,7 +16,9 @@
  *   ledger:  the store alone, 16 concurrent callers, one paying account: N inserts without
  *            and with escrow, side by side, and N settlements (payout to the worker).
  *
- * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http|ledger]
+ *   soak:    (only with --only soak) retention under 20,000 tasks: the events table stops growing.
+ *
+ * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http|ledger|soak]
  * Needs PostgreSQL: scripts/postgres.sh starts one and prints its URL (or set GRIDX_BENCH_PG).
  */
 
@@ -44,6 +46,7 @@ import type { Job, JobSpec } from '../src/domain/job.js';
 import { type JobEventMap, TypedEmitter } from '../src/domain/events.js';
 import { Accounts } from '../src/ledger/accounts.js';
 import { Ledger } from '../src/ledger/ledger.js';
+import { EventLog } from '../src/api/event-log.js';
 import { flipped, median } from './stats.js';
 
 const SPEC: JobSpec = {
@@ -64,7 +67,10 @@ const { values } = parseArgs({
     runners: { type: 'string', default: '4' },
     'runner-slots': { type: 'string', default: '8' },
     'http-tasks': { type: 'string', default: '2000' },
-    /** "store", "http" or "ledger": run only that part. */
+    'soak-tasks': { type: 'string', default: '20000' },
+    /** Seconds the soak keeps events. */
+    'soak-retention': { type: 'string', default: '10' },
+    /** "store", "http", "ledger" or "soak" (only by name): run only that part. */
     only: { type: 'string' },
   },
 });
@@ -97,7 +103,7 @@ async function storeRun(store: JobStore): Promise<Figures> {
   let submitted = 0;
   let completed = 0;
   const claimMs: number[] = [];
-  // The dispatcher's and the runner hub's claim: a pass over the ready jobs, one taken.
+  // The runner hub's claim (Leases.claimBatch), one job per call as graphile-worker fetches.
   const lifecycle = new Lifecycle({ store, events: new TypedEmitter<JobEventMap>(), log: silentLogger, maxAttempts: 3, retryBackoffMs: 0 });
   const leases = new Leases({
     store,
@@ -108,9 +114,8 @@ async function storeRun(store: JobStore): Promise<Figures> {
     liveOutput: () => undefined,
   });
   const claimOne = async (): Promise<{ job: Job; lease: string } | undefined> => {
-    let taken: { job: Job; lease: string } | undefined;
-    await leases.claimFromQueue({ more: () => !taken, pick: () => ({ holder: 'bench' }), took: (job, lease) => (taken = { job, lease }) });
-    return taken;
+    const [taken] = await leases.claimBatch({ holder: 'bench' }, 1, () => true);
+    return taken && { job: taken.job, lease: taken.leaseToken };
   };
   const t0 = performance.now();
   const submit = async () => {
@@ -356,24 +361,29 @@ if (values.only === undefined || values.only === 'http') {
   for (const store of ['SQLite', 'PostgreSQL']) console.log(`  median paid / free on ${store}: ${median(paidRatios[store]!).toFixed(2)}×`);
 }
 
-/** Inserts without and with escrow, then settlements, on one store: operations per second. */
-async function ledgerRun(store: JobStore): Promise<{ free: number; paid: number; settle: number }> {
+/** Inserts without and with escrow (one payer, then one payer per caller), then settlements, on one store: operations per second. */
+async function ledgerRun(store: JobStore): Promise<{ free: number; paid: number; paidMany: number; settle: number }> {
   const accounts = new Accounts(store.ledger);
   const ledger = new Ledger({ store, accounts, log: silentLogger, feeBasisPoints: 0 });
   const { account } = await accounts.create('user', 'bench-payer');
   await ledger.credit(account.id, BigInt(N) * 10n ** 18n, 'bench');
-  const rate = async (fn: (i: number) => Promise<unknown>) => {
+  const payers = await Promise.all(Array.from({ length: 16 }, async (_, i) => (await accounts.create('user', `bench-payer-${i}`)).account.id));
+  for (const payer of payers) await ledger.credit(payer, BigInt(N) * 10n ** 18n, 'bench');
+  const rate = async (fn: (i: number, caller: number) => Promise<unknown>) => {
     let next = 0;
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < N) await fn(next++);
+      Array.from({ length: 16 }, async (_, caller) => {
+        while (next < N) await fn(next++, caller);
       }),
     );
     return N / ((performance.now() - t0) / 1000);
   };
   const free = await rate((i) => store.insert({ id: `free-${i}`, spec: SPEC }));
   const paid = await rate((i) => store.insert({ id: `paid-${i}`, spec: SPEC, owner: account.id, reward: '1' }, ledger.escrowOf(`paid-${i}`, account.id, '1')));
+  const paidMany = await rate((i, caller) =>
+    store.insert({ id: `many-${i}`, spec: SPEC, owner: payers[caller]!, reward: '1' }, ledger.escrowOf(`many-${i}`, payers[caller]!, '1')),
+  );
   for (let i = 0; i < N; i++) {
     await store.claim(`paid-${i}`, 'bench-node', `exec-${i}`);
     await store.transition(`paid-${i}`, { status: ['scheduled'], executionId: `exec-${i}` }, { status: 'completed', exitCode: 0, executionId: null });
@@ -382,11 +392,11 @@ async function ledgerRun(store: JobStore): Promise<{ free: number; paid: number;
   const settle = await rate((i) => ledger.settle(ended[i]!));
   const earned = await ledger.balanceOf('node-bench-node');
   if (earned !== BigInt(N) * 10n ** 18n) throw new Error(`settlement paid ${earned}, expected ${N} credits`);
-  return { free, paid, settle };
+  return { free, paid, paidMany, settle };
 }
 
 if (values.only === undefined || values.only === 'ledger') {
-  console.log(`ledger at the store: ${N} inserts free, then paid (escrow in the same transaction), then ${N} settlements; 16 callers, one payer`);
+  console.log(`ledger at the store: ${N} inserts free, then paid (escrow in the same transaction) from one payer and from 16, then ${N} settlements; 16 callers`);
   for (let round = 1; round <= ROUNDS; round++) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-ledger-'));
     const sqliteStore = new SqliteStore(path.join(dir, 'gridx.db'));
@@ -395,7 +405,10 @@ if (values.only === undefined || values.only === 'ledger') {
     try {
       for (const [name, store] of flipped([['SQLite', sqliteStore], ['PostgreSQL', pgStore]] as const, round - 1)) {
         const r = await ledgerRun(store);
-        console.log(`  round ${round} ${name.padEnd(10)} insert free ${r.free.toFixed(0).padStart(5)}/s  paid ${r.paid.toFixed(0).padStart(5)}/s  (${(r.paid / r.free).toFixed(2)}×)  settle ${r.settle.toFixed(0).padStart(5)}/s`);
+        console.log(
+          `  round ${round} ${name.padEnd(10)} insert free ${r.free.toFixed(0).padStart(5)}/s  paid, one payer ${r.paid.toFixed(0).padStart(5)}/s (${(r.paid / r.free).toFixed(2)}×)` +
+            `  paid, 16 payers ${r.paidMany.toFixed(0).padStart(5)}/s (${(r.paidMany / r.free).toFixed(2)}×)  settle ${r.settle.toFixed(0).padStart(5)}/s`,
+        );
       }
     } finally {
       await sqliteStore.close();
@@ -403,5 +416,59 @@ if (values.only === undefined || values.only === 'ledger') {
       await dropSchema(schema);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+}
+
+/**
+ * Retention under a soak: --soak-tasks short tasks through the PostgreSQL store (insert,
+ * claim, one output chunk, completion: four events each) while the retention duty's prune
+ * (EventLog.prune, a retention of --soak-retention seconds) runs every 1,000 tasks; the
+ * events table's size (and the database's) is printed as it goes. The events table must
+ * stop growing once retention applies; job rows are kept (they are the jobs' history).
+ */
+if (values.only === 'soak') {
+  const tasks = Number(values['soak-tasks']);
+  const retentionMs = Number(values['soak-retention']) * 1000;
+  const schema = schemaName('bench_soak');
+  const store = await PostgresStore.open(pgUrl, { schema, poolSize: 10 });
+  const events = new TypedEmitter<JobEventMap>();
+  const eventLog = new EventLog(store, events, silentLogger, { ms: retentionMs });
+  const lifecycle = new Lifecycle({ store, events, log: silentLogger, maxAttempts: 3, retryBackoffMs: 0 });
+  const leases = new Leases({ store, lifecycle, log: silentLogger, leaseTtlMs: 30_000, deadlines: { graceMs: 30_000, startWindowMs: 300_000 }, liveOutput: () => undefined });
+  const pool = new pg.Pool({ connectionString: pgUrl, max: 1 });
+  const sizes = async () => {
+    const { rows } = await pool.query<{ events: string; db: string; n: string }>(
+      `SELECT pg_total_relation_size('${schema}.events') AS events, pg_database_size(current_database()) AS db, (SELECT COUNT(*) FROM ${schema}.events) AS n`,
+    );
+    return { events: Number(rows[0]!.events), db: Number(rows[0]!.db), rows: Number(rows[0]!.n) };
+  };
+  console.log(`retention soak: ${tasks} tasks on PostgreSQL, events kept ${retentionMs / 1000} s, pruned every 1,000 tasks`);
+  const t0 = performance.now();
+  try {
+    for (let done = 0; done < tasks; ) {
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let k = 0; k < 125; k++) {
+            const id = randomUUID();
+            await store.insert({ id, spec: SPEC });
+            const [claimed] = await leases.claimBatch({ holder: 'soak' }, 1, (job) => job.id === id);
+            if (!claimed) continue;
+            await store.appendEvent({ jobId: id, type: 'output', data: { stream: 'stdout', data: 'ok\n' } });
+            await store.transition(id, { status: ['scheduled'], executionId: claimed.leaseToken }, { status: 'completed', exitCode: 0, stdout: 'ok\n', executionId: null });
+          }
+        }),
+      );
+      done += 1000;
+      const pruned = await eventLog.prune();
+      const s = await sizes();
+      const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+      console.log(
+        `  ${String(done).padStart(6)} tasks  ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s  pruned ${String(pruned).padStart(5)}  events ${String(s.rows).padStart(6)} rows ${mib(s.events).padStart(6)} MiB  database ${mib(s.db).padStart(7)} MiB`,
+      );
+    }
+  } finally {
+    await pool.end();
+    await store.close();
+    await dropSchema(schema);
   }
 }

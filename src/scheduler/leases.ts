@@ -14,7 +14,7 @@ import type { Startable } from '../domain/startable.js';
 import { messageOf } from '../errors.js';
 import type { OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
-import type { JobStore } from '../store/store.js';
+import type { JobStore, ManyClaim } from '../store/store.js';
 import { type DeadlineOptions, claimDeadline, overdueEnd, runDeadline } from './deadlines.js';
 import { type Lifecycle, overdueLease } from './lifecycle.js';
 import { RunningCaps, type RunningLimits } from './running-caps.js';
@@ -39,6 +39,8 @@ export function backoffMs(baseMs: number, attempts: number): number {
 
 /** Pending jobs looked at per claim pass; the rest wait their turn. */
 const CLAIM_SCAN = 256;
+/** Scans of the queue one batch claim makes at most when other servers take what it picked. */
+const BATCH_SCANS = 3;
 /** Expired leases (and overdue executions) handled per sweep. */
 const SWEEP_LIMIT = 100;
 
@@ -151,6 +153,42 @@ export class Leases implements Startable {
       caps.took(job.owner);
       pass.took(held, leaseToken, claimant);
     }
+  }
+
+  /**
+   * A worker's claim in one batch: up to `max` ready jobs that `fits` accepts and whose
+   * owners are under their running caps, taken together in one store call (replicas one
+   * by one, under the replica rule, and only with an account). Another server taking some
+   * of them first leaves a shorter batch; the scan is tried again a few times.
+   */
+  async claimBatch(claimant: Claimant, max: number, fits: (job: Job) => boolean): Promise<Array<{ job: Job; leaseToken: string }>> {
+    const { store, lifecycle, leaseTtlMs } = this.deps;
+    const taken: Array<{ job: Job; leaseToken: string }> = [];
+    for (let scan = 0; scan < BATCH_SCANS && taken.length < max; scan++) {
+      const caps = await this.caps.pass();
+      const batch: ManyClaim[] = [];
+      const replicas: Job[] = [];
+      // A window a few times the batch: what the caps and `fits` pass over, without loading the queue.
+      const pending = await store.pendingReady(Math.min(CLAIM_SCAN, Math.max(16, 4 * max)), caps.filter());
+      for (const job of pending) {
+        if (taken.length + batch.length + replicas.length >= max) break;
+        if (!caps.admits(job.owner) || !fits(job) || (job.parent && !claimant.accountId)) continue;
+        caps.took(job.owner);
+        if (job.parent) replicas.push(job);
+        else batch.push({ id: job.id, executionId: randomUUID(), deadlineAt: this.claimDeadline(job) });
+      }
+      const before = taken.length;
+      for (const job of await lifecycle.claimMany(batch, claimant.holder, leaseTtlMs)) taken.push({ job, leaseToken: job.executionId! });
+      for (const job of replicas) {
+        const leaseToken = randomUUID();
+        const terms = { accountId: claimant.accountId!, deadlineAt: this.claimDeadline(job) };
+        const held = await lifecycle.claim(job.id, claimant.holder, leaseToken, leaseTtlMs, terms);
+        if (held) taken.push({ job: held, leaseToken });
+      }
+      // Scanned again only when others took some of what it picked: otherwise the next scan finds the same.
+      if (taken.length - before === batch.length + replicas.length) break;
+    }
+    return taken;
   }
 
   /** Renews the live leases among `tokens` (only those `holder` holds, when given); the rest are lost. */

@@ -13,7 +13,7 @@ import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type FailureReason, type Job, canTransition, isTerminal, outcomeOf } from '../domain/job.js';
 import type { Logger } from '../logger.js';
 import type { Transfer } from '../store/ledger-store.js';
-import type { ClaimTerms, Expectation, JobPatch, JobStore, NewJob } from '../store/store.js';
+import type { ClaimTerms, Expectation, JobPatch, JobStore, ManyClaim, NewJob } from '../store/store.js';
 import { backoffMs } from './leases.js';
 
 export interface LifecycleDeps {
@@ -43,6 +43,13 @@ export class Lifecycle {
     const job = await this.deps.store.claim(jobId, holder, leaseToken, ttlMs, terms);
     if (job) this.deps.events.emit('job:status', { job });
     return job;
+  }
+
+  /** pending → scheduled for several jobs at once (no replicas), each under its own lease. Only leases.ts calls this. */
+  async claimMany(claims: readonly ManyClaim[], holder: string, ttlMs: number): Promise<Job[]> {
+    const jobs = await this.deps.store.claimMany(claims, holder, ttlMs);
+    for (const job of jobs) this.deps.events.emit('job:status', { job });
+    return jobs;
   }
 
   /** scheduled → running under the lease, when the container has started; `deadlineAt` replaces the claim's deadline when given. */

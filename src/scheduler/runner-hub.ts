@@ -223,14 +223,11 @@ export class RunnerHub implements Startable {
     if (this.leaving.has(runner.id)) return claimed;
     // A runner without an account (an open server) takes no replica: the Leases' replica rule.
     const claimant: Claimant = { holder: runner.id, ...(runner.accountId ? { accountId: runner.accountId } : {}) };
-    await this.deps.leases.claimFromQueue({
-      more: () => claimed.length < max,
-      pick: (job) => (job.pinned || job.spec.volumes.length > 0 || misfit(job.spec, runner.limits) ? undefined : claimant),
-      took: (held, leaseToken) => {
-        this.newRelay(leaseToken, held.id);
-        claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
-      },
-    });
+    const fits = (job: Job) => !job.pinned && job.spec.volumes.length === 0 && !misfit(job.spec, runner.limits);
+    for (const { job: held, leaseToken } of await this.deps.leases.claimBatch(claimant, max, fits)) {
+      this.newRelay(leaseToken, held.id);
+      claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
+    }
     return claimed;
   }
 

@@ -82,6 +82,13 @@ export interface ClaimTerms {
   deadlineAt?: number;
 }
 
+/** One job of a batch claim: its lease token and deadline (epoch ms, the store's clock). */
+export interface ManyClaim {
+  id: string;
+  executionId: string;
+  deadlineAt: number;
+}
+
 /** Pending jobs a dispatcher leaves out of a scan (their owners are at a cap). */
 export interface PendingFilter {
   /** Owners whose jobs are left out. */
@@ -186,6 +193,13 @@ export interface JobStore {
    * `pendingReady` and claims here.
    */
   claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
+  /**
+   * Claims several pending jobs for `nodeId` at once (one statement on PostgreSQL), each
+   * under its own lease token and deadline, as `claim` would; returns those taken (others
+   * were taken first elsewhere). Replicas (jobs with a parent) are never taken here: they
+   * go through `claim` and its replica rule.
+   */
+  claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]>;
   /**
    * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those
    * `holder` holds when given; returns those renewed.

@@ -101,6 +101,32 @@ export function ledgerStoreSuite(name: string, open: () => Promise<JobStore>): v
       expect(await store.ledger.totals()).toEqual({ held: 3n * C, world: -3n * C, netInflow: 3n * C });
     });
 
+    it('holds escrow per task: one task cannot pay out of another task\'s escrow, and concurrent paid tasks settle exactly', async () => {
+      const payers = await Promise.all([0, 1, 2, 3].map(async (i) => (await accounts.create('user', `p${i}`)).account));
+      const { account: worker } = await accounts.create('runner', 'w');
+      await store.ledger.post(payers.map((p) => credit(p.id, 100n * C)));
+      const escrow = (job: string, from: string, amount: bigint): Transfer => ({ id: `escrow:${job}`, kind: 'escrow', from, to: SYSTEM_ACCOUNTS.escrow, amount, jobId: job });
+      // 40 paid tasks from four payers at once, each escrowing 2.
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) => store.insert({ id: `pt${i}`, spec: SPEC, owner: payers[i % 4]!.id, reward: '2' }, escrow(`pt${i}`, payers[i % 4]!.id, 2n * C))),
+      );
+      expect((await store.ledger.account(SYSTEM_ACCOUNTS.escrow))!.balance).toBe(80n * C);
+      // A payout larger than its own task's escrow is refused, though escrow as a whole holds enough.
+      await expect(
+        store.ledger.post([{ id: 'payout:pt0:x', kind: 'payout', from: SYSTEM_ACCOUNTS.escrow, to: worker.id, amount: 3n * C, jobId: 'pt0' }]),
+      ).rejects.toMatchObject({ code: 'PAYMENT_REQUIRED' });
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          store.ledger.post([{ id: `payout:pt${i}:e`, kind: 'payout', from: SYSTEM_ACCOUNTS.escrow, to: worker.id, amount: 2n * C, jobId: `pt${i}` }], { settleJob: `pt${i}` }),
+        ),
+      );
+      expect((await store.ledger.account(SYSTEM_ACCOUNTS.escrow))!.balance).toBe(0n);
+      expect((await store.ledger.account(worker.id))!.balance).toBe(80n * C);
+      for (const p of payers) expect((await store.ledger.account(p.id))!.balance).toBe(80n * C);
+      const totals = await store.ledger.totals();
+      expect(totals.held).toBe(totals.netInflow);
+    });
+
     it('concurrent transfers in both directions between the same accounts: every one posted once, balances exact', async () => {
       const { account: a } = await accounts.create('user', 'a');
       const { account: b } = await accounts.create('user', 'b');

@@ -230,6 +230,67 @@ export const PG_MIGRATIONS: readonly string[] = [
   -- Small named values: the cursor below which retention has deleted events.
   CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  `
+  -- No hot row: escrow is kept per task, in the journal, instead of in one balance row
+  -- that every paid task of every payer would lock through its commit. What a task holds
+  -- in escrow is what its entries moved in minus what they moved out (entries without a
+  -- task form one bucket of their own); a transfer out of escrow may not take its task's
+  -- below zero, checked under a lock on that task alone. The escrow account's balance is
+  -- derived (gridx_escrow_held) and its stored balance stays 0.
+  CREATE INDEX ledger_escrow_unassigned ON ledger (seq) WHERE job_id IS NULL AND (debit = 'escrow' OR credit = 'escrow');
+  UPDATE accounts SET balance = 0 WHERE id = 'escrow';
+
+  CREATE FUNCTION gridx_escrow_held() RETURNS NUMERIC LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(SUM(amount * ((credit = 'escrow')::int - (debit = 'escrow')::int)), 0) FROM ledger
+    WHERE credit = 'escrow' OR debit = 'escrow'
+  $$;
+
+  CREATE OR REPLACE FUNCTION gridx_post(transfers jsonb, settle_job text, posted_at text)
+  RETURNS TABLE (posted_id text, posted_seq bigint) LANGUAGE plpgsql AS $$
+  #variable_conflict use_column
+  DECLARE
+    t jsonb;
+    amt numeric;
+    new_seq bigint;
+    bal numeric;
+  BEGIN
+    FOR t IN SELECT value FROM jsonb_array_elements(transfers) LOOP
+      amt := (t->>'amount')::numeric;
+      new_seq := NULL;
+      INSERT INTO ledger (id, kind, debit, credit, amount, job_id, execution_id, address, tx_hash, memo, at)
+        VALUES (t->>'id', t->>'kind', t->>'from', t->>'to', amt, t->>'jobId', t->>'executionId', t->>'address', t->>'txHash', t->>'memo', posted_at)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING seq INTO new_seq;
+      CONTINUE WHEN new_seq IS NULL;
+      IF t->>'from' = 'escrow' THEN
+        PERFORM pg_advisory_xact_lock(hashtext('gridx-escrow:' || COALESCE(t->>'jobId', '')));
+        SELECT COALESCE(SUM(amount * ((credit = 'escrow')::int - (debit = 'escrow')::int)), 0) INTO bal FROM ledger
+          WHERE job_id IS NOT DISTINCT FROM t->>'jobId' AND (credit = 'escrow' OR debit = 'escrow');
+        IF bal < 0 THEN
+          RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = 'escrow', DETAIL = (bal + amt)::text, HINT = amt::text;
+        END IF;
+      ELSE
+        UPDATE accounts SET balance = balance - amt WHERE id = t->>'from' AND (balance >= amt OR id = 'world');
+        IF NOT FOUND THEN
+          SELECT balance INTO bal FROM accounts WHERE id = t->>'from';
+          IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'from'; END IF;
+          RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = t->>'from', DETAIL = bal::text, HINT = amt::text;
+        END IF;
+      END IF;
+      IF t->>'to' <> 'escrow' THEN
+        UPDATE accounts SET balance = balance + amt WHERE id = t->>'to';
+        IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = 'P0404', MESSAGE = t->>'to'; END IF;
+      END IF;
+      posted_id := t->>'id';
+      posted_seq := new_seq;
+      RETURN NEXT;
+    END LOOP;
+    IF settle_job IS NOT NULL THEN
+      UPDATE jobs SET settled_at = posted_at WHERE id = settle_job AND settled_at IS NULL;
+    END IF;
+  END
+  $$;
+  `,
 ];
 
 /** Runs the migrations not yet applied to `schema`, one migrator at a time across processes. */

@@ -34,6 +34,8 @@ import { inflowOf, insufficientFunds } from '../ledger-checks.js';
 
 /** Serialization failures and deadlocks: the transaction is retried from the start. */
 const RETRYABLE = new Set(['40001', '40P01']);
+/** An account's balance as text; escrow's is derived from the journal, where it is kept per task (see the migrations). */
+const BALANCE = `(CASE WHEN id = '${SYSTEM_ACCOUNTS.escrow}' THEN gridx_escrow_held() ELSE balance END)::text`;
 
 export class PostgresLedger implements LedgerStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -56,7 +58,7 @@ export class PostgresLedger implements LedgerStore {
   }
 
   async listAccounts(limit: number): Promise<Account[]> {
-    const { rows } = await this.pool.query<AccountRow>('SELECT *, balance::text AS balance FROM accounts ORDER BY created_at, id LIMIT $1', [limit]);
+    const { rows } = await this.pool.query<AccountRow>(`SELECT *, ${BALANCE} AS balance FROM accounts ORDER BY created_at, id LIMIT $1`, [limit]);
     return rows.map(toAccount);
   }
 
@@ -196,7 +198,7 @@ export class PostgresLedger implements LedgerStore {
 
   async totals(): Promise<LedgerTotals> {
     const { rows } = await this.pool.query<{ held: string; world: string }>(
-      `SELECT COALESCE(SUM(balance) FILTER (WHERE id <> $1), 0)::text AS held,
+      `SELECT (COALESCE(SUM(balance) FILTER (WHERE id <> $1), 0) + gridx_escrow_held())::text AS held,
               COALESCE(SUM(balance) FILTER (WHERE id = $1), 0)::text AS world FROM accounts`,
       [SYSTEM_ACCOUNTS.world],
     );
@@ -239,12 +241,12 @@ export class PostgresLedger implements LedgerStore {
   }
 
   private async one(column: 'id' | 'key_hash' | 'peer_id' | 'address', value: string): Promise<Account | undefined> {
-    const { rows } = await this.pool.query<AccountRow>(`SELECT *, balance::text AS balance FROM accounts WHERE ${column} = $1`, [value]);
+    const { rows } = await this.pool.query<AccountRow>(`SELECT *, ${BALANCE} AS balance FROM accounts WHERE ${column} = $1`, [value]);
     return rows[0] && toAccount(rows[0]);
   }
 
   private async accountWith(client: pg.PoolClient, id: string): Promise<Account | undefined> {
-    const { rows } = await client.query<AccountRow>('SELECT *, balance::text AS balance FROM accounts WHERE id = $1', [id]);
+    const { rows } = await client.query<AccountRow>(`SELECT *, ${BALANCE} AS balance FROM accounts WHERE id = $1`, [id]);
     return rows[0] && toAccount(rows[0]);
   }
 }

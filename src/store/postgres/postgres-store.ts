@@ -19,6 +19,7 @@ import type {
   JobPatch,
   JobStore,
   ListOptions,
+  ManyClaim,
   NewJob,
   OwnerLoad,
   PendingFilter,
@@ -114,8 +115,22 @@ export class PostgresStore implements JobStore {
 
 
   async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
-    const client = await this.pool.connect();
     const at = now();
+    if (!job.replicas && !escrow) {
+      // The common case in one statement: the job and its event.
+      const { rows } = await this.pool.query<JobRow>(
+        `WITH added AS (
+           INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner, parent)
+           VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9, $10) RETURNING *),
+         event AS (INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('added')}, $4, owner FROM added)
+         SELECT * FROM added`,
+        [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null,
+          job.reward ?? null, job.owner ?? null, job.parent ?? null],
+      );
+      this.appended();
+      return toJob(rows[0]!);
+    }
+    const client = await this.pool.connect();
     const add = (j: NewJob, status: 'pending' | 'running', parent: string | null) =>
       client.query<JobRow>(
         `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, started_at, attempts, pinned, origin, description, reward,
@@ -254,6 +269,33 @@ export class PostgresStore implements JobStore {
     );
     if (rows[0]) this.appended();
     return rows[0] && toJob(rows[0]);
+  }
+
+  /** One statement: lock what is still pending, lease each, record executions and events. */
+  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]> {
+    if (claims.length === 0) return [];
+    if (claims.length > 4096) throw new Error('bug: a batch claim records one event per job, at most 4096 per transaction');
+    const { rows } = await this.pool.query<JobRow>(
+      `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::BIGINT[]) AS i (id, execution_id, deadline_at)),
+       next AS (
+         SELECT jobs.id, input.execution_id, input.deadline_at FROM jobs JOIN input ON input.id = jobs.id
+         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq FOR UPDATE OF jobs SKIP LOCKED),
+       claimed AS (
+         UPDATE jobs SET status = 'scheduled', execution_id = next.execution_id, attempts = jobs.attempts + 1, executed_by = $4,
+           updated_at = $5, lease_expires_at = gridx_now_ms() + $6::BIGINT, not_before = NULL, deadline_at = next.deadline_at
+         FROM next WHERE jobs.id = next.id RETURNING jobs.*),
+       execution AS (
+         INSERT INTO executions (id, job_id, attempt, node_id, status, started_at)
+         SELECT execution_id, id, attempts, $4, 'running', $5 FROM claimed),
+       event AS (
+         INSERT INTO events (pos, job_id, type, data, at, owner)
+         SELECT (pg_current_xact_id()::text::BIGINT << 12) + ROW_NUMBER() OVER () - 1, id, 'status', ${eventRow('claimed')}, $5, owner
+         FROM claimed)
+       SELECT * FROM claimed ORDER BY seq`,
+      [claims.map((c) => c.id), claims.map((c) => c.executionId), claims.map((c) => c.deadlineAt), nodeId, now(), leaseTtlMs],
+    );
+    if (rows.length > 0) this.appended();
+    return rows.map(toJob);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {

@@ -95,6 +95,11 @@ export class SqliteLedger implements LedgerStore {
       if (this.stmt('SELECT 1 FROM ledger WHERE id = ?').get(t.id)) continue;
       const from = this.balanceOf(t.from);
       if (from < t.amount && t.from !== SYSTEM_ACCOUNTS.world) throw insufficientFunds(t.from, from, t.amount);
+      // Escrow is held per task (as on PostgreSQL): a transfer out may not take its task's below zero.
+      if (t.from === SYSTEM_ACCOUNTS.escrow) {
+        const held = this.escrowOf(t.jobId);
+        if (held < t.amount) throw insufficientFunds(SYSTEM_ACCOUNTS.escrow, held, t.amount);
+      }
       this.setBalance(t.from, from - t.amount);
       this.setBalance(t.to, this.balanceOf(t.to) + t.amount);
       const result = this.stmt(`INSERT INTO ledger (${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...entryValues(t, at));
@@ -121,6 +126,18 @@ export class SqliteLedger implements LedgerStore {
       if (changed === 0) throw new GridxError('CONFLICT', `withdrawal ${id} is no longer ${expect.join('/')}`);
     }
     return posted;
+  }
+
+  /** What task `jobId` holds in escrow (the entries without a task: one bucket of their own). */
+  private escrowOf(jobId: string | undefined): bigint {
+    const escrow = `(credit = '${SYSTEM_ACCOUNTS.escrow}' OR debit = '${SYSTEM_ACCOUNTS.escrow}')`;
+    const rows = (
+      jobId === undefined
+        ? this.stmt(`SELECT credit, debit, amount FROM ledger WHERE job_id IS NULL AND ${escrow}`).all()
+        : this.stmt(`SELECT credit, debit, amount FROM ledger WHERE job_id = ? AND ${escrow}`).all(jobId)
+    ) as Array<{ credit: string; debit: string; amount: string }>;
+    const { escrow: e } = SYSTEM_ACCOUNTS;
+    return rows.reduce((sum, r) => sum + (r.credit === e ? BigInt(r.amount) : 0n) - (r.debit === e ? BigInt(r.amount) : 0n), 0n);
   }
 
   private balanceOf(id: string): bigint {

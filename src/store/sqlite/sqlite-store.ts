@@ -11,6 +11,7 @@ import type {
   JobPatch,
   JobStore,
   ListOptions,
+  ManyClaim,
   NewJob,
   OwnerLoad,
   PendingFilter,
@@ -232,6 +233,17 @@ export class SqliteStore implements JobStore {
     if (this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined) return undefined;
     this.appended();
     return this.get(id);
+  }
+
+  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]> {
+    const taken = this.db.transaction(() =>
+      claims.flatMap((c) => {
+        const row = this.stmt('SELECT id FROM jobs WHERE id = ? AND parent IS NULL').get(c.id);
+        return row && this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt }) !== undefined ? [c.id] : [];
+      }),
+    ).immediate();
+    if (taken.length > 0) this.appended();
+    return (await Promise.all(taken.map((id) => this.get(id)))).filter((j): j is Job => j !== undefined);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
