@@ -157,36 +157,39 @@ export class Leases implements Startable {
 
   /**
    * A worker's claim in one batch: up to `max` ready jobs that `fits` accepts and whose
-   * owners are under their running caps, taken together in one store call (replicas one
-   * by one, under the replica rule, and only with an account). Another server taking some
-   * of them first leaves a shorter batch; the scan is tried again a few times.
+   * owners are under their running caps, taken together in one store call that passes
+   * over what other claims hold (replicas one by one, under the replica rule, and only
+   * with an account). When others took the candidates first, the scan is tried again a
+   * few times.
    */
   async claimBatch(claimant: Claimant, max: number, fits: (job: Job) => boolean): Promise<Array<{ job: Job; leaseToken: string }>> {
     const { store, lifecycle, leaseTtlMs } = this.deps;
     const taken: Array<{ job: Job; leaseToken: string }> = [];
     for (let scan = 0; scan < BATCH_SCANS && taken.length < max; scan++) {
       const caps = await this.caps.pass();
-      const batch: ManyClaim[] = [];
+      const candidates: ManyClaim[] = [];
       const replicas: Job[] = [];
-      // A window a few times the batch: what the caps and `fits` pass over, without loading the queue.
-      const pending = await store.pendingReady(Math.min(CLAIM_SCAN, Math.max(16, 4 * max)), caps.filter());
-      for (const job of pending) {
-        if (taken.length + batch.length + replicas.length >= max) break;
+      // A window a few times the batch: what the caps and `fits` pass over, and what
+      // claims racing for the head of the queue take first, without loading the queue.
+      for (const job of await store.pendingReady(Math.min(CLAIM_SCAN, Math.max(16, 4 * max)), caps.filter())) {
         if (!caps.admits(job.owner) || !fits(job) || (job.parent && !claimant.accountId)) continue;
         caps.took(job.owner);
         if (job.parent) replicas.push(job);
-        else batch.push({ id: job.id, executionId: randomUUID(), deadlineAt: this.claimDeadline(job) });
+        else candidates.push({ id: job.id, executionId: randomUUID(), deadlineAt: this.claimDeadline(job) });
       }
-      const before = taken.length;
-      for (const job of await lifecycle.claimMany(batch, claimant.holder, leaseTtlMs)) taken.push({ job, leaseToken: job.executionId! });
+      // The store takes the first `want` of them that no other claim holds.
+      const want = max - taken.length;
+      const got = await lifecycle.claimMany(candidates, claimant.holder, leaseTtlMs, want);
+      for (const job of got) taken.push({ job, leaseToken: job.executionId! });
       for (const job of replicas) {
+        if (taken.length >= max) break;
         const leaseToken = randomUUID();
         const terms = { accountId: claimant.accountId!, deadlineAt: this.claimDeadline(job) };
         const held = await lifecycle.claim(job.id, claimant.holder, leaseToken, leaseTtlMs, terms);
         if (held) taken.push({ job: held, leaseToken });
       }
-      // Scanned again only when others took some of what it picked: otherwise the next scan finds the same.
-      if (taken.length - before === batch.length + replicas.length) break;
+      // Scanned again only when others took candidates it wanted: otherwise the next scan finds the same.
+      if (got.length === Math.min(want, candidates.length)) break;
     }
     return taken;
   }

@@ -46,8 +46,8 @@ export class Lifecycle {
   }
 
   /** pending → scheduled for several jobs at once (no replicas), each under its own lease. Only leases.ts calls this. */
-  async claimMany(claims: readonly ManyClaim[], holder: string, ttlMs: number): Promise<Job[]> {
-    const jobs = await this.deps.store.claimMany(claims, holder, ttlMs);
+  async claimMany(claims: readonly ManyClaim[], holder: string, ttlMs: number, max?: number): Promise<Job[]> {
+    const jobs = await this.deps.store.claimMany(claims, holder, ttlMs, max);
     for (const job of jobs) this.deps.events.emit('job:status', { job });
     return jobs;
   }

@@ -194,12 +194,14 @@ export interface JobStore {
    */
   claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
   /**
-   * Claims several pending jobs for `nodeId` at once (one statement on PostgreSQL), each
-   * under its own lease token and deadline, as `claim` would; returns those taken (others
-   * were taken first elsewhere). Replicas (jobs with a parent) are never taken here: they
-   * go through `claim` and its replica rule.
+   * Claims up to `max` of the pending jobs `claims` names for `nodeId` at once (one
+   * statement on PostgreSQL), in queue order, each under its own lease token and deadline
+   * as `claim` would; jobs another claim holds or took are passed over for the next, so
+   * workers racing for the head of the queue each take different jobs. Returns those
+   * taken. Replicas (jobs with a parent) are never taken here: they go through `claim`
+   * and its replica rule.
    */
-  claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]>;
+  claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max?: number): Promise<Job[]>;
   /**
    * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those
    * `holder` holds when given; returns those renewed.

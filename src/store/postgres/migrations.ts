@@ -264,8 +264,13 @@ export const PG_MIGRATIONS: readonly string[] = [
       CONTINUE WHEN new_seq IS NULL;
       IF t->>'from' = 'escrow' THEN
         PERFORM pg_advisory_xact_lock(hashtext('gridx-escrow:' || COALESCE(t->>'jobId', '')));
-        SELECT COALESCE(SUM(amount * ((credit = 'escrow')::int - (debit = 'escrow')::int)), 0) INTO bal FROM ledger
-          WHERE job_id IS NOT DISTINCT FROM t->>'jobId' AND (credit = 'escrow' OR debit = 'escrow');
+        IF t->>'jobId' IS NULL THEN
+          SELECT COALESCE(SUM(amount * ((credit = 'escrow')::int - (debit = 'escrow')::int)), 0) INTO bal FROM ledger
+            WHERE job_id IS NULL AND (credit = 'escrow' OR debit = 'escrow');
+        ELSE
+          SELECT COALESCE(SUM(amount * ((credit = 'escrow')::int - (debit = 'escrow')::int)), 0) INTO bal FROM ledger
+            WHERE job_id = t->>'jobId' AND (credit = 'escrow' OR debit = 'escrow');
+        END IF;
         IF bal < 0 THEN
           RAISE EXCEPTION USING ERRCODE = 'P0402', MESSAGE = 'escrow', DETAIL = (bal + amt)::text, HINT = amt::text;
         END IF;

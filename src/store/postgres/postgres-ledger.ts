@@ -34,6 +34,12 @@ import { inflowOf, insufficientFunds } from '../ledger-checks.js';
 
 /** Serialization failures and deadlocks: the transaction is retried from the start. */
 const RETRYABLE = new Set(['40001', '40P01']);
+/** A transfer as gridx_post reads it (amounts as decimal strings). */
+export function transferWire(t: Transfer): Record<string, unknown> {
+  if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
+  return { ...t, amount: t.amount.toString() };
+}
+
 /** An account's balance as text; escrow's is derived from the journal, where it is kept per task (see the migrations). */
 const BALANCE = `(CASE WHEN id = '${SYSTEM_ACCOUNTS.escrow}' THEN gridx_escrow_held() ELSE balance END)::text`;
 
@@ -114,18 +120,23 @@ export class PostgresLedger implements LedgerStore {
 
   /** Journals and applies the transfers with one call of gridx_post (PG migration 5). */
   private async postIn(db: pg.Pool | pg.PoolClient, transfers: readonly Transfer[], settleJob?: string): Promise<LedgerEntry[]> {
-    for (const t of transfers) if (t.amount <= 0n) throw new Error(`bug: transfer ${t.id} moves ${t.amount}; amounts are positive`);
     if (transfers.length === 0 && settleJob === undefined) return [];
     const at = new Date().toISOString();
-    const wire = transfers.map((t) => ({ ...t, amount: t.amount.toString() }));
-    try {
-      const { rows } = await db.query<{ posted_id: string; posted_seq: string }>('SELECT * FROM gridx_post($1::jsonb, $2, $3)', [
-        JSON.stringify(wire),
+    const { rows } = await this.errorsOf(() =>
+      db.query<{ posted_id: string; posted_seq: string }>('SELECT * FROM gridx_post($1::jsonb, $2, $3)', [
+        JSON.stringify(transfers.map(transferWire)),
         settleJob ?? null,
         at,
-      ]);
-      const seqs = new Map(rows.map((r) => [r.posted_id, Number(r.posted_seq)]));
-      return transfers.filter((t) => seqs.has(t.id)).map((t) => ({ ...t, seq: seqs.get(t.id)!, at }));
+      ]),
+    );
+    const seqs = new Map(rows.map((r) => [r.posted_id, Number(r.posted_seq)]));
+    return transfers.filter((t) => seqs.has(t.id)).map((t) => ({ ...t, seq: seqs.get(t.id)!, at }));
+  }
+
+  /** Runs a statement that calls gridx_post, its refusals turned into the ledger's errors. */
+  async errorsOf<T>(statement: () => Promise<T>): Promise<T> {
+    try {
+      return await statement();
     } catch (err) {
       const { code, message, detail, hint } = err as { code?: string; message?: string; detail?: string; hint?: string };
       if (code === 'P0404') throw new GridxError('NOT_FOUND', `no account ${message}`);

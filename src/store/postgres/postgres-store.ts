@@ -41,7 +41,7 @@ import {
   toRunner,
 } from '../rows.js';
 import { migrate } from './migrations.js';
-import { PostgresLedger } from './postgres-ledger.js';
+import { PostgresLedger, transferWire } from './postgres-ledger.js';
 import type { Transfer } from '../ledger-store.js';
 
 const MAX_PAGE = 500;
@@ -116,16 +116,19 @@ export class PostgresStore implements JobStore {
 
   async insert(job: NewJob, escrow?: Transfer): Promise<Job> {
     const at = now();
-    if (!job.replicas && !escrow) {
-      // The common case in one statement: the job and its event.
-      const { rows } = await this.pool.query<JobRow>(
-        `WITH added AS (
-           INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner, parent)
-           VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9, $10) RETURNING *),
-         event AS (INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('added')}, $4, owner FROM added)
-         SELECT * FROM added`,
-        [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null,
-          job.reward ?? null, job.owner ?? null, job.parent ?? null],
+    if (!job.replicas) {
+      // The common case in one statement: the job, its event and its escrow (gridx_post
+      // raises when the payer cannot pay, and then nothing is written).
+      const { rows } = await this.ledger.errorsOf(() =>
+        this.pool.query<JobRow>(
+          `WITH added AS (
+             INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner, parent)
+             VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9, $10) RETURNING *),
+           event AS (INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('added')}, $4, owner FROM added)
+           ${escrow ? ', escrow AS (SELECT COUNT(*) AS n FROM gridx_post($11::jsonb, NULL, $4)) SELECT added.* FROM added, escrow' : 'SELECT * FROM added'}`,
+          [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null,
+            job.reward ?? null, job.owner ?? null, job.parent ?? null, ...(escrow ? [JSON.stringify([transferWire(escrow)])] : [])],
+        ),
       );
       this.appended();
       return toJob(rows[0]!);
@@ -272,14 +275,14 @@ export class PostgresStore implements JobStore {
   }
 
   /** One statement: lock what is still pending, lease each, record executions and events. */
-  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]> {
+  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max = claims.length): Promise<Job[]> {
     if (claims.length === 0) return [];
     if (claims.length > 4096) throw new Error('bug: a batch claim records one event per job, at most 4096 per transaction');
     const { rows } = await this.pool.query<JobRow>(
       `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::BIGINT[]) AS i (id, execution_id, deadline_at)),
        next AS (
          SELECT jobs.id, input.execution_id, input.deadline_at FROM jobs JOIN input ON input.id = jobs.id
-         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq FOR UPDATE OF jobs SKIP LOCKED),
+         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq LIMIT $7 FOR UPDATE OF jobs SKIP LOCKED),
        claimed AS (
          UPDATE jobs SET status = 'scheduled', execution_id = next.execution_id, attempts = jobs.attempts + 1, executed_by = $4,
            updated_at = $5, lease_expires_at = gridx_now_ms() + $6::BIGINT, not_before = NULL, deadline_at = next.deadline_at
@@ -292,7 +295,7 @@ export class PostgresStore implements JobStore {
          SELECT (pg_current_xact_id()::text::BIGINT << 12) + ROW_NUMBER() OVER () - 1, id, 'status', ${eventRow('claimed')}, $5, owner
          FROM claimed)
        SELECT * FROM claimed ORDER BY seq`,
-      [claims.map((c) => c.id), claims.map((c) => c.executionId), claims.map((c) => c.deadlineAt), nodeId, now(), leaseTtlMs],
+      [claims.map((c) => c.id), claims.map((c) => c.executionId), claims.map((c) => c.deadlineAt), nodeId, now(), leaseTtlMs, max],
     );
     if (rows.length > 0) this.appended();
     return rows.map(toJob);

@@ -235,13 +235,16 @@ export class SqliteStore implements JobStore {
     return this.get(id);
   }
 
-  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number): Promise<Job[]> {
-    const taken = this.db.transaction(() =>
-      claims.flatMap((c) => {
-        const row = this.stmt('SELECT id FROM jobs WHERE id = ? AND parent IS NULL').get(c.id);
-        return row && this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt }) !== undefined ? [c.id] : [];
-      }),
-    ).immediate();
+  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max = claims.length): Promise<Job[]> {
+    const taken = this.db.transaction(() => {
+      const ids: string[] = [];
+      for (const c of claims) {
+        if (ids.length >= max) break;
+        if (!this.stmt('SELECT id FROM jobs WHERE id = ? AND parent IS NULL').get(c.id)) continue;
+        if (this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt }) !== undefined) ids.push(c.id);
+      }
+      return ids;
+    }).immediate();
     if (taken.length > 0) this.appended();
     return (await Promise.all(taken.map((id) => this.get(id)))).filter((j): j is Job => j !== undefined);
   }
