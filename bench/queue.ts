@@ -17,13 +17,14 @@
  *            and with escrow, side by side, and N settlements (payout to the worker).
  *
  *   soak:    (only with --only soak) retention under 20,000 tasks: the events table stops growing.
+ *   fleet:   (only with --only fleet) 2 server processes on one PostgreSQL, 8 runner processes.
  *
- * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http|ledger|soak]
+ * Usage: npm run bench:queue -- [--tasks N] [--workers W] [--rounds K] [--runners R] [--only store|http|ledger|soak|fleet]
  * Needs PostgreSQL: scripts/postgres.sh starts one and prints its URL (or set GRIDX_BENCH_PG).
  */
 
 import '../src/polyfills.js';
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -68,9 +69,10 @@ const { values } = parseArgs({
     'runner-slots': { type: 'string', default: '8' },
     'http-tasks': { type: 'string', default: '2000' },
     'soak-tasks': { type: 'string', default: '20000' },
+    'fleet-runners': { type: 'string', default: '8' },
     /** Seconds the soak keeps events. */
     'soak-retention': { type: 'string', default: '10' },
-    /** "store", "http", "ledger" or "soak" (only by name): run only that part. */
+    /** "store", "http", "ledger", or "soak" / "fleet" (run only by name): run only that part. */
     only: { type: 'string' },
   },
 });
@@ -80,6 +82,7 @@ const ROUNDS = Number(values.rounds);
 const RUNNERS = Number(values.runners);
 const RUNNER_SLOTS = Number(values['runner-slots']);
 const HTTP_TASKS = Number(values['http-tasks']);
+const FLEET_RUNNERS = Number(values['fleet-runners']);
 
 const pgUrl = process.env.GRIDX_BENCH_PG ?? execFileSync('bash', ['scripts/postgres.sh'], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
 
@@ -471,4 +474,98 @@ if (values.only === 'soak') {
     await store.close();
     await dropSchema(schema);
   }
+}
+
+/**
+ * The fleet (only with --only fleet): 2 `gridx server` processes on one PostgreSQL and
+ * --fleet-runners `gridx runner` processes (the no-op executor, GRIDX_BENCH_EXECUTOR=noop,
+ * --runner-slots each), half on each server; 16 clients of this process POST --http-tasks
+ * tasks to both servers in turn. Free tasks, then paid ones (each escrows 1 and pays the
+ * runners' account), each on a fresh schema; tasks/s from the first submit until the store
+ * counts them all completed (and, paid, all settled). Target: ≥ 1,000 tasks/s, paid ≥ 0.9× free.
+ */
+async function fleetRun(paid: boolean): Promise<Figures> {
+  const schema = schemaName('bench_fleet');
+  const db = `${pgUrl}?schema=${schema}`;
+  const store = await PostgresStore.open(pgUrl, { schema });
+  const accounts = new Accounts(store.ledger);
+  const ledger = new Ledger({ store, accounts, log: silentLogger, feeBasisPoints: 0 });
+  const payer = await accounts.create('user', 'bench-payer');
+  const worker = await accounts.create('runner', 'bench-worker');
+  if (paid) await ledger.credit(payer.account.id, BigInt(HTTP_TASKS) * 10n ** 18n, 'bench');
+  const cli = path.resolve('dist/src/cli/main.js');
+  const env = { ...process.env, GRIDX_RATE_LIMIT: '0', GRIDX_ACCOUNT_QUEUED: String(HTTP_TASKS), GRIDX_MAX_QUEUED: String(HTTP_TASKS), GRIDX_ACCOUNT_RUNNING: '100000', GRIDX_LOG_LEVEL: 'warn' };
+  const children: ChildProcess[] = [];
+  const started = (child: ChildProcess, ready: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`did not start:\n${out}`)), 30_000);
+      const read = (d: Buffer) => {
+        out += d.toString();
+        const m = ready.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1] ?? '');
+        }
+      };
+      child.stdout!.on('data', read);
+      child.stderr!.on('data', read);
+      child.once('exit', () => reject(new Error(`exited:\n${out}`)));
+    });
+  try {
+    const urls: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-fleet-'));
+      const child = spawn(process.execPath, [cli, 'server', '--no-mesh', '--slots', '0', '--api-port', '0', '--db', db, '--data-dir', dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      urls.push(await started(child, /listening on (http:\/\/\S+)/));
+    }
+    await Promise.all(
+      Array.from({ length: FLEET_RUNNERS }, (_, i) => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-fleet-runner-'));
+        const args = [cli, 'runner', '--server', urls[i % 2]!, '--key', worker.key, '--slots', String(RUNNER_SLOTS), '--data-dir', dir, '--name', `r${i}`];
+        const child = spawn(process.execPath, args, { env: { ...env, GRIDX_BENCH_EXECUTOR: 'noop' }, stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        return started(child, /working for/);
+      }),
+    );
+    const clients = urls.map((url) => new GridxClient(url, { token: payer.key }));
+    const task = { title: 'noop', config: { command: ['true'] }, environment: { config: { image: 'bench' } }, ...(paid ? { reward: '1' } : {}) };
+    const t0 = performance.now();
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, c) => {
+        while (sent < HTTP_TASKS) {
+          sent++;
+          await clients[c % 2]!.submitTask(task);
+        }
+      }),
+    );
+    for (;;) {
+      const counts = await store.countByStatus();
+      if (counts.completed === HTTP_TASKS && (!paid || (await ledger.balanceOf(worker.account.id)) === BigInt(HTTP_TASKS) * 10n ** 18n)) break;
+      if (performance.now() - t0 > 600_000) throw new Error(`fleet: not done after 10 minutes: ${JSON.stringify(counts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { tasksPerSec: HTTP_TASKS / ((performance.now() - t0) / 1000) };
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    await store.close();
+    await dropSchema(schema);
+  }
+}
+
+if (values.only === 'fleet') {
+  console.log(`fleet: 2 gridx server processes on one PostgreSQL, ${FLEET_RUNNERS} gridx runner processes × ${RUNNER_SLOTS} slots (no-op executor), ${HTTP_TASKS} tasks from 16 clients; free and paid, ${ROUNDS} rounds`);
+  const free: number[] = [];
+  const paid: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const got: Record<string, number> = {};
+    for (const isPaid of flipped([false, true], round - 1)) got[isPaid ? 'paid' : 'free'] = (await fleetRun(isPaid)).tasksPerSec;
+    free.push(got.free!);
+    paid.push(got.paid!);
+    console.log(`  round ${round}  free ${got.free!.toFixed(0).padStart(5)} tasks/s  paid ${got.paid!.toFixed(0).padStart(5)} tasks/s  paid / free ${(got.paid! / got.free!).toFixed(2)}×`);
+  }
+  console.log(`  median free ${median(free).toFixed(0)} tasks/s (target ≥ 1000), paid ${median(paid).toFixed(0)} tasks/s, paid / free ${median(paid.map((p, i) => p / free[i]!)).toFixed(2)}× (target ≥ 0.9)`);
 }

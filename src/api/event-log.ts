@@ -45,6 +45,7 @@ export class EventLog {
   private tailing?: Promise<void>;
   private again = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private afterWake?: NodeJS.Timeout;
   private stopped = false;
 
   constructor(
@@ -127,11 +128,14 @@ export class EventLog {
     await this.tailing;
   }
 
+  /** One read after the wakes of the last `ms`: a burst of writes costs one more read, not one each. */
   private later(ms: number): void {
-    const timer = setTimeout(() => {
+    if (this.afterWake) return;
+    const timer = (this.afterWake = setTimeout(() => {
       this.timers.delete(timer);
+      this.afterWake = undefined;
       this.tail();
-    }, ms);
+    }, ms));
     timer.unref();
     this.timers.add(timer);
   }

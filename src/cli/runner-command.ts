@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { invalid, quote } from '../errors.js';
 import { createLogger, type LogLevel } from '../logger.js';
+import { NoopExecutor } from '../executor/noop/noop-executor.js';
 import { GridxRunner } from '../node/runner.js';
 import { waitForSignal } from './signals.js';
 
@@ -63,6 +64,8 @@ export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
     log,
     ...(values.name ? { name: values.name } : {}),
     ...((values.key ?? env.GRIDX_KEY) ? { accountKey: values.key ?? env.GRIDX_KEY } : {}),
+    // For benchmarks of the queue (bench/queue.ts --only fleet): every job "runs" at once, no Docker.
+    ...(env.GRIDX_BENCH_EXECUTOR === 'noop' ? { executor: () => new NoopExecutor({ output: 'ok\n' }) } : {}),
   });
   await runner.start();
   console.log(`Grid-X runner ${runner.id} working for ${server}`);

@@ -59,6 +59,8 @@ interface Running {
 const CREDENTIALS_FILE = 'runner.json';
 const CLAIM_WAIT_S = 20;
 const OUTPUT_FLUSH_MS = 100;
+/** A job still running after this long is reported started; one that ended sooner only its result. */
+const STARTED_AFTER_MS = 50;
 /** How long a finished job's report is retried while the server is unreachable. */
 const REPORT_RETRY_MS = 10 * 60_000;
 
@@ -253,11 +255,21 @@ export class GridxRunner {
       await this.report(job, state, () => this.client.failed(token, reason, messageOf(err)));
       return;
     }
-    await this.client.started(token).catch((err: unknown) => this.onLeaseError(token, state, err));
+    // A job that ends within STARTED_AFTER_MS reports only its result (a result may end a
+    // job the server still has as scheduled): short tasks cost one request, not two.
+    const ended = new AbortController();
+    const started = sleep(STARTED_AFTER_MS, ended.signal).then(() =>
+      ended.signal.aborted ? undefined : this.client.started(token).catch((err: unknown) => this.onLeaseError(token, state, err)),
+    );
     const result = await this.executor.wait(token);
+    ended.abort();
+    await started;
     if (state.lost) return;
     if (this.stopped && result.cancelled) return; // given back when the runner leaves
-    await this.flush(token, state);
+    // What was printed since the last flush goes with the result, which carries all of it:
+    // the server relays what it had not seen before it records the end.
+    await state.flushing;
+    state.chunks.length = 0;
     this.unsent.set(token, (result.outputs?.files ?? []).map((f) => f.sha256));
     try {
       await this.report(job, state, async () => {

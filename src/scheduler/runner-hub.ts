@@ -283,11 +283,25 @@ export class RunnerHub implements Startable {
     if (!job || job.executionId !== token) return this.refuse(execution.jobId, token);
     if (result.outputs) this.mustHoldOutputs(result.outputs, token);
     const capped = this.cap(result);
+    this.relayRest(job.id, token, capped);
     const written = await this.deps.lifecycle.finish(job, token, capped);
     if (!written) return this.refuse(job.id, token);
     this.relays.delete(token);
     this.deps.log.info(`job ${job.id} ${written.status} on runner ${runner.id}`);
     return written;
+  }
+
+  /**
+   * Relays what the result holds beyond the output relayed live (a runner sends the last
+   * of it, or all of a short job's, with the result): followers see every line, before the end.
+   */
+  private relayRest(jobId: string, token: string, result: ExecutionResult): void {
+    const relay = this.relays.get(token);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const seen = relay ? relay[stream].text() : '';
+      const all = result[stream];
+      if (all.length > seen.length && all.startsWith(seen)) this.deps.events.emit('job:output', { jobId, stream, data: all.slice(seen.length) });
+    }
   }
 
   /**
