@@ -1,14 +1,16 @@
 /**
  * The one place that wires components and orders their start and stop. Components are
  * Startable (domain/startable.ts); policy lives in them, not here.
- * Start: identity → store → ledger → blob store → output volumes (reaps a crash's) →
+ * Start: identity → store → duties (which singleton duties of a fleet this server holds) →
+ * ledger → blob store → output volumes (reaps a crash's) →
  * executor → monitor → runner hub → event log → API (listens; submits wait for the
  * scheduler) → mesh → scheduler (reap, recover, then claim, renew and sweep) → chain
  * settlement → verifier (decides what ended meanwhile) → payouts (settle what ended
  * meanwhile).
  * Stop: refuse new work (shutdown signal) → runner hub → verifier → scheduler (stops
  * running jobs and requeues them) → API → chain settlement → payouts (waits for those
- * under way) → mesh → monitor → event log → output volumes → blob store → store.
+ * under way) → mesh → monitor → event log → duties (handed over at once) → output volumes →
+ * blob store → store.
  */
 
 import type { FastifyInstance } from 'fastify';
