@@ -28,6 +28,14 @@ export const duration: Parser<number> = (raw) => {
   return ms !== undefined && ms > 0 ? ms : undefined;
 };
 
+/** A duration of at least `minMs`. */
+export const durationAtLeast =
+  (minMs: number): Parser<number> =>
+  (raw) => {
+    const ms = duration(raw);
+    return ms !== undefined && ms >= minMs ? ms : undefined;
+  };
+
 export const cpus: Parser<number> = (raw) =>
   typeof raw === 'string' || typeof raw === 'number' ? parseCpus(raw) : undefined;
 

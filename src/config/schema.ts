@@ -9,7 +9,7 @@ import path from 'node:path';
 import { LEDGER_SETTINGS } from './ledger-settings.js';
 import { type MeshAccept, TRUST_SETTINGS } from './trust-settings.js';
 import { SANDBOX_SETTINGS } from './sandbox-settings.js';
-import { type Parser, bool, duration, int, list, size, str } from './parsers.js';
+import { type Parser, bool, duration, durationAtLeast, int, list, size, str } from './parsers.js';
 import type { Secret } from './secret.js';
 
 export { Secret } from './secret.js';
@@ -223,10 +223,7 @@ export const SETTINGS = {
     key: 'scheduler.lease_ttl',
     env: 'GRIDX_LEASE_TTL',
     expect: 'a duration of at least 1s, such as "30s"',
-    parse: (raw: unknown) => {
-      const ms = duration(raw);
-      return ms !== undefined && ms >= 1000 ? ms : undefined;
-    },
+    parse: durationAtLeast(1000),
     default: () => 30_000,
     doc: 'How long a claimed job is held without a renewal; then it goes back to the queue (attempt counted).',
   },
@@ -242,10 +239,7 @@ export const SETTINGS = {
     key: 'events.retention',
     env: 'GRIDX_EVENTS_RETENTION',
     expect: 'a duration of at least 1s, such as "7d"',
-    parse: (raw: unknown) => {
-      const ms = duration(raw);
-      return ms !== undefined && ms >= 1000 ? ms : undefined;
-    },
+    parse: durationAtLeast(1000),
     default: () => 7 * 24 * 3600_000,
     doc: 'How long the update stream (/api/events) keeps events; older ones are deleted, and a client resuming before them is told where to restart.',
   },

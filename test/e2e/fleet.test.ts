@@ -11,15 +11,13 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { loadConfig } from '../../src/config/load.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
-import { silentLogger } from '../../src/logger.js';
-import { GridxRunner } from '../../src/node/runner.js';
+import type { GridxRunner } from '../../src/node/runner.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import type { TaskEvent } from '../../src/wire/parity.js';
 import { containersOf, docker, eventually } from '../helpers/docker.js';
-import { tempDir } from '../helpers/node.js';
+import { startNoopRunner, tempDir } from '../helpers/node.js';
 import { type NodeProcess, cliAccount, freePort, spawnNode, spawnRunner } from '../helpers/process.js';
 
 const FAST_LEASES = { GRIDX_LEASE_TTL: '2s', GRIDX_RETRY_BACKOFF: '0' };
@@ -41,22 +39,7 @@ const task = (i: number, seconds = 0) => ({
 async function noopRunners(urls: string[], key: string, delayMs = 2): Promise<{ runners: GridxRunner[]; executors: NoopExecutor[] }> {
   const executors: NoopExecutor[] = [];
   const runners = await Promise.all(
-    urls.map(async (serverUrl, i) => {
-      const runner = new GridxRunner({
-        config: loadConfig({ flags: { slots: 4, dataDir: tempDir('gridx-runner-') } }),
-        serverUrl,
-        name: `r${i}`,
-        accountKey: key,
-        log: silentLogger,
-        executor: () => {
-          const executor = new NoopExecutor({ delayMs, output: 'ok\n' });
-          executors.push(executor);
-          return executor;
-        },
-      });
-      await runner.start();
-      return runner;
-    }),
+    urls.map((serverUrl, i) => startNoopRunner({ serverUrl, slots: 4, name: `r${i}`, accountKey: key, delayMs, executors })),
   );
   return { runners, executors };
 }

@@ -5,7 +5,9 @@ import { loadConfig } from '../../src/config/load.js';
 import type { Overrides } from '../../src/config/schema.js';
 import type { Executor } from '../../src/executor/executor.js';
 import { createLogger, silentLogger } from '../../src/logger.js';
+import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { GridxNode } from '../../src/node/node.js';
+import { GridxRunner } from '../../src/node/runner.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { parseAmount } from '../../src/domain/amount.js';
 
@@ -59,4 +61,33 @@ export async function fundedAccount(
   const { account, key } = await t.node.accounts!.create(options.kind ?? 'user', options.name ?? 'tester');
   if (credits !== '0') await t.node.ledger!.credit(account.id, parseAmount(credits, 'credits'), 'test credit');
   return { id: account.id, key, client: new GridxClient(t.url, { token: key }) };
+}
+
+/**
+ * A GridxRunner in this process: the real runner code over HTTP, with a no-op executor that
+ * "runs" each job for `delayMs` and prints "ok"; each executor it makes is pushed onto
+ * `executors`, for assertions on what ran.
+ */
+export async function startNoopRunner(options: {
+  serverUrl: string;
+  slots: number;
+  name: string;
+  delayMs: number;
+  accountKey?: string;
+  executors?: NoopExecutor[];
+}): Promise<GridxRunner> {
+  const runner = new GridxRunner({
+    config: loadConfig({ flags: { slots: options.slots, dataDir: tempDir('gridx-runner-') } }),
+    serverUrl: options.serverUrl,
+    name: options.name,
+    ...(options.accountKey ? { accountKey: options.accountKey } : {}),
+    log: process.env.GRIDX_TEST_LOG ? createLogger('debug') : silentLogger,
+    executor: () => {
+      const executor = new NoopExecutor({ delayMs: options.delayMs, output: 'ok\n' });
+      options.executors?.push(executor);
+      return executor;
+    },
+  });
+  await runner.start();
+  return runner;
 }

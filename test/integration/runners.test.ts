@@ -8,11 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { newSigningKeys } from '../../src/domain/result-digest.js';
 import { loadConfig } from '../../src/config/load.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
-import { createLogger, silentLogger } from '../../src/logger.js';
+import { silentLogger } from '../../src/logger.js';
 import { GridxRunner } from '../../src/node/runner.js';
 import { RunnerClient } from '../../src/sdk/runner-client.js';
 import { eventually } from '../helpers/docker.js';
-import { type TestNode, startTestNode, tempDir } from '../helpers/node.js';
+import { type TestNode, startNoopRunner, startTestNode, tempDir } from '../helpers/node.js';
 import { errorOf, okResult as ok } from '../helpers/fixtures.js';
 
 const TASK = {
@@ -191,21 +191,7 @@ describe('gridx runner (GridxRunner with the no-op executor)', () => {
   it('takes tasks, reports them, and gives running ones back when it stops', async () => {
     const server = await startTestNode({ flags: { slots: 0 }, env: { GRIDX_RETRY_BACKOFF: '0' }, executor: new NoopExecutor() });
     const executors: NoopExecutor[] = [];
-    const start = async (delayMs: number) => {
-      const runner = new GridxRunner({
-        config: loadConfig({ flags: { slots: 2, dataDir: tempDir('gridx-runner-') } }),
-        serverUrl: server.url,
-        name: 'noop',
-        log: process.env.GRIDX_TEST_LOG ? createLogger('debug') : silentLogger,
-        executor: () => {
-          const executor = new NoopExecutor({ delayMs, output: 'ok\n' });
-          executors.push(executor);
-          return executor;
-        },
-      });
-      await runner.start();
-      return runner;
-    };
+    const start = (delayMs: number) => startNoopRunner({ serverUrl: server.url, slots: 2, name: 'noop', delayMs, executors });
     try {
       const fast = await start(5);
       const tasks = await Promise.all(Array.from({ length: 10 }, () => server.client.submitTask(TASK)));
