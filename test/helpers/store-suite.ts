@@ -229,17 +229,18 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
     it('leases expire unless renewed; a renewal after expiry is refused', async () => {
       await store.insert({ id: 'a', spec: SPEC });
       await store.insert({ id: 'b', spec: SPEC });
-      const a = await claimNext(store, 'runner-1', 'lease-a', 150);
-      await claimNext(store, 'runner-1', 'lease-b', 150);
+      // Margins of hundreds of ms: the suite runs beside others on 2 cores.
+      const a = await claimNext(store, 'runner-1', 'lease-a', 500);
+      await claimNext(store, 'runner-1', 'lease-b', 500);
       expect(a?.leaseExpiresAt).toBeDefined();
       expect(await store.expiredLeases(10)).toEqual([]);
-      await sleep(80);
-      expect(await store.renewLeases(['lease-a', 'lease-b'], 150, 'runner-2')).toEqual([]);
-      expect(await store.renewLeases(['lease-a', 'forged'], 150, 'runner-1')).toEqual(['lease-a']);
-      await sleep(100);
+      await sleep(50);
+      expect(await store.renewLeases(['lease-a', 'lease-b'], 10_000, 'runner-2')).toEqual([]);
+      expect(await store.renewLeases(['lease-a', 'forged'], 10_000, 'runner-1')).toEqual(['lease-a']);
+      await sleep(550);
       // b was not renewed: expired; a was: still held.
       expect((await store.expiredLeases(10)).map((j) => j.id)).toEqual(['b']);
-      expect(await store.renewLeases(['lease-b'], 150)).toEqual([]);
+      expect(await store.renewLeases(['lease-b'], 10_000)).toEqual([]);
       // The sweep's requeue is conditional on the lease still being expired.
       expect(
         await store.transition('a', { status: ['scheduled'], executionId: 'lease-a', leaseExpired: true }, { status: 'pending', executionId: null }),
@@ -247,7 +248,7 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       const requeued = await store.transition(
         'b',
         { status: ['scheduled'], executionId: 'lease-b', leaseExpired: true },
-        { status: 'pending', executionId: null, notBefore: Date.now() + 150 },
+        { status: 'pending', executionId: null, notBefore: store.now() + 150 },
       );
       expect(requeued).toMatchObject({ status: 'pending', attempts: 1 });
       expect(requeued?.leaseExpiresAt).toBeUndefined();
@@ -259,7 +260,7 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       await store.insert({ id: 'a', spec: SPEC });
       await store.insert({ id: 'b', spec: SPEC });
       await claimNext(store, 'n', 'e1');
-      await store.transition('a', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null, notBefore: Date.now() + 200 });
+      await store.transition('a', { status: ['scheduled'], executionId: 'e1' }, { status: 'pending', executionId: null, notBefore: store.now() + 200 });
       expect((await store.pendingReady(10)).map((j) => j.id)).toEqual(['b']);
       expect((await claimNext(store, 'n', 'e2'))?.id).toBe('b');
       expect(await claimNext(store, 'n', 'e3')).toBeUndefined();
@@ -314,16 +315,16 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
     it('keeps a deadline that renewals never move; the write past it is conditional on it', async () => {
       await store.insert({ id: 'a', spec: SPEC });
       await store.insert({ id: 'b', spec: SPEC });
-      await store.claim('a', 'runner-1', 'lease-a', 10_000, { deadlineAt: Date.now() + 100 });
-      await store.claim('b', 'runner-1', 'lease-b', 10_000, { deadlineAt: Date.now() + 60_000 });
+      await store.claim('a', 'runner-1', 'lease-a', 10_000, { deadlineAt: store.now() + 100 });
+      await store.claim('b', 'runner-1', 'lease-b', 10_000, { deadlineAt: store.now() + 60_000 });
       expect(await store.overdue(10)).toEqual([]);
       await sleep(120);
       expect(await store.renewLeases(['lease-a'], 10_000, 'runner-1')).toEqual(['lease-a']);
       expect((await store.overdue(10)).map((j) => j.id)).toEqual(['a']);
       // b starts: its deadline is set anew, and a write expecting it passed loses.
-      await store.transition('b', { status: ['scheduled'], executionId: 'lease-b' }, { status: 'running', deadlineAt: Date.now() + 100 });
+      await store.transition('b', { status: ['scheduled'], executionId: 'lease-b' }, { status: 'running', deadlineAt: store.now() + 400 });
       expect(await store.transition('b', { status: ['running'], executionId: 'lease-b', deadlinePassed: true }, { status: 'timed_out', executionId: null })).toBeUndefined();
-      await sleep(120);
+      await sleep(420);
       expect((await store.overdue(10)).map((j) => j.id)).toEqual(['a', 'b']);
       const ended = await store.transition('b', { status: ['running'], executionId: 'lease-b', deadlinePassed: true }, { status: 'timed_out', executionId: null });
       expect(ended).toMatchObject({ status: 'timed_out' });
