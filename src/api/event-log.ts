@@ -34,7 +34,8 @@ export interface Retention {
 }
 
 export class EventLog {
-  private chain: Promise<void> = Promise.resolve();
+  /** Per job, the writes of its output events still under way, in print order. */
+  private readonly chains = new Map<string, Promise<void>>();
   private readonly live = new TypedEmitter<{ 'event:appended': StoredEvent }>((_, err) =>
     this.log.warn(`event subscriber failed: ${messageOf(err)}`),
   );
@@ -67,13 +68,13 @@ export class EventLog {
         // Jobs that end elsewhere (another server's runner) never say so here: keep the map bounded.
         if (this.owners.size > MAX_OWNERS) this.owners.delete(this.owners.keys().next().value!);
         // A new attempt: what the last one printed is not the job's output any more.
-        if (job.status === 'scheduled' && job.attempts > 1) this.then(() => this.store.forgetOutput(job.id));
+        if (job.status === 'scheduled' && job.attempts > 1) this.then(job.id, () => this.store.forgetOutput(job.id));
         // The job now holds its output: the events keep only where each chunk lies in it.
-        if (isTerminal(job.status)) this.then(() => this.store.compactOutput(job.id));
+        if (isTerminal(job.status)) this.then(job.id, () => this.store.compactOutput(job.id));
       }),
       events.on('job:output', (e) => {
         const known = this.owners.get(e.jobId);
-        this.then(async () => {
+        this.then(e.jobId, async () => {
           const owner = known !== undefined ? known : ((await this.store.get(e.jobId))?.owner ?? null);
           await this.store.appendEvent({ jobId: e.jobId, type: 'output', data: { stream: e.stream, data: e.data }, ...(owner ? { owner } : {}) });
         });
@@ -113,9 +114,13 @@ export class EventLog {
     return this.live.on('event:appended', listener);
   }
 
-  /** Resolves once the output printed so far is stored: a job's last chunk lands before its result. */
-  flushed(): Promise<void> {
-    return this.chain;
+  /**
+   * Resolves once the output `jobId` (every job, when absent) printed so far is stored: a
+   * job's last chunk lands before its result, and a job's end waits for no other job's.
+   */
+  flushed(jobId?: string): Promise<void> {
+    if (jobId !== undefined) return this.chains.get(jobId) ?? Promise.resolve();
+    return Promise.all(this.chains.values()).then(() => {});
   }
 
   /** Stops recording and tailing; waits until what was printed before is stored. */
@@ -124,7 +129,7 @@ export class EventLog {
     this.offs.forEach((off) => off());
     this.timers.forEach((t) => clearTimeout(t));
     this.timers.clear();
-    await this.chain;
+    await this.flushed();
     await this.tailing;
   }
 
@@ -168,8 +173,14 @@ export class EventLog {
     })();
   }
 
-  /** Runs `step` after everything printed before it is stored. */
-  private then(step: () => Promise<void>): void {
-    this.chain = this.chain.then(step).catch((err: unknown) => this.log.error(`storing an event failed: ${messageOf(err)}`));
+  /** Runs `step` after what `jobId` printed before it is stored; jobs do not wait for each other. */
+  private then(jobId: string, step: () => Promise<void>): void {
+    const next = (this.chains.get(jobId) ?? Promise.resolve())
+      .then(step)
+      .catch((err: unknown) => this.log.error(`storing an event failed: ${messageOf(err)}`));
+    this.chains.set(jobId, next);
+    void next.then(() => {
+      if (this.chains.get(jobId) === next) this.chains.delete(jobId);
+    });
   }
 }

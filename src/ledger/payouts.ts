@@ -36,7 +36,7 @@ export class Payouts implements Startable {
       if (!job.owner) return;
       this.track(ledger.settle(job).catch((err: unknown) => log.error(`job ${job.id}: settlement failed, the sweep retries it: ${messageOf(err)}`)));
     });
-    const sweep = () => (this.deps.inCharge?.() ?? true ? ledger.settleAll() : Promise.resolve());
+    const sweep = () => (this.deps.inCharge?.() === false ? Promise.resolve() : ledger.settleAll());
     await sweep();
     this.timer = setInterval(() => {
       this.track(sweep().catch((err: unknown) => log.error(`settlement sweep failed: ${messageOf(err)}`)));

@@ -183,7 +183,7 @@ export class GridxNode {
       }));
       const scheduler = (this.scheduler = new Scheduler({
         store,
-        outputStored: () => eventLog.flushed(),
+        outputStored: (jobId) => eventLog.flushed(jobId),
         sweepsLeases: () => duties.holds('lease-sweep'),
         executor,
         events: this.events,

@@ -25,7 +25,7 @@ export interface LifecycleDeps {
   /** Wait before a requeued job is tried again, doubled per attempt (leases.ts caps it). */
   retryBackoffMs: number;
   /** Awaited before a terminal write, so the output printed before it is stored before its result event. */
-  outputStored?: () => Promise<void>;
+  outputStored?: (jobId: string) => Promise<void>;
 }
 
 export class Lifecycle {
@@ -165,7 +165,7 @@ export class Lifecycle {
     const illegal = expect.status.find((from) => !canTransition(from, patch.status));
     if (illegal) throw new Error(`bug: ${illegal} → ${patch.status} is not a job transition (job ${id})`);
     const { store, events, log } = this.deps;
-    if (isTerminal(patch.status)) await this.deps.outputStored?.();
+    if (isTerminal(patch.status)) await this.deps.outputStored?.(id);
     const job = await store.transition(id, expect, patch);
     if (!job) {
       log.debug(`job ${id}: transition to ${patch.status} skipped, it was no longer ${expect.status.join('/')}`);

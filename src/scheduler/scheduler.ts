@@ -53,7 +53,7 @@ export interface SchedulerDeps {
   /** How long a claimed job may take to start before it goes back to the queue. Default 5 min. */
   startWindowMs?: number;
   /** Awaited before a job's terminal write: the output it printed is stored before its result. */
-  outputStored?: () => Promise<void>;
+  outputStored?: (jobId: string) => Promise<void>;
   /** Whether this process sweeps expired leases now (the lease-sweep duty); always when absent. */
   sweepsLeases?: () => boolean;
 }

@@ -85,7 +85,7 @@ export class Verifier implements Startable {
 
   /** Decides parents whose last replica ended while this process was down. */
   async sweep(): Promise<void> {
-    if (!(this.deps.inCharge?.() ?? true)) return;
+    if (this.deps.inCharge?.() === false) return;
     for (const job of await this.deps.store.withStatus(['running'])) if (job.replicas) await this.decide(job.id);
   }
 }

@@ -5,9 +5,11 @@
  * compared in the database's clock (gridx_now_ms()). Each change of status writes its
  * event in the same statement; events are read in commit order up to the oldest
  * transaction still in flight (see the migration that adds events.pos), and every
- * server is woken to read them by a NOTIFY that carries nothing it depends on.
+ * server is woken to read them by a NOTIFY that carries nothing it depends on (only the
+ * sender's name, so that a store skips its own: it woke its readers when it wrote).
  */
 
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
@@ -72,6 +74,8 @@ export class PostgresStore implements JobStore {
   private listener?: pg.Client;
   private notifyTimer?: NodeJS.Timeout;
   private closed = false;
+  /** Names this store in its NOTIFYs: it has woken its own readers already and skips its own. */
+  private readonly instance = randomUUID();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -418,7 +422,9 @@ export class PostgresStore implements JobStore {
     };
     client.on('error', retry);
     client.on('end', retry);
-    client.on('notification', () => this.wake());
+    client.on('notification', (message) => {
+      if (message.payload !== this.instance) this.wake();
+    });
     try {
       await client.connect();
       await client.query(`LISTEN ${this.channel}`);
@@ -438,7 +444,7 @@ export class PostgresStore implements JobStore {
     if (this.notifyTimer || this.closed) return;
     this.notifyTimer = setTimeout(() => {
       this.notifyTimer = undefined;
-      this.pool.query(`NOTIFY ${this.channel}`).catch(() => {});
+      this.pool.query('SELECT pg_notify($1, $2)', [this.channel, this.instance]).catch(() => {});
     }, NOTIFY_COALESCE_MS);
   }
 

@@ -102,15 +102,17 @@ export class SqliteStore implements JobStore {
           parent,
           j.replicas?.length ?? null,
         );
-    this.db.transaction(() => {
+    const row = this.db.transaction(() => {
       // The reward leaves the owner's balance in the same transaction: no task without its escrow.
       if (escrow) this.ledger.postInTransaction([escrow]);
       add(job, job.replicas ? 'running' : 'pending', job.parent ?? null);
       for (const child of job.replicas ?? []) add(child, 'pending', job.id);
-      this.addEvent('status', this.stmt('SELECT * FROM jobs WHERE id = ?').get(job.id) as JobRow);
+      const inserted = this.stmt('SELECT * FROM jobs WHERE id = ?').get(job.id) as JobRow;
+      this.addEvent('status', inserted);
+      return inserted;
     }).immediate();
     this.appended();
-    return (await this.get(job.id))!;
+    return toJob(row);
   }
 
   /** Writes the event of a change, inside the change's transaction. */
@@ -200,8 +202,8 @@ export class SqliteStore implements JobStore {
     return rows.map((r) => (r.owner === null ? { held: r.held } : { owner: r.owner, held: r.held }));
   }
 
-  /** Takes pending job `id` under a new lease, with its execution record, if `terms` allow it. */
-  private readonly claimTx = (id: string, nodeId: string, executionId: string, leaseTtlMs: number | undefined, terms: ClaimTerms): string | undefined => {
+  /** Takes pending job `id` under a new lease, with its execution record, if `terms` allow it; the job's row as claimed. */
+  private readonly claimTx = (id: string, nodeId: string, executionId: string, leaseTtlMs: number | undefined, terms: ClaimTerms): JobRow | undefined => {
     // A replica only with an account that holds (or held) no other replica of its task.
     const allowed = `(parent IS NULL OR (? IS NOT NULL AND NOT EXISTS (SELECT 1 FROM replica_workers w
       WHERE w.parent = jobs.parent AND w.account_id = ? AND w.job_id <> jobs.id)))`;
@@ -225,28 +227,30 @@ export class SqliteStore implements JobStore {
           `INSERT INTO executions (id, job_id, attempt, node_id, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)`,
         )
         .run(executionId, row.id, row.attempts + 1, nodeId, at);
-      return row.id;
+      return claimed;
     }).immediate();
   };
 
   async claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms: ClaimTerms = {}): Promise<Job | undefined> {
-    if (this.claimTx(id, nodeId, executionId, leaseTtlMs, terms) === undefined) return undefined;
+    const claimed = this.claimTx(id, nodeId, executionId, leaseTtlMs, terms);
+    if (!claimed) return undefined;
     this.appended();
-    return this.get(id);
+    return toJob(claimed);
   }
 
   async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max = claims.length): Promise<Job[]> {
     const taken = this.db.transaction(() => {
-      const ids: string[] = [];
+      const rows: JobRow[] = [];
       for (const c of claims) {
-        if (ids.length >= max) break;
+        if (rows.length >= max) break;
         if (!this.stmt('SELECT id FROM jobs WHERE id = ? AND parent IS NULL').get(c.id)) continue;
-        if (this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt }) !== undefined) ids.push(c.id);
+        const claimed = this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt });
+        if (claimed) rows.push(claimed);
       }
-      return ids;
+      return rows;
     }).immediate();
     if (taken.length > 0) this.appended();
-    return (await Promise.all(taken.map((id) => this.get(id)))).filter((j): j is Job => j !== undefined);
+    return taken.map(toJob);
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
@@ -311,7 +315,7 @@ export class SqliteStore implements JobStore {
         params.push(Date.now());
       }
       const changed = this.stmt(`UPDATE jobs SET ${sets.join(', ')} WHERE ${where} RETURNING *`).get(...params) as JobRow | undefined;
-      if (!changed) return false;
+      if (!changed) return undefined;
       this.addEvent(isTerminal(patch.status) ? 'result' : 'status', changed);
 
       // The attempt ends when the job leaves scheduled/running under its lease.
@@ -328,11 +332,11 @@ export class SqliteStore implements JobStore {
             expect.executionId,
           );
       }
-      return true;
+      return changed;
     }).immediate();
     if (!changed) return undefined;
     this.appended();
-    return this.get(id);
+    return toJob(changed);
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {
