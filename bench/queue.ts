@@ -70,6 +70,8 @@ const { values } = parseArgs({
     'http-tasks': { type: 'string', default: '2000' },
     'soak-tasks': { type: 'string', default: '20000' },
     'fleet-runners': { type: 'string', default: '8' },
+    /** The fleet: write each server's and runner's CPU profile (--cpu-prof) into this folder. */
+    'cpu-prof': { type: 'string' },
     /** Seconds the soak keeps events. */
     'soak-retention': { type: 'string', default: '10' },
     /** "store", "http", "ledger", or "soak" / "fleet" (run only by name): run only that part. */
@@ -89,6 +91,32 @@ const pgUrl = process.env.GRIDX_BENCH_PG ?? execFileSync('bash', ['scripts/postg
 interface Figures {
   tasksPerSec: number;
   claimMs?: { median: number; p99: number };
+  /** CPU milliseconds per task, by process kind (the fleet). */
+  cpuMsPerTask?: Record<string, number>;
+}
+
+/** CPU seconds (user + system) the process `pid` has used, from /proc (Linux). */
+function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used so far by every PostgreSQL process on this machine. */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') total += cpuSecondsOf(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 
@@ -494,6 +522,7 @@ async function fleetRun(paid: boolean): Promise<Figures> {
   const worker = await accounts.create('runner', 'bench-worker');
   if (paid) await ledger.credit(payer.account.id, BigInt(HTTP_TASKS) * 10n ** 18n, 'bench');
   const cli = path.resolve('dist/src/cli/main.js');
+  const node = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [];
   const env = { ...process.env, GRIDX_RATE_LIMIT: '0', GRIDX_ACCOUNT_QUEUED: String(HTTP_TASKS), GRIDX_MAX_QUEUED: String(HTTP_TASKS), GRIDX_ACCOUNT_RUNNING: '100000', GRIDX_LOG_LEVEL: 'warn' };
   const children: ChildProcess[] = [];
   const started = (child: ChildProcess, ready: RegExp) =>
@@ -516,14 +545,14 @@ async function fleetRun(paid: boolean): Promise<Figures> {
     const urls: string[] = [];
     for (let i = 0; i < 2; i++) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-fleet-'));
-      const child = spawn(process.execPath, [cli, 'server', '--no-mesh', '--slots', '0', '--api-port', '0', '--db', db, '--data-dir', dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...node, cli, 'server', '--no-mesh', '--slots', '0', '--api-port', '0', '--db', db, '--data-dir', dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       urls.push(await started(child, /listening on (http:\/\/\S+)/));
     }
     await Promise.all(
       Array.from({ length: FLEET_RUNNERS }, (_, i) => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-fleet-runner-'));
-        const args = [cli, 'runner', '--server', urls[i % 2]!, '--key', worker.key, '--slots', String(RUNNER_SLOTS), '--data-dir', dir, '--name', `r${i}`];
+        const args = [...node, cli, 'runner', '--server', urls[i % 2]!, '--key', worker.key, '--slots', String(RUNNER_SLOTS), '--data-dir', dir, '--name', `r${i}`];
         const child = spawn(process.execPath, args, { env: { ...env, GRIDX_BENCH_EXECUTOR: 'noop' }, stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(child);
         return started(child, /working for/);
@@ -531,6 +560,13 @@ async function fleetRun(paid: boolean): Promise<Figures> {
     );
     const clients = urls.map((url) => new GridxClient(url, { token: payer.key }));
     const task = { title: 'noop', config: { command: ['true'] }, environment: { config: { image: 'bench' } }, ...(paid ? { reward: '1' } : {}) };
+    const cpu = () => ({
+      servers: children.slice(0, 2).reduce((a, c) => a + cpuSecondsOf(c.pid!), 0),
+      runners: children.slice(2).reduce((a, c) => a + cpuSecondsOf(c.pid!), 0),
+      postgres: postgresCpuSeconds(),
+      bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+    });
+    const before = cpu();
     const t0 = performance.now();
     let sent = 0;
     await Promise.all(
@@ -547,9 +583,13 @@ async function fleetRun(paid: boolean): Promise<Figures> {
       if (performance.now() - t0 > 600_000) throw new Error(`fleet: not done after 10 minutes: ${JSON.stringify(counts)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    return { tasksPerSec: HTTP_TASKS / ((performance.now() - t0) / 1000) };
+    const tasksPerSec = HTTP_TASKS / ((performance.now() - t0) / 1000);
+    const after = cpu();
+    const cpuMsPerTask = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, ((v - before[k as keyof typeof before]) * 1000) / HTTP_TASKS]));
+    return { tasksPerSec, cpuMsPerTask };
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    // A profiled process writes its profile when it exits: it gets to stop.
+    for (const child of children) child.kill(values['cpu-prof'] ? 'SIGTERM' : 'SIGKILL');
     await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
     await store.close();
     await dropSchema(schema);
@@ -562,7 +602,12 @@ if (values.only === 'fleet') {
   const paid: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const got: Record<string, number> = {};
-    for (const isPaid of flipped([false, true], round - 1)) got[isPaid ? 'paid' : 'free'] = (await fleetRun(isPaid)).tasksPerSec;
+    for (const isPaid of flipped([false, true], round - 1)) {
+      const figures = await fleetRun(isPaid);
+      got[isPaid ? 'paid' : 'free'] = figures.tasksPerSec;
+      const spent = Object.entries(figures.cpuMsPerTask!).map(([k, ms]) => `${k} ${ms.toFixed(2)}`);
+      console.log(`    ${isPaid ? 'paid' : 'free'}: CPU ms per task: ${spent.join(', ')}`);
+    }
     free.push(got.free!);
     paid.push(got.paid!);
     console.log(`  round ${round}  free ${got.free!.toFixed(0).padStart(5)} tasks/s  paid ${got.paid!.toFixed(0).padStart(5)} tasks/s  paid / free ${(got.paid! / got.free!).toFixed(2)}×`);

@@ -4,7 +4,7 @@
  * executions of one task are compared by.
  */
 
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { type KeyObject, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import type { ExecutionResult } from './job.js';
 
 /**
@@ -59,15 +59,33 @@ export function newSigningKeys(): SigningKeys {
   };
 }
 
-export function signResult(privateKeyPem: string, jobId: string, leaseToken: string, result: ExecutionResult): string {
-  return sign(null, signedBytes(jobId, leaseToken, result), privateKeyPem).toString('base64');
+/** A worker's private key, parsed once: parsing the PEM costs more than the signature. */
+export function signingKeyOf(privateKeyPem: string): KeyObject {
+  return createPrivateKey(privateKeyPem);
+}
+
+export function signResult(privateKey: KeyObject, jobId: string, leaseToken: string, result: ExecutionResult): string {
+  return sign(null, signedBytes(jobId, leaseToken, result), privateKey).toString('base64');
+}
+
+/** Parsed public keys of the workers seen lately (parsing costs more than verifying). */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_PUBLIC_KEYS = 4096;
+
+function publicKeyOf(publicKey: string): KeyObject {
+  let key = publicKeys.get(publicKey);
+  if (!key) {
+    key = createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
+    if (publicKeys.size >= MAX_PUBLIC_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
+    publicKeys.set(publicKey, key);
+  }
+  return key;
 }
 
 /** Whether `signature` is the holder of `publicKey` vouching for this result; false for malformed keys or signatures. */
 export function verifyResult(publicKey: string, signature: string, jobId: string, leaseToken: string, result: ExecutionResult): boolean {
   try {
-    const key = createPublicKey({ key: Buffer.from(publicKey, 'base64'), format: 'der', type: 'spki' });
-    return verify(null, signedBytes(jobId, leaseToken, result), key, Buffer.from(signature, 'base64'));
+    return verify(null, signedBytes(jobId, leaseToken, result), publicKeyOf(publicKey), Buffer.from(signature, 'base64'));
   } catch {
     return false;
   }

@@ -16,12 +16,13 @@ import type { Config } from '../config/schema.js';
 import { type ExecutionResult, startFailureOf } from '../domain/job.js';
 import { type JobLimits, misfit } from '../domain/offer.js';
 import { imageRefusal } from '../domain/spec.js';
-import { GridxError, isGridxError, messageOf } from '../errors.js';
+import { ErrorCodes, GridxError, isGridxError, messageOf } from '../errors.js';
 import { openDockerExecutor } from '../executor/docker/engine.js';
 import type { Executor, OutputStream } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { newSigningKeys } from '../domain/result-digest.js';
-import { type ClaimedJobBody, RunnerClient } from '../sdk/runner-client.js';
+import { type ClaimedJobBody, type LeaseAnswer, RunnerClient } from '../sdk/runner-client.js';
+import { MAX_RESULTS_PER_REQUEST } from '../wire/runners.js';
 import { type BlobStore, openBlobStore } from '../storage/blob-store.js';
 import { type JobFiles, openJobFiles } from '../storage/job-files.js';
 import type { OutputVolumes } from '../storage/output-volumes.js';
@@ -56,7 +57,18 @@ interface Running {
   flushing: Promise<void>;
 }
 
+/** A result waiting for the request that carries it. */
+interface QueuedResult {
+  token: string;
+  jobId: string;
+  result: ExecutionResult;
+  resolve: (answer: LeaseAnswer) => void;
+  reject: (err: unknown) => void;
+}
+
 const CREDENTIALS_FILE = 'runner.json';
+/** Output (in characters: JSON may take several bytes each) one request of results carries at most; a larger result goes on its own. */
+const RESULTS_BATCH_BYTES = 2 * 1024 * 1024;
 const CLAIM_WAIT_S = 20;
 const OUTPUT_FLUSH_MS = 100;
 /** A job still running after this long is reported started; one that ended sooner only its result. */
@@ -80,6 +92,10 @@ export class GridxRunner {
   /** leaseToken → output files collected and not yet reported: the collector keeps them. */
   private readonly unsent = new Map<string, string[]>();
   private volumes?: OutputVolumes;
+  private readonly queuedResults: QueuedResult[] = [];
+  private sendingResults = false;
+  /** False once the server turned out not to know /results (an older one): results go one by one. */
+  private batchResults = true;
 
   constructor(private readonly options: RunnerOptions) {}
 
@@ -274,10 +290,52 @@ export class GridxRunner {
     try {
       await this.report(job, state, async () => {
         await this.uploadOutputs(token, result);
-        return this.client.result(token, job.job_id, result);
+        return this.sendResult(token, job.job_id, result);
       });
     } finally {
       this.unsent.delete(token);
+    }
+  }
+
+  /**
+   * Sends a result with the others that are waiting: one request at a time carries all that
+   * queued while the last was on the wire, so a lone result goes at once and many that end
+   * together cost one request. Each result is answered on its own.
+   */
+  private sendResult(token: string, jobId: string, result: ExecutionResult): Promise<LeaseAnswer> {
+    if (!this.batchResults) return this.client.result(token, jobId, result);
+    return new Promise((resolve, reject) => {
+      this.queuedResults.push({ token, jobId, result, resolve, reject });
+      void this.sendQueuedResults();
+    });
+  }
+
+  private async sendQueuedResults(): Promise<void> {
+    if (this.sendingResults) return;
+    this.sendingResults = true;
+    try {
+      while (this.queuedResults.length > 0) {
+        const batch = takeResults(this.queuedResults);
+        try {
+          const answers = await this.client.results(batch);
+          batch.forEach((queued, i) => {
+            const answer = answers[i];
+            if (answer?.lease_token !== queued.token) queued.reject(new GridxError('REMOTE_ERROR', 'the server answered results out of order'));
+            else if ('error' in answer) queued.reject(new GridxError(answer.error.code in ErrorCodes ? answer.error.code : 'INTERNAL', answer.error.message));
+            else queued.resolve(answer);
+          });
+        } catch (err) {
+          if (!isGridxError(err, 'NOT_FOUND')) {
+            for (const queued of batch) queued.reject(err);
+            continue;
+          }
+          this.options.log.info(`${this.options.serverUrl} takes results one at a time (it has no /results); sending them so`);
+          this.batchResults = false;
+          for (const q of [...batch, ...this.queuedResults.splice(0)]) this.client.result(q.token, q.jobId, q.result).then(q.resolve, q.reject);
+        }
+      }
+    } finally {
+      this.sendingResults = false;
     }
   }
 
@@ -365,6 +423,19 @@ export class GridxRunner {
     this.serverDown = true;
     this.options.log.warn(`cannot reach the server: ${messageOf(err)}; retrying`);
   }
+}
+
+/** The first of `queue`'s results that fit one request (at least one), taken off it. */
+function takeResults(queue: QueuedResult[]): QueuedResult[] {
+  let bytes = 0;
+  let n = 0;
+  while (n < queue.length && n < MAX_RESULTS_PER_REQUEST) {
+    const { stdout, stderr } = queue[n]!.result;
+    bytes += stdout.length + stderr.length;
+    if (n > 0 && bytes > RESULTS_BATCH_BYTES) break;
+    n++;
+  }
+  return queue.splice(0, n);
 }
 
 function readCredentials(file: string): Credentials | undefined {

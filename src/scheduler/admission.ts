@@ -16,18 +16,17 @@ export type QueueLimits = Pick<CallerLimits, 'maxQueued' | 'accountQueued' | 'an
 const RETRY_AFTER_S = 5;
 
 export class Admission {
-  constructor(private readonly deps: { store: Pick<JobStore, 'countByStatus' | 'countOwned'>; limits: QueueLimits }) {}
+  constructor(private readonly deps: { store: Pick<JobStore, 'countPending'>; limits: QueueLimits }) {}
 
   /** 429 (RATE_LIMITED) when `count` more pending jobs of `owner` (undefined: anonymous) would pass a cap. */
   async admit(owner: string | undefined, count = 1): Promise<void> {
     const { store, limits } = this.deps;
-    const mine = await store.countOwned(owner ?? null, ['pending']);
+    const { owned: mine, all: pending } = await store.countPending(owner ?? null);
     const cap = owner === undefined ? limits.anonymousQueued : limits.accountQueued;
     if (mine + count > cap) {
       const who = owner === undefined ? 'anonymous callers together' : `account ${owner}`;
       throw refused(`${who} may have ${cap} jobs waiting on this node and ${mine} are; wait for some to run, or cancel some`);
     }
-    const pending = (await store.countByStatus()).pending;
     if (pending + count > limits.maxQueued) {
       throw refused(`this node's queue is full (${limits.maxQueued} jobs waiting, scheduler.max_queued); try again later or another node`);
     }

@@ -1,10 +1,11 @@
 /** The runner's side of the runner API (src/wire/runners.ts), typed. */
 
+import type { KeyObject } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ExecutionResult } from '../domain/job.js';
 import { GridxError } from '../errors.js';
 import type { BlobRef } from '../wire/gridx.js';
-import { signResult } from '../domain/result-digest.js';
+import { signResult, signingKeyOf } from '../domain/result-digest.js';
 import {
   type ClaimAnswer,
   type ClaimRequest,
@@ -19,6 +20,8 @@ import {
   type ReleaseBody,
   type RunnerList,
   type RunnerRegistrationBody,
+  type ResultsAnswer,
+  type ResultsBody,
   type RunnerView,
   resultBody,
 } from '../wire/runners.js';
@@ -34,10 +37,13 @@ export class RunnerClient extends GridxClient {
     readonly runnerId?: string,
     token?: string,
     /** The runner's Ed25519 private key (PKCS#8 PEM): results are signed with it. */
-    private readonly signingKey?: string,
+    signingKeyPem?: string,
   ) {
     super(baseUrl, token === undefined ? {} : { token });
+    this.signingKey = signingKeyPem === undefined ? undefined : signingKeyOf(signingKeyPem);
   }
+
+  private readonly signingKey: KeyObject | undefined;
 
   register(body: RunnerRegistrationBody): Promise<RegisteredRunner> {
     return this.request('POST', '/api/runners', body);
@@ -74,6 +80,19 @@ export class RunnerClient extends GridxClient {
   result(token: string, jobId: string, result: ExecutionResult): Promise<LeaseAnswer> {
     if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
     return this.request('POST', `${this.lease(token)}/result`, resultBody(result, signResult(this.signingKey, jobId, token, result)));
+  }
+
+  /**
+   * Reports several results in one request (at most MAX_RESULTS_PER_REQUEST), each signed;
+   * the answers come in the same order, each the job's status or why that result was refused.
+   */
+  async results(reports: ReadonlyArray<{ token: string; jobId: string; result: ExecutionResult }>): Promise<ResultsAnswer['results']> {
+    if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
+    const key = this.signingKey;
+    const body: ResultsBody = {
+      results: reports.map(({ token, jobId, result }) => ({ lease_token: token, ...resultBody(result, signResult(key, jobId, token, result)) })),
+    };
+    return (await this.request<ResultsAnswer>('POST', `${this.base()}/results`, body)).results;
   }
 
   /** An input blob of the job under lease `token`, streamed; whoever stores it checks its digest. */

@@ -178,8 +178,11 @@ export interface JobStore {
   /** Jobs in any of `statuses`, oldest first, at most `limit` (default all). */
   withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
-  /** Jobs of `owner` (null: the anonymous ones) in any of `statuses`: what a caller holds, for its limits. */
-  countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number>;
+  /**
+   * Pending jobs, all of them and those of `owner` (null: the anonymous ones), for the queue
+   * caps: one read of the pending jobs alone, however many ended jobs the store keeps.
+   */
+  countPending(owner: string | null): Promise<{ all: number; owned: number }>;
   /** Pending jobs whose retry backoff has passed, oldest first, at most `limit`, less those `skip` names. */
   pendingReady(limit: number, skip?: PendingFilter): Promise<Job[]>;
   /** Jobs holding an execution (scheduled or running), counted per owner; owners holding none are absent. */

@@ -4,6 +4,7 @@
  */
 
 import type { ExecutionResult, JobSpec, JobStatus } from '../domain/job.js';
+import type { ErrorCode } from '../errors.js';
 import { type OutputFile, manifestOf } from '../domain/data.js';
 
 /** Limits a runner asks for; what it leaves out, the server fills in from its own per-job limits. */
@@ -137,6 +138,19 @@ export interface ReleaseBody {
 export interface LeaseAnswer {
   job_id: string;
   status: JobStatus;
+}
+
+/** The most results one request to /results carries. */
+export const MAX_RESULTS_PER_REQUEST = 64;
+
+/** POST /api/runners/:id/results: several results in one request, each as .../leases/:token/result takes one. */
+export interface ResultsBody {
+  results: Array<ResultBody & { lease_token: string }>;
+}
+
+/** Its answer: one entry per result, in the order sent: where the job stands, or why that result was refused. */
+export interface ResultsAnswer {
+  results: Array<{ lease_token: string } & (LeaseAnswer | { error: { code: ErrorCode; message: string } })>;
 }
 
 /** An execution result as a runner sends it, with its signature. */

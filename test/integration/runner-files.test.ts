@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { digestOf, manifestOf } from '../../src/domain/data.js';
 import type { ExecutionResult } from '../../src/domain/job.js';
-import { newSigningKeys, signResult } from '../../src/domain/result-digest.js';
+import { newSigningKeys, signResult, signingKeyOf } from '../../src/domain/result-digest.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { silentLogger } from '../../src/logger.js';
@@ -96,7 +96,7 @@ describe('runner lease routes for files (in-process server)', () => {
     expect(await runner.putOutput(token, file, digest)).toEqual({ digest, size: 12 });
 
     // Signed over one manifest, sent with another: not the runner's report.
-    const forged = resultBody({ ...result, outputs: manifestOf([{ path: 'renamed', size: 12, sha256: digest }], false) }, signResult(keys.privateKeyPem, t.id, token, result));
+    const forged = resultBody({ ...result, outputs: manifestOf([{ path: 'renamed', size: 12, sha256: digest }], false) }, signResult(signingKeyOf(keys.privateKeyPem), t.id, token, result));
     const post = (body: unknown) =>
       fetch(`${s.url}/api/runners/${runner.runnerId}/leases/${token}/result`, {
         method: 'POST',

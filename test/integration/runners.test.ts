@@ -111,6 +111,43 @@ describe('runner API (in-process server)', () => {
     ]);
   });
 
+  it('answers each result of a batch on its own: good ones are recorded, forged and stale ones refused, repeats answered alike', async () => {
+    const s = await server();
+    const a = await registered(s, 'a');
+    const b = await registered(s, 'b');
+    for (let i = 0; i < 3; i++) await s.client.submitTask(TASK);
+    const leases = await a.claim(3, 0);
+    expect(leases).toHaveLength(3);
+    const [first, second, third] = leases.map((l) => ({ token: l.lease_token, jobId: l.job_id }));
+    expect((await s.client.cancel(third!.jobId)).status).toBe('cancelled');
+
+    const answers = await a.results([
+      { ...first!, result: ok('one\n') },
+      // Signed by a, but for another job than the lease's: the signature does not verify.
+      { token: second!.token, jobId: first!.jobId, result: ok('forged\n') },
+      { ...third!, result: ok('late\n') },
+    ]);
+    expect(answers).toEqual([
+      { lease_token: first!.token, job_id: first!.jobId, status: 'completed' },
+      { lease_token: second!.token, error: { code: 'FORBIDDEN', message: expect.stringContaining('does not verify') } },
+      { lease_token: third!.token, error: { code: 'CONFLICT', message: expect.stringContaining('no longer held') } },
+    ]);
+    // Another runner's batch cannot report a's lease; a's repeat is answered as before.
+    expect(await b.results([{ ...second!, result: ok() }])).toEqual([
+      { lease_token: second!.token, error: { code: 'FORBIDDEN', message: expect.stringContaining('another runner') } },
+    ]);
+    expect(await a.results([{ ...first!, result: ok('one\n') }, { ...second!, result: ok('two\n') }])).toEqual([
+      { lease_token: first!.token, job_id: first!.jobId, status: 'completed' },
+      { lease_token: second!.token, job_id: second!.jobId, status: 'completed' },
+    ]);
+    expect(await s.client.get(first!.jobId)).toMatchObject({ status: 'completed', stdout: 'one\n' });
+    expect(await s.client.get(second!.jobId)).toMatchObject({ status: 'completed', stdout: 'two\n' });
+    expect((await s.client.get(third!.jobId)).status).toBe('cancelled');
+    // A batch past the cap is refused whole, saying what the cap is.
+    const many = Array.from({ length: 65 }, () => ({ ...first!, result: ok() }));
+    expect(await errorOf(a.results(many))).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('64') });
+  });
+
   it('an expired lease past the last attempt fails the task as lease_expired', async () => {
     const s = await server({ GRIDX_LEASE_TTL: '1s', GRIDX_MAX_ATTEMPTS: '1' });
     const runner = await registered(s);

@@ -22,7 +22,10 @@ import {
   type OutputBody,
   type ReleaseBody,
   type ResultBody,
+  type ResultsAnswer,
+  type ResultsBody,
   type RunnerLimitsBody,
+  MAX_RESULTS_PER_REQUEST,
   type RunnerRegistrationBody,
   executionResultOf,
 } from '../../wire/runners.js';
@@ -163,6 +166,24 @@ const resultSchema = {
   },
 } as const;
 
+const resultsSchema = {
+  type: 'object',
+  required: ['results'],
+  additionalProperties: false,
+  properties: {
+    results: {
+      type: 'array',
+      minItems: 1,
+      maxItems: MAX_RESULTS_PER_REQUEST,
+      items: {
+        ...resultSchema,
+        required: [...resultSchema.required, 'lease_token'],
+        properties: { ...resultSchema.properties, lease_token: leaseParams.properties.token },
+      },
+    },
+  },
+} as const;
+
 /** The limits a runner asked for, parsed; the hub fills in the rest (runner-hub.ts: runnerLimits). */
 function askedLimits(limits: RunnerLimitsBody): Partial<JobLimits> {
   const asked: Partial<JobLimits> = {};
@@ -278,6 +299,31 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
         if (problem) throw invalid('body.outputs.files', problem);
         const job = await runners.result(await caller(request), request.params.token, executionResultOf(request.body), request.body.signature);
         return leaseAnswerView(job);
+      },
+    );
+
+    // Several results in one request: each is checked and recorded as the route above does
+    // one, and answered on its own (a refused lease refuses only its own result). A failure
+    // that is not the report's fault (the store is down) fails the request: the runner sends
+    // them all again, and results already recorded answer as they did.
+    app.post<{ Params: { id: string }; Body: ResultsBody }>(
+      '/api/runners/:id/results',
+      { schema: { params: runnerParams, body: resultsSchema }, bodyLimit: 16 * 1024 * 1024 },
+      async (request) => {
+        const runner = await caller(request);
+        const answers = await Promise.all(
+          request.body.results.map(async (body) => {
+            try {
+              const problem = reportedFilesProblem(body.outputs?.files ?? []);
+              if (problem) throw invalid('body.outputs.files', problem);
+              return { lease_token: body.lease_token, ...leaseAnswerView(await runners.result(runner, body.lease_token, executionResultOf(body), body.signature)) };
+            } catch (err) {
+              if (!isGridxError(err) || err.retryable) throw err;
+              return { lease_token: body.lease_token, error: { code: err.code, message: err.message } };
+            }
+          }),
+        );
+        return { results: answers } satisfies ResultsAnswer;
       },
     );
 

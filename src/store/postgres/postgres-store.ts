@@ -213,12 +213,12 @@ export class PostgresStore implements JobStore {
     return counts;
   }
 
-  async countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(
-      `SELECT COUNT(*) AS n FROM jobs WHERE owner IS NOT DISTINCT FROM $1 AND status = ANY($2::text[])`,
-      [owner, statuses],
+  async countPending(owner: string | null): Promise<{ all: number; owned: number }> {
+    const { rows } = await this.pool.query<{ all: string; owned: string }>(
+      `SELECT COUNT(*) AS all, COUNT(*) FILTER (WHERE owner IS NOT DISTINCT FROM $1) AS owned FROM jobs WHERE status = 'pending'`,
+      [owner],
     );
-    return Number(rows[0]!.n);
+    return { all: Number(rows[0]!.all), owned: Number(rows[0]!.owned) };
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {

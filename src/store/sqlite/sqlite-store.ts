@@ -176,11 +176,11 @@ export class SqliteStore implements JobStore {
     return counts;
   }
 
-  async countOwned(owner: string | null, statuses: readonly JobStatus[]): Promise<number> {
-    const marks = statuses.map(() => '?').join(', ');
-    const sql = `SELECT COUNT(*) AS n FROM jobs WHERE ${owner === null ? 'owner IS NULL' : 'owner = ?'} AND status IN (${marks})`;
-    const row = this.stmt(sql).get(...(owner === null ? [] : [owner]), ...statuses) as { n: number };
-    return row.n;
+  async countPending(owner: string | null): Promise<{ all: number; owned: number }> {
+    return this.stmt(`SELECT COUNT(*) AS "all", COUNT(*) FILTER (WHERE owner IS ?) AS owned FROM jobs WHERE status = 'pending'`).get(owner) as {
+      all: number;
+      owned: number;
+    };
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
