@@ -160,8 +160,8 @@ export async function serveForwardedJob(
   } catch (err) {
     return refuse(messageOf(err));
   }
-  const counts = await deps.store.countByStatus();
-  if (scheduler.slots.free - counts.pending <= 0) return refuse('busy: no free slot');
+  const pending = [...(await deps.store.pendingByOwner()).values()].reduce((a, n) => a + n, 0);
+  if (scheduler.slots.free - pending <= 0) return refuse('busy: no free slot');
 
   let job: Job;
   try {

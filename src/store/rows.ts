@@ -2,7 +2,8 @@
 
 import type { OutputManifest } from '../domain/data.js';
 import type { Job, JobStatus } from '../domain/job.js';
-import type { ExecutionRecord, JobPatch, RunnerRecord, RunnerSummary, StoredEvent } from './store.js';
+import type { Transfer } from './ledger-store.js';
+import type { ExecutionRecord, JobPatch, NewJob, RunnerRecord, RunnerSummary, StoredEvent } from './store.js';
 
 /** Column list for listings: everything but the captured output. */
 export const SUMMARY_COLUMNS = `id, seq, status, spec, title, created_at, updated_at, started_at, finished_at, attempts,
@@ -187,4 +188,13 @@ export function toEvent(r: EventRow): StoredEvent {
 export function eventData(row: JobRow): string {
   const { stdout: _o, stderr: _e, ...rest } = row;
   return JSON.stringify({ job: rest });
+}
+
+/**
+ * When a job is settled as it is inserted: at once unless it carries the escrow. A job with
+ * nothing in escrow (no reward; a replica, whose reward its parent holds) has nothing to pay
+ * out or refund, so the settlement that would only mark it is skipped.
+ */
+export function settledAt(job: Pick<NewJob, 'id'>, escrow: Pick<Transfer, 'jobId'> | undefined, at: string): string | null {
+  return escrow?.jobId === job.id ? null : at;
 }

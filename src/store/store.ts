@@ -179,10 +179,10 @@ export interface JobStore {
   withStatus(statuses: readonly JobStatus[], limit?: number): Promise<Job[]>;
   countByStatus(): Promise<Record<JobStatus, number>>;
   /**
-   * Pending jobs, all of them and those of `owner` (null: the anonymous ones), for the queue
-   * caps: one read of the pending jobs alone, however many ended jobs the store keeps.
+   * Pending jobs per owner (null: the anonymous ones), for the queue caps: one read of the
+   * pending jobs alone, however many ended jobs the store keeps. Owners with none are absent.
    */
-  countPending(owner: string | null): Promise<{ all: number; owned: number }>;
+  pendingByOwner(): Promise<Map<string | null, number>>;
   /** Pending jobs whose retry backoff has passed, oldest first, at most `limit`, less those `skip` names. */
   pendingReady(limit: number, skip?: PendingFilter): Promise<Job[]>;
   /** Jobs holding an execution (scheduled or running), counted per owner; owners holding none are absent. */

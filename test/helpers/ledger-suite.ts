@@ -77,6 +77,9 @@ export function ledgerStoreSuite(name: string, open: () => Promise<JobStore>): v
       const { account } = await accounts.create('user', 'o');
       await store.ledger.post([credit(account.id, 2n * C)]);
       await store.insert({ id: 'j', spec: SPEC, owner: account.id }, { id: 'escrow:j', kind: 'escrow', from: account.id, to: SYSTEM_ACCOUNTS.escrow, amount: C, jobId: 'j' });
+      // A job with nothing in escrow is settled as it is inserted: there is nothing to pay out.
+      expect((await store.insert({ id: 'free', spec: SPEC, owner: account.id })).settledAt).toEqual(expect.any(String));
+      await store.transition('free', { status: ['pending'] }, { status: 'cancelled' });
       await store.transition('j', { status: ['pending'] }, { status: 'cancelled' });
       expect(await store.ledger.unsettledJobs(10)).toEqual(['j']);
       await store.ledger.post([{ id: 'refund:j', kind: 'refund', from: SYSTEM_ACCOUNTS.escrow, to: account.id, amount: C, jobId: 'j' }], {

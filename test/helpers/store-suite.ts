@@ -72,6 +72,14 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await ids()).toEqual(['anon', 'y1', 'x1']);
     });
 
+    it('counts pending jobs per owner, and only pending ones', async () => {
+      for (const id of ['x1', 'x2', 'x3']) await store.insert({ id, spec: SPEC, owner: 'acct-x' });
+      await store.insert({ id: 'anon', spec: SPEC });
+      await store.transition('x3', { status: ['pending'] }, { status: 'cancelled', finishedAt: new Date().toISOString() });
+      await claimNext(store, 'n', 'e1'); // x1
+      expect(await store.pendingByOwner()).toEqual(new Map([['acct-x', 1], [null, 1]]));
+    });
+
     it('claims in submission order, each job once', async () => {
       for (const id of ['1', '2', '3']) await store.insert({ id, spec: SPEC });
       const first = await claimNext(store, 'n', 'e1');

@@ -37,6 +37,7 @@ import {
   patchColumns,
   type RunnerRow,
   SUMMARY_COLUMNS,
+  settledAt,
   toEvent,
   toExecution,
   toJob,
@@ -126,12 +127,12 @@ export class PostgresStore implements JobStore {
       const { rows } = await this.ledger.errorsOf(() =>
         this.pool.query<JobRow>(
           `WITH added AS (
-             INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner, parent)
-             VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9, $10) RETURNING *),
+             INSERT INTO jobs (id, status, spec, title, created_at, updated_at, attempts, pinned, origin, description, reward, owner, parent, settled_at)
+             VALUES ($1, 'pending', $2, $3, $4, $4, 0, $5, $6, $7, $8, $9, $10, $11) RETURNING *),
            event AS (INSERT INTO events (job_id, type, data, at, owner) SELECT id, 'status', ${eventRow('added')}, $4, owner FROM added)
-           ${escrow ? ', escrow AS (SELECT COUNT(*) AS n FROM gridx_post($11::jsonb, NULL, $4)) SELECT added.* FROM added, escrow' : 'SELECT * FROM added'}`,
+           ${escrow ? ', escrow AS (SELECT COUNT(*) AS n FROM gridx_post($12::jsonb, NULL, $4)) SELECT added.* FROM added, escrow' : 'SELECT * FROM added'}`,
           [job.id, JSON.stringify(job.spec), job.title ?? null, at, job.pinned ?? false, job.origin ?? null, job.description ?? null,
-            job.reward ?? null, job.owner ?? null, job.parent ?? null, ...(escrow ? [JSON.stringify([transferWire(escrow)])] : [])],
+            job.reward ?? null, job.owner ?? null, job.parent ?? null, settledAt(job, escrow, at), ...(escrow ? [JSON.stringify([transferWire(escrow)])] : [])],
         ),
       );
       this.appended();
@@ -141,10 +142,10 @@ export class PostgresStore implements JobStore {
     const add = (j: NewJob, status: 'pending' | 'running', parent: string | null) =>
       client.query<JobRow>(
         `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, started_at, attempts, pinned, origin, description, reward,
-           owner, parent, replicas)
-         VALUES ($1, $2, $3, $4, $5, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13) RETURNING *`,
+           owner, parent, replicas, settled_at)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *`,
         [j.id, status, JSON.stringify(j.spec), j.title ?? null, at, status === 'running' ? at : null, j.pinned ?? false, j.origin ?? null,
-          j.description ?? null, j.reward ?? null, j.owner ?? null, parent, j.replicas?.length ?? null],
+          j.description ?? null, j.reward ?? null, j.owner ?? null, parent, j.replicas?.length ?? null, settledAt(j, escrow, at)],
       );
     try {
       await client.query('BEGIN');
@@ -213,12 +214,9 @@ export class PostgresStore implements JobStore {
     return counts;
   }
 
-  async countPending(owner: string | null): Promise<{ all: number; owned: number }> {
-    const { rows } = await this.pool.query<{ all: string; owned: string }>(
-      `SELECT COUNT(*) AS all, COUNT(*) FILTER (WHERE owner IS NOT DISTINCT FROM $1) AS owned FROM jobs WHERE status = 'pending'`,
-      [owner],
-    );
-    return { all: Number(rows[0]!.all), owned: Number(rows[0]!.owned) };
+  async pendingByOwner(): Promise<Map<string | null, number>> {
+    const { rows } = await this.pool.query<{ owner: string | null; n: string }>(`SELECT owner, COUNT(*) AS n FROM jobs WHERE status = 'pending' GROUP BY owner`);
+    return new Map(rows.map((r) => [r.owner, Number(r.n)]));
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {

@@ -28,6 +28,7 @@ import {
   patchColumns,
   type RunnerRow,
   SUMMARY_COLUMNS,
+  settledAt,
   toEvent,
   toExecution,
   toJob,
@@ -83,8 +84,8 @@ export class SqliteStore implements JobStore {
     const add = (j: NewJob, status: 'pending' | 'running', parent: string | null) =>
       this.stmt(
           `INSERT INTO jobs (id, status, spec, title, created_at, updated_at, started_at, attempts, stdout, stderr,
-             stdout_truncated, stderr_truncated, pinned, origin, description, reward, owner, parent, replicas)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?, ?, ?, ?)`,
+             stdout_truncated, stderr_truncated, pinned, origin, description, reward, owner, parent, replicas, settled_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 0, '', '', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           j.id,
@@ -101,6 +102,7 @@ export class SqliteStore implements JobStore {
           j.owner ?? null,
           parent,
           j.replicas?.length ?? null,
+          settledAt(j, escrow, at),
         );
     const row = this.db.transaction(() => {
       // The reward leaves the owner's balance in the same transaction: no task without its escrow.
@@ -176,11 +178,9 @@ export class SqliteStore implements JobStore {
     return counts;
   }
 
-  async countPending(owner: string | null): Promise<{ all: number; owned: number }> {
-    return this.stmt(`SELECT COUNT(*) AS "all", COUNT(*) FILTER (WHERE owner IS ?) AS owned FROM jobs WHERE status = 'pending'`).get(owner) as {
-      all: number;
-      owned: number;
-    };
+  async pendingByOwner(): Promise<Map<string | null, number>> {
+    const rows = this.stmt(`SELECT owner, COUNT(*) AS n FROM jobs WHERE status = 'pending' GROUP BY owner`).all() as Array<{ owner: string | null; n: number }>;
+    return new Map(rows.map((r) => [r.owner, r.n]));
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
