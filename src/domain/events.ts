@@ -1,6 +1,5 @@
 /** Typed events with `noun:verb` names; a throwing listener never breaks the emitter. */
 
-import type { ExecutionRecord } from './execution.js';
 import type { Job } from './job.js';
 
 export interface JobEventMap {
@@ -8,12 +7,8 @@ export interface JobEventMap {
   'job:status': { job: Job };
   /** An execution's container started (scheduled → running); emitted after its job:status. */
   'job:started': { job: Job; executionId: string };
-  /**
-   * A job reached a terminal status; emitted after its job:status. `execution` is the
-   * attempt it ended under, as recorded; absent when it ended holding none (cancelled
-   * while pending, a redundant task's parent decided by its replicas).
-   */
-  'job:ended': { job: Job; execution?: ExecutionRecord };
+  /** A job reached a terminal status; emitted after its job:status. */
+  'job:ended': { job: Job };
   /** A running job wrote output. */
   'job:output': { jobId: string; stream: 'stdout' | 'stderr'; data: string };
 }

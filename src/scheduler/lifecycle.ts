@@ -3,9 +3,9 @@
  * conditional write on the expected status (and, while a job holds an execution, its
  * lease token), checked against the transition table in domain/job.ts: a lost race is a
  * logged no-op, never an overwrite. Each write that lands is announced: `job:status`
- * always, then `job:started` when a container started and `job:ended` (with the final
- * execution) when the job reached a terminal status. The dispatcher, the runner hub, the
- * leases and the verifier decide *when* to move a job; only this module moves it.
+ * always, then `job:started` when a container started and `job:ended` when the job
+ * reached a terminal status. The dispatcher, the runner hub, the leases and the verifier
+ * decide *when* to move a job; only this module moves it.
  * ESLint (eslint.config.js) refuses `store.transition/claim/insert` anywhere else in src/.
  */
 
@@ -173,10 +173,7 @@ export class Lifecycle {
     }
     events.emit('job:status', { job });
     if (job.status === 'running' && expect.executionId) events.emit('job:started', { job, executionId: expect.executionId });
-    if (isTerminal(job.status)) {
-      const execution = expect.executionId ? await store.execution(expect.executionId) : undefined;
-      events.emit('job:ended', { job, ...(execution ? { execution } : {}) });
-    }
+    if (isTerminal(job.status)) events.emit('job:ended', { job });
     return job;
   }
 }
