@@ -29,6 +29,7 @@ import type { Settlement } from '../ledger/settlement.js';
 import { accountRoutes } from './routes/accounts.js';
 import { blobRoutes } from './routes/blobs.js';
 import { outputRoutes } from './routes/outputs.js';
+import { registerOpenApi } from './openapi.js';
 import type { BlobStore } from '../storage/blob-store.js';
 
 /**
@@ -124,11 +125,12 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.setNotFoundHandler((request, reply) => {
     endRefusedUpgrade(request, reply);
     void reply.code(404).send({
-      error: `no route ${request.method} ${quote(request.url.split('?')[0])}; see GET /status, POST /job, GET /jobs, GET /peers, POST /blobs, POST /api/tasks, GET /api/runners`,
+      error: `no route ${request.method} ${quote(request.url.split('?')[0])}; every route is listed at GET /docs (GET /openapi.json), for example GET /status, POST /job, GET /jobs, POST /api/tasks`,
       code: 'NOT_FOUND',
     } satisfies ErrorBody);
   });
 
+  registerOpenApi(app, deps.node.version);
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   const { store, scheduler, events, intake, streams, shutdown } = deps;
   const auth = { accounts: deps.accounts, auth: deps.auth };
