@@ -32,6 +32,11 @@ if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
   apt_install busybox-static
 fi
 
+# Prometheus and promtool: a test scrapes a node with a real Prometheus.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus
+fi
+
 # 3. A Docker engine that answers.
 docker_up() { curl -sf --unix-socket "${GRIDX_DOCKER_SOCKET:-/var/run/docker.sock}" http://localhost/_ping >/dev/null 2>&1; }
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi

@@ -12,6 +12,7 @@ import type { StreamSlots } from './stream-slots.js';
 import { CallerKeys, RUNNER_ROUTE } from './caller.js';
 import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
+import type { NodeMetrics } from '../monitor/metrics.js';
 import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { RunnerHub } from '../scheduler/runner-hub.js';
 import type { Intake } from '../scheduler/intake.js';
@@ -72,6 +73,8 @@ export interface ApiDeps {
   rateLimitPerMinute: number;
   /** Files for jobs' inputs and the outputs they leave. */
   blobs: BlobStore;
+  /** What GET /metrics serves; every request is timed into it. */
+  metrics?: NodeMetrics;
 }
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
@@ -131,11 +134,12 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   });
 
   registerOpenApi(app, deps.node.version);
+  deps.metrics?.instrument(app);
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   const { store, scheduler, events, intake, streams, shutdown } = deps;
   const auth = { accounts: deps.accounts, auth: deps.auth };
   app.register(
-    statusRoutes({ store, scheduler, monitor: deps.monitor, policy: deps.policy, mesh: deps.mesh, node: deps.node }),
+    statusRoutes({ store, scheduler, monitor: deps.monitor, policy: deps.policy, mesh: deps.mesh, node: deps.node, ...(deps.metrics ? { metrics: deps.metrics } : {}) }),
   );
   app.register(gridxRoutes({ ...auth, store, scheduler, events, intake, streams, shutdown }));
   app.register(taskRoutes({ ...auth, store, scheduler, intake }));

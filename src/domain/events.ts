@@ -1,6 +1,6 @@
 /** Typed events with `noun:verb` names; a throwing listener never breaks the emitter. */
 
-import type { Job } from './job.js';
+import type { FailureReason, Job } from './job.js';
 
 export interface JobEventMap {
   /** A job changed status; `job` is the stored record after the change. */
@@ -9,6 +9,11 @@ export interface JobEventMap {
   'job:started': { job: Job; executionId: string };
   /** A job reached a terminal status; emitted after its job:status. */
   'job:ended': { job: Job };
+  /**
+   * An execution was lost (its lease expired, its holder stopped or gave it back) and the
+   * job went back to the queue or failed for it; emitted after its job:status.
+   */
+  'job:lost': { job: Job; reason: FailureReason };
   /** A running job wrote output. */
   'job:output': { jobId: string; stream: 'stdout' | 'stderr'; data: string };
 }

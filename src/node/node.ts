@@ -35,6 +35,7 @@ import { type Identity, loadIdentity } from '../mesh/identity.js';
 import { serveForwardedJob } from '../mesh/job-service.js';
 import { Mesh, type OfferFields } from '../mesh/mesh.js';
 import { MeshPlacement, peerPolicies } from '../mesh/placement.js';
+import { NodeMetrics } from '../monitor/metrics.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { Admission } from '../scheduler/admission.js';
 import { Intake } from '../scheduler/intake.js';
@@ -79,6 +80,7 @@ export class GridxNode {
   private scheduler?: Scheduler;
   private api?: ApiServer;
   private monitor?: ResourceMonitor;
+  private metrics?: NodeMetrics;
   private mesh?: Mesh;
   private eventLog?: EventLog;
   private runners?: RunnerHub;
@@ -135,7 +137,14 @@ export class GridxNode {
       const ledger = (this.ledger = new Ledger({ store, accounts, log: log.child('ledger'), feeBasisPoints: config.feeBasisPoints }));
       if (config.settlement.enabled) this.settlement = await this.openSettlement(store, () => duties.fence('settlement'));
       const files = await this.openFiles(store);
-      const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log, files));
+      const metrics = (this.metrics = new NodeMetrics({
+        events: this.events,
+        store,
+        nodeId: this.id,
+        leaseTtlMs: config.leaseTtlMs,
+        mesh: () => this.mesh && { peers: this.mesh.connectedPeers, offers: this.mesh.book.size },
+      }));
+      const executor = this.options.executor ?? (await openDockerExecutor(config, this.id, log, files, metrics.container));
       const monitor = (this.monitor = new ResourceMonitor({ detectGpus: this.options.detectGpus ?? true }));
       await monitor.start();
       await this.refreshImages(executor);
@@ -268,6 +277,7 @@ export class GridxNode {
         shutdown: this.shutdown.signal,
         log: log.child('api'),
         blobs,
+        metrics,
       });
       const api = (this.api = new ApiServer(app, { host: config.host, port: config.apiPort }));
       // The order of the header comment; stop() runs its own order over the same components.
@@ -385,6 +395,7 @@ export class GridxNode {
         this.blobs,
       ];
       for (const component of order) await component?.stop();
+      this.metrics?.stop();
       await this.store?.close();
     })();
     return this.stopping;

@@ -3,8 +3,8 @@
  * conditional write on the expected status (and, while a job holds an execution, its
  * lease token), checked against the transition table in domain/job.ts: a lost race is a
  * logged no-op, never an overwrite. Each write that lands is announced: `job:status`
- * always, then `job:started` when a container started and `job:ended` when the job
- * reached a terminal status. The dispatcher, the runner hub, the leases and the verifier
+ * always, then `job:started` when a container started, `job:ended` when the job
+ * reached a terminal status, and `job:lost` when an execution was lost under it. The dispatcher, the runner hub, the leases and the verifier
  * decide *when* to move a job; only this module moves it.
  * ESLint (eslint.config.js) refuses `store.transition/claim/insert` anywhere else in src/.
  */
@@ -109,7 +109,8 @@ export class Lifecycle {
     const { maxAttempts, retryBackoffMs } = this.deps;
     const lease = { ...leaseOf(job), ...extra };
     if (job.attempts >= maxAttempts) {
-      await this.fail(job, reason, `${why}, and it has used all ${maxAttempts} attempts`, lease);
+      const failed = await this.fail(job, reason, `${why}, and it has used all ${maxAttempts} attempts`, lease);
+      if (failed) this.deps.events.emit('job:lost', { job: failed, reason });
       return;
     }
     const delay = backoffMs(retryBackoffMs, job.attempts);
@@ -119,7 +120,9 @@ export class Lifecycle {
       executionId: null,
       notBefore: this.deps.store.now() + delay,
     });
-    if (requeued) this.deps.log.info(`job ${job.id} requeued: ${why}; retried in ${delay} ms`);
+    if (!requeued) return;
+    this.deps.log.info(`job ${job.id} requeued: ${why}; retried in ${delay} ms`);
+    this.deps.events.emit('job:lost', { job: requeued, reason });
   }
 
   /** Fails a held job under its lease (or `lease`), whatever its result would have been. */

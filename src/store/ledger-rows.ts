@@ -97,3 +97,17 @@ export function toWithdrawal(r: WithdrawalRow): Withdrawal {
 export const NET_INFLOW_SQL = `SELECT debit, amount FROM ledger WHERE debit = 'world' OR credit = 'world'`;
 
 export const WITHDRAWAL_COLUMNS = 'id, account_id, address, amount, status, tx_hash, nonce, raw_tx, error, created_at, updated_at';
+
+/** LedgerStore.counts in both stores' SQL: rows of (what, key, n). */
+export const COUNTS_SQL = `SELECT 'entries' AS what, kind AS key, COUNT(*) AS n FROM ledger GROUP BY kind
+  UNION ALL SELECT 'withdrawals', status, COUNT(*) FROM withdrawals GROUP BY status`;
+
+/** The rows of COUNTS_SQL, as LedgerStore.counts answers. */
+export function countsOf(rows: ReadonlyArray<{ what: string; key: string; n: string | number }>): {
+  entries: Record<string, number>;
+  withdrawals: Record<string, number>;
+} {
+  const counts = { entries: {} as Record<string, number>, withdrawals: {} as Record<string, number> };
+  for (const r of rows) counts[r.what === 'entries' ? 'entries' : 'withdrawals'][r.key] = Number(r.n);
+  return counts;
+}

@@ -166,6 +166,8 @@ export interface LedgerStore {
   totals(): Promise<LedgerTotals>;
   /** Ended jobs with an owner whose escrow has not been settled, oldest first. */
   unsettledJobs(limit: number): Promise<string[]>;
+  /** Journal entries per kind, and withdrawals per status, for the metrics (a scan of both tables). */
+  counts(): Promise<{ entries: Record<string, number>; withdrawals: Record<string, number> }>;
   chainCursor(name: string): Promise<string | undefined>;
   withdrawal(id: string): Promise<Withdrawal | undefined>;
   /** Withdrawals not yet confirmed or failed, oldest first. */

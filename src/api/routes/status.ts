@@ -1,8 +1,12 @@
-/** The node itself, in the Grid-X dialect: GET /status (idle or busy, slots, limits) and GET /peers. */
+/**
+ * The node itself: GET /status (idle or busy, slots, limits) and GET /peers in the Grid-X
+ * dialect, and GET /metrics for Prometheus.
+ */
 
 import type { FastifyInstance } from 'fastify';
 import type { SpecPolicy } from '../../domain/spec.js';
 import type { Mesh } from '../../mesh/mesh.js';
+import type { NodeMetrics } from '../../monitor/metrics.js';
 import type { ResourceMonitor } from '../../monitor/monitor.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
 import type { JobStore } from '../../store/store.js';
@@ -17,6 +21,7 @@ export interface StatusRouteDeps {
   /** The mesh, when the node is part of one. */
   mesh: Pick<Mesh, 'peerId' | 'multiaddrs' | 'connectedPeers' | 'book' | 'libp2p'> | undefined;
   node: { id: string; version: string };
+  metrics?: Pick<NodeMetrics, 'text'>;
 }
 
 export function statusRoutes(deps: StatusRouteDeps) {
@@ -38,5 +43,13 @@ export function statusRoutes(deps: StatusRouteDeps) {
       if (!mesh) return peersView(deps.node.id, [], new Set());
       return peersView(mesh.peerId, mesh.book.offers(), new Set(mesh.libp2p.getPeers().map(String)));
     });
+
+    const { metrics } = deps;
+    if (metrics) {
+      app.get('/metrics', async (_request, reply) => {
+        const { contentType, body } = await metrics.text();
+        return reply.type(contentType).send(body);
+      });
+    }
   };
 }

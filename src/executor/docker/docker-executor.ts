@@ -31,6 +31,15 @@ export interface DockerExecutorOptions extends SandboxSettings {
   /** How registry names are resolved before a pull; the system resolver unless a test says otherwise. */
   lookup?: Lookup;
   log: Logger;
+  /** Told how long the engine took and how pulls ended (the node's metrics). */
+  observe?: ContainerObserver;
+}
+
+/** What the executor tells the metrics: the engine's own latency, and pulls. */
+export interface ContainerObserver {
+  /** Seconds the engine took to create a container (a pull left out) or to start it. */
+  timed(phase: 'create' | 'start', seconds: number): void;
+  pulled(outcome: 'ok' | 'failed'): void;
 }
 
 /** How long to wait for the attach stream to drain after the container exits. */
@@ -168,7 +177,9 @@ export class DockerExecutor implements Executor {
       stream.once('error', () => resolve());
     });
 
+    const starting = performance.now();
     await container.start();
+    this.options.observe?.timed('start', (performance.now() - starting) / 1000);
     // Asked after start, 'not-running' cannot miss a fast exit: it answers at once for an
     // exited container. ('next-exit' asked before start races the start request.)
     const exited = container.wait({ condition: 'not-running' });
@@ -259,8 +270,14 @@ export class DockerExecutor implements Executor {
   }
 
   private async create(create: Docker.ContainerCreateOptions, ref: ImageRef, shown: string, signal?: AbortSignal): Promise<Docker.Container> {
+    const timed = async () => {
+      const creating = performance.now();
+      const container = await this.docker.createContainer(create);
+      this.options.observe?.timed('create', (performance.now() - creating) / 1000);
+      return container;
+    };
     try {
-      return await this.docker.createContainer(create);
+      return await timed();
     } catch (err) {
       if (isNoSuchImage(err)) {
         const refusal = await pullRefusal(ref, this.options.registries, this.options.lookup);
@@ -272,14 +289,20 @@ export class DockerExecutor implements Executor {
           ...(signal ? { signal } : {}),
           onProgress: (line) => this.log.debug(`pull ${image}: ${line}`),
           onFailure: (message) => this.log.debug(`pull ${image} failed: ${message}`),
-        });
+        }).then(
+          () => this.options.observe?.pulled('ok'),
+          (pullErr: unknown) => {
+            this.options.observe?.pulled('failed');
+            throw pullErr;
+          },
+        );
         if (signal?.aborted) throw new Error('start aborted during the pull');
-        return await this.docker.createContainer(create);
+        return await timed();
       }
       if ((err as { statusCode?: number }).statusCode === 409) {
         // A container with this execution's name exists: left by a crash. Replace it.
         await this.docker.getContainer(create.name!).remove({ force: true });
-        return await this.docker.createContainer(create);
+        return await timed();
       }
       throw err;
     }

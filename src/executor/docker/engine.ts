@@ -5,7 +5,7 @@ import Docker from 'dockerode';
 import type { Config } from '../../config/schema.js';
 import { GridxError, messageOf } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import { DockerExecutor } from './docker-executor.js';
+import { type ContainerObserver, DockerExecutor } from './docker-executor.js';
 import type { ExecutionFiles } from '../executor.js';
 
 /** Connects to the Engine API and checks that it answers, with a message that says what to do if not. */
@@ -27,7 +27,13 @@ export async function connectDocker(socketPath: string): Promise<Docker> {
 
 /** The hardened Docker executor a node or runner runs its jobs with, labelled with its id. */
 /** The Docker executor as configured; `files` places inputs and collects /outputs (none: jobs with inputs are refused). */
-export async function openDockerExecutor(config: Readonly<Config>, nodeId: string, log: Logger, files?: ExecutionFiles): Promise<DockerExecutor> {
+export async function openDockerExecutor(
+  config: Readonly<Config>,
+  nodeId: string,
+  log: Logger,
+  files?: ExecutionFiles,
+  observe?: ContainerObserver,
+): Promise<DockerExecutor> {
   return new DockerExecutor({
     docker: await connectDocker(config.dockerSocket),
     nodeId,
@@ -40,6 +46,7 @@ export async function openDockerExecutor(config: Readonly<Config>, nodeId: strin
     volumes: { allowedVolumes: config.sandbox.allowedVolumes, writableVolumes: config.sandbox.writableVolumes },
     log: log.child('docker'),
     ...(files ? { files } : {}),
+    ...(observe ? { observe } : {}),
   });
 }
 

@@ -23,11 +23,13 @@ import {
 import {
   type AccountRow,
   type EntryRow,
+  COUNTS_SQL,
   NET_INFLOW_SQL,
   WITHDRAWAL_COLUMNS,
   type WithdrawalRow,
   toAccount,
   toEntry,
+  countsOf,
   toWithdrawal,
 } from '../ledger-rows.js';
 import { inflowOf, insufficientFunds } from '../ledger-checks.js';
@@ -215,6 +217,10 @@ export class PostgresLedger implements LedgerStore {
     );
     const flows = await this.pool.query<{ debit: string; amount: string }>(NET_INFLOW_SQL);
     return { held: BigInt(rows[0]!.held), world: BigInt(rows[0]!.world), netInflow: inflowOf(flows.rows) };
+  }
+
+  async counts(): Promise<{ entries: Record<string, number>; withdrawals: Record<string, number> }> {
+    return countsOf((await this.pool.query<{ what: string; key: string; n: string }>(COUNTS_SQL)).rows);
   }
 
   async unsettledJobs(limit: number): Promise<string[]> {

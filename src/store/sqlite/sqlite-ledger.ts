@@ -23,12 +23,14 @@ import {
   type AccountRow,
   ENTRY_COLUMNS,
   type EntryRow,
+  COUNTS_SQL,
   NET_INFLOW_SQL,
   WITHDRAWAL_COLUMNS,
   type WithdrawalRow,
   entryValues,
   toAccount,
   toEntry,
+  countsOf,
   toWithdrawal,
 } from '../ledger-rows.js';
 import { inflowOf, insufficientFunds } from '../ledger-checks.js';
@@ -179,6 +181,10 @@ export class SqliteLedger implements LedgerStore {
       else held += BigInt(r.balance);
     }
     return { held, world, netInflow: inflowOf(this.stmt(NET_INFLOW_SQL).all() as Array<{ debit: string; amount: string }>) };
+  }
+
+  async counts(): Promise<{ entries: Record<string, number>; withdrawals: Record<string, number> }> {
+    return countsOf(this.stmt(COUNTS_SQL).all() as Array<{ what: string; key: string; n: number }>);
   }
 
   async unsettledJobs(limit: number): Promise<string[]> {
