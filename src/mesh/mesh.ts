@@ -22,7 +22,7 @@ import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { type Offer, type SignedOffer, canonicalJson } from '../domain/offer.js';
-import { messageOf } from '../errors.js';
+import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
 import { OfferBook, signOffer } from './offer-book.js';
@@ -102,7 +102,7 @@ export class Mesh {
 
   async start(): Promise<void> {
     const { options } = this;
-    const node = await createLibp2p({
+    const node = await listening(options, () => createLibp2p({
       privateKey: options.identity.privateKey,
       addresses: { listen: options.client ? [] : [`/ip4/${options.host}/tcp/${options.port}`] },
       transports: [tcp()],
@@ -125,7 +125,7 @@ export class Mesh {
           allowQueryWithZeroPeers: true,
         }),
       },
-    });
+    }));
     this.node = node;
     if (!options.client) {
       await node.handle(PROTOCOLS.offer, (stream, connection) => this.onOfferStream(stream, connection), {
@@ -390,5 +390,22 @@ export class Mesh {
       this.log.warn(`${PROTOCOLS.job} from ${from}: ${messageOf(err)}; stream reset`);
       stream.abort(err as Error);
     }
+  }
+}
+
+/**
+ * Starts libp2p, saying in Grid-X's words when its port is taken: libp2p's own error names
+ * settings Grid-X does not expose, and carries a stack trace.
+ */
+async function listening<T>(options: { host: string; port: number }, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if (!/EADDRINUSE/.test(messageOf(err))) throw err;
+    throw new GridxError(
+      'CONFIG_INVALID',
+      `the p2p port ${options.port} on ${options.host} is in use (another gridx node?); pick another with --p2p-port (mesh.p2p_port), or 0 for any free port`,
+      { cause: err },
+    );
   }
 }

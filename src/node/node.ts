@@ -289,9 +289,10 @@ export class GridxNode {
     } catch (err) {
       await this.stop().catch(() => {});
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        const { address, port } = err as { address?: string; port?: number };
         throw new GridxError(
           'CONFIG_INVALID',
-          `${(err as Error).message}: the port is in use; pick another with --api-port or --p2p-port`,
+          `the API port ${port ?? config.apiPort} on ${address ?? config.host} is in use (another gridx node?); pick another with --api-port (node.api_port), or 0 for any free port`,
           { cause: err },
         );
       }

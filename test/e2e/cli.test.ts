@@ -1,12 +1,14 @@
 /** The gridx CLI and node as separate processes, as a person runs them. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { containersOf, eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
-import { freePort, runCli, spawnNode, type NodeProcess } from '../helpers/process.js';
+import { CLI, freePort, runCli, spawnNode, type NodeProcess } from '../helpers/process.js';
 
 const image = LOCAL_IMAGE;
 
@@ -104,6 +106,35 @@ describe('gridx CLI against a gridx node process', () => {
     const unknown = await runCli(['run', '--bogus']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('a port in use says which one and which flag changes it, in one line', async () => {
+    // A second node: its exit, or a kill after 20 s should it start after all.
+    const second = async (args: string[]) => {
+      const child = spawn(process.execPath, [CLI, 'node', '--data-dir', tempDir(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearTimeout(timer);
+      return { code, lastLine: stderr.trim().split('\n').at(-1) };
+    };
+    const apiPort = new URL(node.url).port;
+    expect(await second(['--api-port', apiPort, '--p2p-port', '0'])).toEqual({
+      code: 1,
+      lastLine: `gridx: the API port ${apiPort} on 127.0.0.1 is in use (another gridx node?); pick another with --api-port (node.api_port), or 0 for any free port`,
+    });
+    const held = net.createServer();
+    await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+    const p2pPort = (held.address() as net.AddressInfo).port;
+    try {
+      expect(await second(['--api-port', '0', '--p2p-port', String(p2pPort)])).toEqual({
+        code: 1,
+        lastLine: `gridx: the p2p port ${p2pPort} on 127.0.0.1 is in use (another gridx node?); pick another with --p2p-port (mesh.p2p_port), or 0 for any free port`,
+      });
+    } finally {
+      held.close();
+    }
   });
 
   it('gridx server is the same program in the coordinator role', async () => {
