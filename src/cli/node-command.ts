@@ -1,18 +1,20 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Overrides } from '../config/schema.js';
-import { createLogger, type LogLevel } from '../logger.js';
+import { openLogger } from '../logger.js';
 import { GridxNode } from '../node/node.js';
 import { waitForSignal } from './signals.js';
 
 export const NODE_USAGE = `usage: gridx node [--api-port N] [--host ADDR] [--data-dir DIR] [--config FILE] [--slots N]
                   [--p2p-port N] [--p2p-host ADDR] [--bootstrap MULTIADDR]... [--no-mesh] [--db postgres://...]
-                  [--log-level LEVEL]
+                  [--log-level LEVEL] [--log-format text|json]
 
 Runs a Grid-X node: the HTTP API (default http://127.0.0.1:8000), jobs in the Docker sandbox,
 and a mesh peer (libp2p on port 8468). Without --bootstrap it starts a new mesh; others join
 it with --bootstrap and one of the multiaddrs it prints.
-Settings come from defaults, then --config FILE (YAML), then GRIDX_* variables, then flags.`;
+Settings come from defaults, then --config FILE (YAML), then GRIDX_* variables, then flags.
+Logs go to stderr as lines for people, or with --log-format json (GRIDX_LOG_FORMAT) one JSON
+object per line for log collectors; --log-level is debug, info, warn, error or silent.`;
 
 export const SERVER_USAGE = `usage: gridx server [the options of gridx node]
 
@@ -42,6 +44,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
       bootstrap: { type: 'string', multiple: true },
       'no-mesh': { type: 'boolean' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -67,8 +70,7 @@ export async function nodeCommand(argv: string[], env: NodeJS.ProcessEnv, option
     flags,
     ...(role === 'server' ? { defaults: { apiPort: 8080, auth: 'required' } } : {}),
   });
-  const level = (values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel;
-  const log = createLogger(level);
+  const log = openLogger({ level: values['log-level'] ?? env.GRIDX_LOG_LEVEL, format: values['log-format'] ?? env.GRIDX_LOG_FORMAT });
   // Fault injection for the settlement crash test: die right after a withdrawal is broadcast.
   const afterBroadcast = env.GRIDX_FAULT === 'crash-after-broadcast' ? () => process.kill(process.pid, 'SIGKILL') : undefined;
   // Fault injection for the clock test: this process's clock (Date.now) runs off by this many ms.

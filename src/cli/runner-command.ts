@@ -5,13 +5,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { invalid, quote } from '../errors.js';
-import { createLogger, type LogLevel } from '../logger.js';
+import { openLogger } from '../logger.js';
 import { NoopExecutor } from '../executor/noop/noop-executor.js';
 import { GridxRunner } from '../node/runner.js';
 import { waitForSignal } from './signals.js';
 
 export const RUNNER_USAGE = `usage: gridx runner --server URL --key KEY [--slots N] [--data-dir DIR] [--name NAME]
-                    [--label KEY=VALUE]... [--config FILE] [--log-level LEVEL]
+                    [--label KEY=VALUE]... [--config FILE] [--log-level LEVEL] [--log-format text|json]
 
 Pulls jobs from a gridx server (outbound HTTP only) and runs them in the hardened Docker
 sandbox, at most --slots at once (default: the CPUs). Its id and secret are kept in
@@ -33,6 +33,7 @@ export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
       label: { type: 'string', multiple: true },
       config: { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -56,7 +57,7 @@ export async function runnerCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
     flags: { slots: values.slots, dataDir: values['data-dir'] },
     defaults: { dataDir: path.join(os.homedir(), '.gridx-runner') },
   });
-  const log = createLogger((values['log-level'] ?? env.GRIDX_LOG_LEVEL ?? 'info') as LogLevel);
+  const log = openLogger({ level: values['log-level'] ?? env.GRIDX_LOG_LEVEL, format: values['log-format'] ?? env.GRIDX_LOG_FORMAT });
   const runner = new GridxRunner({
     config,
     serverUrl: server.replace(/\/+$/, ''),

@@ -137,6 +137,31 @@ describe('gridx CLI against a gridx node process', () => {
     }
   });
 
+  it('--log-format json logs one JSON object per line; a bad log level or format is one clear line', async () => {
+    const dir = tempDir();
+    const child = spawn(process.execPath, [CLI, 'node', '--data-dir', dir, '--no-mesh', '--api-port', '0', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      // The banner is for the person at the terminal (stdout); the log (stderr) is all JSON.
+      await eventually(async () => stdout, (out) => out.includes('listening on'), 20_000);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const entries = stderr.trim().split('\n').map((line) => JSON.parse(line) as { level: number; time: string; msg: string; component: string });
+    expect(entries.length).toBeGreaterThan(2);
+    for (const e of entries) expect(e).toMatchObject({ level: expect.any(Number), time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), msg: expect.any(String), component: expect.stringMatching(/^gridx/) });
+    expect(entries.some((e) => e.component === 'gridx:duties' && e.level === 30)).toBe(true);
+    const level = await runCli(['node', '--data-dir', dir, '--log-level', 'verbose']);
+    expect(level).toMatchObject({ code: 1, stderr: 'gridx: --log-level: must be one of debug, info, warn, error, silent; got "verbose"\n' });
+    const format = await runCli(['runner', '--server', 'http://127.0.0.1:1', '--log-format', 'xml']);
+    expect(format).toMatchObject({ code: 1, stderr: expect.stringMatching(/^gridx: --log-format: must be "text" \(lines for people\) or "json" \(for machines\); got "xml"\n$/) });
+  });
+
   it('gridx server is the same program in the coordinator role', async () => {
     const help = await runCli(['server', '--help']);
     expect(help.code).toBe(0);
