@@ -17,6 +17,7 @@ import type { ResourceMonitor } from '../monitor/monitor.js';
 import type { RunnerHub } from '../scheduler/runner-hub.js';
 import type { Intake } from '../scheduler/intake.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import type { WaitingExplainer } from '../scheduler/waiting.js';
 import type { JobStore } from '../store/store.js';
 import type { ErrorBody } from '../wire/errors.js';
 import { gridxRoutes } from './routes/gridx.js';
@@ -75,6 +76,8 @@ export interface ApiDeps {
   blobs: BlobStore;
   /** What GET /metrics serves; every request is timed into it. */
   metrics?: NodeMetrics;
+  /** Why pending jobs wait. */
+  waiting?: WaitingExplainer;
 }
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
@@ -141,8 +144,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(
     statusRoutes({ store, scheduler, monitor: deps.monitor, policy: deps.policy, mesh: deps.mesh, node: deps.node, ...(deps.metrics ? { metrics: deps.metrics } : {}) }),
   );
-  app.register(gridxRoutes({ ...auth, store, scheduler, events, intake, streams, shutdown }));
-  app.register(taskRoutes({ ...auth, store, scheduler, intake }));
+  const waiting = deps.waiting ? { waiting: deps.waiting } : {};
+  app.register(gridxRoutes({ ...auth, store, scheduler, events, intake, streams, shutdown, ...waiting }));
+  app.register(taskRoutes({ ...auth, store, scheduler, intake, ...waiting }));
   app.register(eventRoutes({ ...auth, eventLog: deps.eventLog, store, streams, shutdown, eventStream: deps.eventStream }));
   app.register(runnerRoutes({ ...auth, runners: deps.runners, leaseTtlMs: deps.leaseTtlMs, shutdown }));
   app.register(accountRoutes({ ...auth, ledger: store.ledger, settlement: deps.settlement }));

@@ -1,7 +1,8 @@
 /**
  * A live NDJSON stream of a job's output (GET /jobs/:id/logs?follow=true):
  * `{"stream":"stdout","data":"..."}` lines as the job prints, then `{"event":"end", ...job}`
- * when it is terminal. Output already printed comes first, so a follower that joins late
+ * when it is terminal; while it is pending, `{"event":"waiting","waiting":{...}}` each time
+ * why it waits changes. Output already printed comes first, so a follower that joins late
  * misses nothing.
  */
 
@@ -10,6 +11,7 @@ import type { FastifyReply } from 'fastify';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type Job, isTerminal } from '../domain/job.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
+import type { WaitingExplainer } from '../scheduler/waiting.js';
 import type { JobStore } from '../store/store.js';
 import type { LogEvent } from '../wire/gridx.js';
 import { logEndView } from './views/events.js';
@@ -20,7 +22,12 @@ export interface FollowLogsDeps {
   store: Pick<JobStore, 'get'>;
   /** Aborts when the node begins to shut down: the stream ends then. */
   shutdown: AbortSignal;
+  /** Why a pending job waits: sent while it waits, each time the reason changes. */
+  waiting?: Pick<WaitingExplainer, 'explain'>;
 }
+
+/** How often a waiting job's reason is looked at again. */
+const WAITING_EVERY_MS = 1000;
 
 export function followLogs(deps: FollowLogsDeps, initial: Job, reply: FastifyReply): PassThrough {
   const { scheduler, events, store } = deps;
@@ -71,6 +78,24 @@ export function followLogs(deps: FollowLogsDeps, initial: Job, reply: FastifyRep
     ended = true;
     offs.forEach((off) => off());
   };
+  if (deps.waiting) {
+    const waiting = deps.waiting;
+    let said = '';
+    const look = async () => {
+      const job = await store.get(initial.id);
+      const why = job && (await waiting.explain(job));
+      if (why && why.summary !== said) send({ event: 'waiting', waiting: why });
+      if (why) said = why.summary;
+    };
+    let looking = false;
+    const timer = setInterval(() => {
+      if (looking || ended) return;
+      looking = true;
+      void look().catch(() => {}).finally(() => (looking = false));
+    }, WAITING_EVERY_MS);
+    offs.push(() => clearInterval(timer));
+    void look().catch(() => {});
+  }
   reply.raw.once('close', stop);
   const onShutdown = () => {
     send({ event: 'error', error: 'the node is shutting down; the job is kept and resumes when it restarts' });

@@ -80,6 +80,8 @@ export async function runCommand(argv: string[], env: NodeJS.ProcessEnv): Promis
   try {
     job = await client.follow(submitted.id, (event: LogEvent) => {
       if ('stream' in event) (event.stream === 'stdout' ? process.stdout : process.stderr).write(event.data);
+      // Why it waits, once and then on each change (the node sends it only when it changes).
+      else if (event.event === 'waiting') process.stderr.write(`gridx: ${event.waiting.summary}\n`);
     });
   } finally {
     process.off('SIGINT', onSigint);

@@ -116,6 +116,8 @@ export interface Job {
   executedBy?: string;
   /** When the current execution's lease runs out unless its holder renews it. */
   leaseExpiresAt?: string;
+  /** A requeued job is not placed before this (epoch ms): its retry backoff. */
+  notBefore?: number;
   /** Run only on the node it was sent to. */
   pinned: boolean;
   /** Peer that forwarded the job to this node, when it came from the mesh. */

@@ -80,15 +80,20 @@ export class OfferBook {
 
   /** Idle peers that fit `spec`, best first, less suspended ones and those in `exclude`. */
   candidates(spec: JobSpec, exclude: ReadonlySet<string> = new Set(), now = Date.now()): Offer[] {
-    this.prune(now);
-    const usable = [...this.entries.values()]
-      .filter((e) => e.suspendedUntil <= now && !exclude.has(e.signed.offer.peerId))
-      .map((e) => {
-        const o = e.signed.offer;
-        const free = Math.min(Math.max(o.slots.free - e.reserved, 0), o.slots.total);
-        return { ...o, slots: { ...o.slots, free }, status: free > 0 ? ('idle' as const) : ('busy' as const) };
-      });
+    const usable = this.standing(now)
+      .filter((s) => !s.suspended && !exclude.has(s.offer.peerId))
+      .map(({ offer }) => offer);
     return rankOffers(usable, spec);
+  }
+
+  /** Every peer's offer as placement sees it now: free slots less those this node reserved, and whether it is suspended. */
+  standing(now = Date.now()): Array<{ offer: Offer; suspended: boolean }> {
+    this.prune(now);
+    return [...this.entries.values()].map((e) => {
+      const o = e.signed.offer;
+      const free = Math.min(Math.max(o.slots.free - e.reserved, 0), o.slots.total);
+      return { offer: { ...o, slots: { ...o.slots, free }, status: free > 0 ? ('idle' as const) : ('busy' as const) }, suspended: e.suspendedUntil > now };
+    });
   }
 
   /** Counts a slot of `peerId` as taken until its next offer says otherwise. */

@@ -32,12 +32,13 @@ import { openDockerExecutor } from '../executor/docker/engine.js';
 import type { Executor } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
 import { type Identity, loadIdentity } from '../mesh/identity.js';
-import { serveForwardedJob } from '../mesh/job-service.js';
+import { admitsPeer, serveForwardedJob } from '../mesh/job-service.js';
 import { Mesh, type OfferFields } from '../mesh/mesh.js';
 import { MeshPlacement, peerPolicies } from '../mesh/placement.js';
 import { NodeMetrics } from '../monitor/metrics.js';
 import { ResourceMonitor } from '../monitor/monitor.js';
 import { Admission } from '../scheduler/admission.js';
+import { WaitingExplainer } from '../scheduler/waiting.js';
 import { Intake } from '../scheduler/intake.js';
 import { RunnerHub } from '../scheduler/runner-hub.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -278,6 +279,23 @@ export class GridxNode {
         log: log.child('api'),
         blobs,
         metrics,
+        waiting: new WaitingExplainer({
+          slots: () => scheduler.slots,
+          localLimits: limits,
+          ...(mesh
+            ? {
+                peers: () =>
+                  mesh.book.standing().map(({ offer, suspended }) => ({
+                    limits: offer.limits,
+                    free: offer.slots.free,
+                    suspended,
+                    allowed: admitsPeer(config.mesh.forwardTo, offer.peerId),
+                  })),
+              }
+            : {}),
+          runners: () => store.listRunners(),
+          leaseTtlMs: config.leaseTtlMs,
+        }),
       });
       const api = (this.api = new ApiServer(app, { host: config.host, port: config.apiPort }));
       // The order of the header comment; stop() runs its own order over the same components.

@@ -37,6 +37,8 @@ export interface JobRow {
   description: string | null;
   reward: string | null;
   lease_expires_at: number | string | null;
+  /** Absent from listings (SUMMARY_COLUMNS). */
+  not_before?: number | string | null;
   owner: string | null;
   settled_at: string | null;
   parent: string | null;
@@ -76,6 +78,7 @@ export function toJob(row: JobRow): Job {
   if (row.replicas !== null) job.replicas = row.replicas;
   if (row.outputs !== null) job.outputs = JSON.parse(row.outputs) as OutputManifest;
   if (row.lease_expires_at !== null) job.leaseExpiresAt = new Date(Number(row.lease_expires_at)).toISOString();
+  if (row.not_before !== null && row.not_before !== undefined) job.notBefore = Number(row.not_before);
   return job;
 }
 

@@ -84,6 +84,8 @@ export interface JobView {
   workdir?: string;
   /** GET /jobs/:id only. */
   executions?: ExecutionRecord[];
+  /** Why it waits, while it is pending (GET /jobs/:id). */
+  waiting?: WaitingView;
   /** Redundant execution: how many workers run it. */
   replicas?: number;
   /** The task this job is a replica of. */
@@ -116,9 +118,26 @@ export interface JobLogs {
 }
 
 /** One NDJSON line of GET /jobs/:id/logs?follow=true: output, a status change, the end, or an error. */
+/**
+ * Why a pending job waits (GET /jobs/:id, /api/tasks/:id, and the follow stream while it
+ * waits): `summary` in one line, then the counts it is made of.
+ */
+export interface WaitingView {
+  /** "waiting: 2 of 2 slots busy; 4 peers: 2 busy, 1 lacks 8g memory, 1 does not allow network bridge; …" */
+  summary: string;
+  slots?: { total: number; busy: number };
+  /** Peers whose offers the node holds, counted by why each does not take the job ("free": it could). */
+  peers?: { considered: number; reasons: Record<string, number> };
+  /** Online runners, counted the same way. */
+  runners?: { considered: number; reasons: Record<string, number> };
+  /** When a requeued job is tried again (its backoff). */
+  retryAt?: string;
+}
+
 export type LogEvent =
   | { stream: 'stdout' | 'stderr'; data: string }
   | { event: 'status'; status: JobStatus }
+  | { event: 'waiting'; waiting: WaitingView }
   | ({ event: 'end' } & JobView)
   | { event: 'error'; error: string };
 

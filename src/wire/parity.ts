@@ -4,7 +4,7 @@
  */
 
 import type { FailureReason, JobStatus } from '../domain/job.js';
-import type { InputBody } from './gridx.js';
+import type { InputBody, WaitingView } from './gridx.js';
 
 /** POST /api/tasks. */
 export interface ParityTask {
@@ -59,6 +59,8 @@ export interface TaskView {
   replica_of?: string;
   attempts: number;
   result?: TaskResult;
+  /** Why it waits, while it is pending (GET /api/tasks/:id); the Grid-X dialect's shape, retry_at in snake_case. */
+  waiting?: Omit<WaitingView, 'retryAt'> & { retry_at?: string };
 }
 
 /** GET /api/tasks: newest first; pass `next_cursor` as ?cursor= for the next page. */

@@ -79,7 +79,8 @@ export function gridxRoutes(deps: GridxRouteDeps) {
       if (!canSee(job, await optionalAccount(request, deps))) return strangerView(job);
       const live = scheduler.liveOutput(job.id);
       const shown = live ? { ...job, ...live } : job;
-      return jobView(shown, { executions: await store.executions(job.id) });
+      const waiting = await deps.waiting?.explain(job);
+      return jobView(shown, { executions: await store.executions(job.id), ...(waiting ? { waiting } : {}) });
     });
 
     app.delete<{ Params: { id: string } }>('/jobs/:id', { schema: { params: idParams } }, async (request) => {

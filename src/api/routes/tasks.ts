@@ -9,6 +9,7 @@ import { normalizeTask } from '../../domain/task.js';
 import { GridxError } from '../../errors.js';
 import type { Intake } from '../../scheduler/intake.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
+import type { WaitingExplainer } from '../../scheduler/waiting.js';
 import type { JobStore } from '../../store/store.js';
 import { type AuthDeps, canSee, mustOwn, optionalAccount, writerAccount } from '../auth.js';
 import { strangerView } from '../views/jobs.js';
@@ -19,6 +20,8 @@ export interface TaskRouteDeps extends AuthDeps {
   store: Pick<JobStore, 'get' | 'list'>;
   scheduler: Pick<Scheduler, 'liveOutput' | 'cancel'>;
   intake: Pick<Intake, 'policy' | 'submit'>;
+  /** Why a pending task waits. */
+  waiting?: Pick<WaitingExplainer, 'explain'>;
 }
 
 export function taskRoutes(deps: TaskRouteDeps) {
@@ -50,7 +53,9 @@ export function taskRoutes(deps: TaskRouteDeps) {
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: idParams } }, async (request) => {
       const job = await mustGet(request.params.id);
-      return canSee(job, await optionalAccount(request, deps)) ? taskView(job) : strangerView(job);
+      if (!canSee(job, await optionalAccount(request, deps))) return strangerView(job);
+      const waiting = await deps.waiting?.explain(job);
+      return taskView(job, waiting ? { waiting } : {});
     });
 
     app.get<{ Params: { id: string } }>('/api/tasks/:id/logs', { schema: { params: idParams } }, async (request) => {

@@ -5,7 +5,7 @@ import type { ExecutionRecord } from '../../domain/execution.js';
 import type { Job } from '../../domain/job.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import type { OutputSnapshot } from '../../executor/executor.js';
-import type { JobList, JobLogs, JobView, OutputsView, StrangerView } from '../../wire/gridx.js';
+import type { JobList, JobLogs, JobView, OutputsView, StrangerView, WaitingView } from '../../wire/gridx.js';
 
 /** What anyone but the owner sees of another account's job: its command, image, title, environment and result are the owner's alone. */
 export function strangerView(job: Pick<Job, 'id' | 'status'>): StrangerView {
@@ -13,7 +13,7 @@ export function strangerView(job: Pick<Job, 'id' | 'status'>): StrangerView {
 }
 
 /** `output: false` leaves stdout/stderr out (listings, events). */
-export function jobView(job: Job, options: { output?: boolean; executions?: ExecutionRecord[] } = {}): JobView {
+export function jobView(job: Job, options: { output?: boolean; executions?: ExecutionRecord[]; waiting?: WaitingView } = {}): JobView {
   return {
     id: job.id,
     status: job.status,
@@ -48,6 +48,7 @@ export function jobView(job: Job, options: { output?: boolean; executions?: Exec
     network: job.spec.network,
     ...(job.spec.workdir === undefined ? {} : { workdir: job.spec.workdir }),
     ...(options.executions ? { executions: options.executions } : {}),
+    ...(options.waiting ? { waiting: options.waiting } : {}),
   };
 }
 

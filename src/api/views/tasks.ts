@@ -3,10 +3,11 @@
 import type { Job } from '../../domain/job.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
 import type { OutputSnapshot } from '../../executor/executor.js';
+import type { WaitingView } from '../../wire/gridx.js';
 import type { TaskList, TaskLogs, TaskView } from '../../wire/parity.js';
 
 /** A job in Parity's task shape; `output: false` leaves stdout/stderr out (listings, events). */
-export function taskView(job: Job, options: { output?: boolean } = {}): TaskView {
+export function taskView(job: Job, options: { output?: boolean; waiting?: WaitingView } = {}): TaskView {
   const { spec } = job;
   return {
     id: job.id,
@@ -53,6 +54,7 @@ export function taskView(job: Job, options: { output?: boolean } = {}): TaskView
           },
         }
       : {}),
+    ...(options.waiting ? { waiting: parityWaiting(options.waiting) } : {}),
   };
 }
 
@@ -71,4 +73,9 @@ export function taskLogsView(job: Job, out: OutputSnapshot = job): TaskLogs {
     stdout_truncated: out.stdoutTruncated,
     stderr_truncated: out.stderrTruncated,
   };
+}
+
+/** The Grid-X dialect's waiting view with Parity's snake_case. */
+function parityWaiting({ retryAt, ...rest }: WaitingView): NonNullable<TaskView['waiting']> {
+  return { ...rest, ...(retryAt ? { retry_at: retryAt } : {}) };
 }
