@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { accountCommand, balanceCommand, tokenCommand, withdrawCommand } from './account-command.js';
 import { demoCommand } from './demo-command.js';
 import { devnetCommand } from './devnet-command.js';
+import { doctorCommand } from './doctor-command.js';
 import { blobCommand, getCommand } from './files-command.js';
 import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
 import { nodeCommand, serverCommand } from './node-command.js';
@@ -24,6 +25,7 @@ commands:
   get       download what a job left under /outputs
   blob      upload a file to a node (put) or download one by digest (get)
   status    show a node's status
+  doctor    check this machine for running a node, with the fix for what fails
   jobs      list a node's jobs
   peers     list the mesh as a node sees it
   account   create accounts and credit them (operator, on the server's store)
@@ -43,6 +45,7 @@ const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promi
   get: getCommand,
   blob: blobCommand,
   status: statusCommand,
+  doctor: doctorCommand,
   jobs: jobsCommand,
   peers: peersCommand,
   devnet: devnetCommand,

@@ -162,6 +162,27 @@ describe('gridx CLI against a gridx node process', () => {
     expect(format).toMatchObject({ code: 1, stderr: expect.stringMatching(/^gridx: --log-format: must be "text" \(lines for people\) or "json" \(for machines\); got "xml"\n$/) });
   });
 
+  it('gridx doctor checks the engine, a real sandboxed container, ports, data dir and peers, with the fix for what fails', async () => {
+    const dir = tempDir();
+    const ready = await runCli(['doctor', '--data-dir', dir, '--api-port', '0', '--p2p-port', '0']);
+    expect(ready.code).toBe(0);
+    expect(ready.stdout).toMatch(/^ {2}OK {4}Docker engine {4}Docker \S+ \(API [\d.]+\)/m);
+    expect(ready.stdout).toMatch(/^ {2}OK {4}sandbox {10}a container ran under the node's hardening .* in \d+ ms$/m);
+    expect(ready.stdout).toMatch(/^ {2}OK {4}data dir/m);
+    expect(ready.stdout).toMatch(/^ {2}SKIP {2}PostgreSQL/m);
+    expect(ready.stdout).toMatch(/everything checked is ready\n$/);
+
+    const apiPort = new URL(node.url).port;
+    const closed = await freePort();
+    const broken = await runCli(['doctor', '--data-dir', dir, '--api-port', apiPort, '--p2p-port', '0', '--bootstrap', `/ip4/127.0.0.1/tcp/${closed}`]);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain(`  FAIL  API port         ${apiPort} on 127.0.0.1 is in use (another gridx node?)\n`);
+    expect(broken.stdout).toContain('fix: pick another with --api-port (node.api_port), or 0 for any free port; or stop what holds it\n');
+    expect(broken.stdout).toMatch(new RegExp(`FAIL {2}bootstrap peers {2}1 of 1 unreachable: /ip4/127\\.0\\.0\\.1/tcp/${closed} \\(ECONNREFUSED\\)`));
+    expect(broken.stdout).toMatch(/2 checks failed\n$/);
+    expect(broken.stderr).toBe('');
+  });
+
   it('gridx server is the same program in the coordinator role', async () => {
     const help = await runCli(['server', '--help']);
     expect(help.code).toBe(0);
