@@ -78,14 +78,18 @@ export function followLogs(deps: FollowLogsDeps, initial: Job, reply: FastifyRep
     ended = true;
     offs.forEach((off) => off());
   };
-  if (deps.waiting) {
+  if (deps.waiting && initial.status === 'pending') {
     const waiting = deps.waiting;
+    // Sent when what it is made of changes: the countdown in the summary alone is no change.
     let said = '';
+    let placed = false;
     const look = async () => {
       const job = await store.get(initial.id);
       const why = job && (await waiting.explain(job));
-      if (why && why.summary !== said) send({ event: 'waiting', waiting: why });
-      if (why) said = why.summary;
+      if (!why || placed) return;
+      const key = JSON.stringify({ ...why, summary: undefined });
+      if (key !== said) send({ event: 'waiting', waiting: why });
+      said = key;
     };
     let looking = false;
     const timer = setInterval(() => {
@@ -93,7 +97,17 @@ export function followLogs(deps: FollowLogsDeps, initial: Job, reply: FastifyRep
       looking = true;
       void look().catch(() => {}).finally(() => (looking = false));
     }, WAITING_EVERY_MS);
-    offs.push(() => clearInterval(timer));
+    const stopLooking = () => {
+      placed = true;
+      clearInterval(timer);
+    };
+    offs.push(
+      stopLooking,
+      // Once it leaves the queue it waits no more: no more looks, and none still under way is sent.
+      events.on('job:status', ({ job }) => {
+        if (job.id === initial.id && job.status !== 'pending') stopLooking();
+      }),
+    );
     void look().catch(() => {});
   }
   reply.raw.once('close', stop);

@@ -65,6 +65,13 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
       return { schema: tagged as typeof schema, url };
     },
   });
-  app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: false } });
+  app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // Everything is served by the node: no https: sources, and no upgrade of a plain-HTTP
+    // node's own assets to https (which would break the page on a LAN address).
+    transformStaticCSP: (header) => header.replace(/ ?upgrade-insecure-requests;/, '').replace(/ https:/g, ''),
+    uiConfig: { deepLinking: false },
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

@@ -12,6 +12,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { JOB_STATUSES, type Job } from '../domain/job.js';
 import type { ContainerObserver } from '../executor/docker/docker-executor.js';
+import { recent } from '../memo.js';
 import type { JobStore } from '../store/store.js';
 
 export interface MetricsDeps {
@@ -24,6 +25,9 @@ export interface MetricsDeps {
   /** The mesh, when the node is part of one. */
   mesh?: () => { peers: number; offers: number } | undefined;
 }
+
+/** Store counts are read at most this often, however often /metrics is asked (it is as open as /status). */
+const STORE_READ_MS = 5000;
 
 /** Seconds, from a few milliseconds (a no-op job) to hours (a long job). */
 const JOB_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600];
@@ -48,7 +52,10 @@ export class NodeMetrics {
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(`gridx_${name}`);
     }
-    const { store, events } = deps;
+    const { events } = deps;
+    const counts = recent(() => deps.store.countByStatus(), STORE_READ_MS);
+    const runners = recent(() => deps.store.listRunners(), STORE_READ_MS);
+    const ledger = recent(() => deps.store.ledger.counts(), STORE_READ_MS);
 
     new Gauge({
       name: 'gridx_jobs',
@@ -56,8 +63,8 @@ export class NodeMetrics {
       labelNames: ['status'],
       registers,
       async collect() {
-        const counts = await store.countByStatus();
-        for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
+        const byStatus = await counts();
+        for (const status of JOB_STATUSES) this.set({ status }, byStatus[status] ?? 0);
       },
     });
     new Gauge({
@@ -65,7 +72,7 @@ export class NodeMetrics {
       help: 'Jobs waiting to be placed (pending).',
       registers,
       async collect() {
-        this.set((await store.countByStatus()).pending ?? 0);
+        this.set((await counts()).pending ?? 0);
       },
     });
     const ended = new Counter({ name: 'gridx_jobs_ended_total', help: 'Jobs that reached a terminal status here, by status and reason.', labelNames: ['status', 'reason'], registers });
@@ -105,10 +112,10 @@ export class NodeMetrics {
       registers,
       async collect() {
         const now = Date.now();
-        const runners = await store.listRunners();
-        const online = runners.filter((r) => now - Date.parse(r.lastHeartbeatAt) <= ttl).length;
+        const all = await runners();
+        const online = all.filter((r) => now - Date.parse(r.lastHeartbeatAt) <= ttl).length;
         this.set({ state: 'online' }, online);
-        this.set({ state: 'offline' }, runners.length - online);
+        this.set({ state: 'offline' }, all.length - online);
       },
     });
     const mesh = deps.mesh;
@@ -122,7 +129,7 @@ export class NodeMetrics {
       labelNames: ['kind'],
       registers,
       async collect() {
-        for (const [kind, n] of Object.entries((await store.ledger.counts()).entries)) this.set({ kind }, n);
+        for (const [kind, n] of Object.entries((await ledger()).entries)) this.set({ kind }, n);
       },
     });
     new Gauge({
@@ -131,8 +138,8 @@ export class NodeMetrics {
       labelNames: ['status'],
       registers,
       async collect() {
-        const counts = (await store.ledger.counts()).withdrawals;
-        for (const status of ['requested', 'signed', 'confirmed', 'failed']) this.set({ status }, counts[status] ?? 0);
+        const withdrawals = (await ledger()).withdrawals;
+        for (const status of ['requested', 'signed', 'confirmed', 'failed']) this.set({ status }, withdrawals[status] ?? 0);
       },
     });
 

@@ -321,10 +321,15 @@ export class GridxRunner {
           batch.forEach((queued, i) => {
             const answer = answers[i];
             if (answer?.lease_token !== queued.token) queued.reject(new GridxError('REMOTE_ERROR', 'the server answered results out of order'));
-            else if ('error' in answer) queued.reject(new GridxError(answer.error.code in ErrorCodes ? answer.error.code : 'INTERNAL', answer.error.message));
+            else if ('error' in answer) queued.reject(new GridxError(Object.hasOwn(ErrorCodes, answer.error.code) ? answer.error.code : 'INTERNAL', answer.error.message));
             else queued.resolve(answer);
           });
         } catch (err) {
+          // Too large together (escaping can grow a body past its estimate): each goes alone.
+          if (isGridxError(err, 'BODY_TOO_LARGE') && batch.length > 1) {
+            for (const q of batch) this.client.result(q.token, q.jobId, q.result).then(q.resolve, q.reject);
+            continue;
+          }
           if (!isGridxError(err, 'NOT_FOUND')) {
             for (const queued of batch) queued.reject(err);
             continue;
@@ -430,8 +435,8 @@ function takeResults(queue: QueuedResult[]): QueuedResult[] {
   let bytes = 0;
   let n = 0;
   while (n < queue.length && n < MAX_RESULTS_PER_REQUEST) {
-    const { stdout, stderr } = queue[n]!.result;
-    bytes += stdout.length + stderr.length;
+    // Output and the outputs' manifest (up to 10,000 paths) are what make a result large.
+    bytes += JSON.stringify(queue[n]!.result).length;
     if (n > 0 && bytes > RESULTS_BATCH_BYTES) break;
     n++;
   }

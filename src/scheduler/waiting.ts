@@ -9,6 +9,7 @@
 import type { Job, JobSpec } from '../domain/job.js';
 import type { JobLimits } from '../domain/offer.js';
 import { formatDuration, formatSize } from '../domain/units.js';
+import { recent } from '../memo.js';
 import type { RunnerSummary } from '../store/store.js';
 import type { WaitingView } from '../wire/gridx.js';
 
@@ -36,8 +37,15 @@ export interface WaitingDeps {
   now?: () => number;
 }
 
+/** How long one read of the runners serves explanations (each GET of a waiting job asks). */
+const RUNNERS_READ_MS = 1000;
+
 export class WaitingExplainer {
-  constructor(private readonly deps: WaitingDeps) {}
+  private readonly runners: () => Promise<RunnerSummary[]>;
+
+  constructor(private readonly deps: WaitingDeps) {
+    this.runners = recent(deps.runners, RUNNERS_READ_MS);
+  }
 
   /** Why `job` waits; undefined unless it is pending. */
   async explain(job: Job): Promise<WaitingView | undefined> {
@@ -62,7 +70,7 @@ export class WaitingExplainer {
         view.peers = tally(peers.map((p) => peerReason(job.spec, p)));
         parts.push(describe(view.peers, 'peer'));
       }
-      const all = job.spec.volumes.length > 0 ? [] : await deps.runners();
+      const all = job.spec.volumes.length > 0 ? [] : await this.runners();
       const online = all.filter((r) => now - Date.parse(r.lastHeartbeatAt) <= deps.leaseTtlMs);
       if (online.length > 0) {
         view.runners = tally(online.map((r) => shortfall(job.spec, r.limits) ?? (r.running >= r.slots ? 'busy' : 'free')));

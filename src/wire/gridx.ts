@@ -117,7 +117,6 @@ export interface JobLogs {
   stderrTruncated: boolean;
 }
 
-/** One NDJSON line of GET /jobs/:id/logs?follow=true: output, a status change, the end, or an error. */
 /**
  * Why a pending job waits (GET /jobs/:id, /api/tasks/:id, and the follow stream while it
  * waits): `summary` in one line, then the counts it is made of.
@@ -134,6 +133,7 @@ export interface WaitingView {
   retryAt?: string;
 }
 
+/** One NDJSON line of GET /jobs/:id/logs?follow=true: output, a status change, why it waits, the end, or an error. */
 export type LogEvent =
   | { stream: 'stdout' | 'stderr'; data: string }
   | { event: 'status'; status: JobStatus }

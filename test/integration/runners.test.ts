@@ -143,6 +143,11 @@ describe('runner API (in-process server)', () => {
     expect(await s.client.get(first!.jobId)).toMatchObject({ status: 'completed', stdout: 'one\n' });
     expect(await s.client.get(second!.jobId)).toMatchObject({ status: 'completed', stdout: 'two\n' });
     expect((await s.client.get(third!.jobId)).status).toBe('cancelled');
+    // A lease named twice in one batch is refused whole: each result goes once.
+    expect(await errorOf(a.results([{ ...first!, result: ok('one\n') }, { ...first!, result: ok('one\n') }]))).toMatchObject({
+      code: 'INVALID_INPUT',
+      message: expect.stringContaining('names a lease_token twice'),
+    });
     // A batch past the cap is refused whole, saying what the cap is.
     const many = Array.from({ length: 65 }, () => ({ ...first!, result: ok() }));
     expect(await errorOf(a.results(many))).toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('64') });

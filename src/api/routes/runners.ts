@@ -311,6 +311,8 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
       { schema: { params: runnerParams, body: resultsSchema }, bodyLimit: 16 * 1024 * 1024 },
       async (request) => {
         const runner = await caller(request);
+        const tokens = new Set(request.body.results.map((r) => r.lease_token));
+        if (tokens.size !== request.body.results.length) throw invalid('body.results', 'names a lease_token twice; send each result once');
         const answers = await Promise.all(
           request.body.results.map(async (body) => {
             try {
