@@ -327,7 +327,7 @@ export class GridxRunner {
         } catch (err) {
           // Too large together (escaping can grow a body past its estimate): each goes alone.
           if (isGridxError(err, 'BODY_TOO_LARGE') && batch.length > 1) {
-            for (const q of batch) this.client.result(q.token, q.jobId, q.result).then(q.resolve, q.reject);
+            this.sendAlone(batch);
             continue;
           }
           if (!isGridxError(err, 'NOT_FOUND')) {
@@ -336,12 +336,17 @@ export class GridxRunner {
           }
           this.options.log.info(`${this.options.serverUrl} takes results one at a time (it has no /results); sending them so`);
           this.batchResults = false;
-          for (const q of [...batch, ...this.queuedResults.splice(0)]) this.client.result(q.token, q.jobId, q.result).then(q.resolve, q.reject);
+          this.sendAlone([...batch, ...this.queuedResults.splice(0)]);
         }
       }
     } finally {
       this.sendingResults = false;
     }
+  }
+
+  /** Sends each of `queued` in a request of its own, answering it with that request's answer. */
+  private sendAlone(queued: readonly QueuedResult[]): void {
+    for (const q of queued) this.client.result(q.token, q.jobId, q.result).then(q.resolve, q.reject);
   }
 
   /** Sends a report, retrying while the server is unreachable; a refused lease ends it. */

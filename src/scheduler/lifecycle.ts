@@ -3,9 +3,10 @@
  * conditional write on the expected status (and, while a job holds an execution, its
  * lease token), checked against the transition table in domain/job.ts: a lost race is a
  * logged no-op, never an overwrite. Each write that lands is announced: `job:status`
- * always, then `job:started` when a container started, `job:ended` when the job
- * reached a terminal status, and `job:lost` when an execution was lost under it. The dispatcher, the runner hub, the leases and the verifier
- * decide *when* to move a job; only this module moves it.
+ * always, then `job:started` when a container started, `job:ended` when the job reached a
+ * terminal status, and `job:lost` when an execution was lost under it. The dispatcher, the
+ * runner hub, the leases and the verifier decide *when* to move a job; only this module
+ * moves it.
  * ESLint (eslint.config.js) refuses `store.transition/claim/insert` anywhere else in src/.
  */
 

@@ -20,6 +20,7 @@ import {
   type ReleaseBody,
   type RunnerList,
   type RunnerRegistrationBody,
+  type ResultBody,
   type ResultsAnswer,
   type ResultsBody,
   type RunnerView,
@@ -78,8 +79,7 @@ export class RunnerClient extends GridxClient {
 
   /** Reports the result of job `jobId` under lease `token`, signed with the runner's key. */
   result(token: string, jobId: string, result: ExecutionResult): Promise<LeaseAnswer> {
-    if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
-    return this.request('POST', `${this.lease(token)}/result`, resultBody(result, signResult(this.signingKey, jobId, token, result)));
+    return this.request('POST', `${this.lease(token)}/result`, this.signed(token, jobId, result));
   }
 
   /**
@@ -87,12 +87,14 @@ export class RunnerClient extends GridxClient {
    * the answers come in the same order, each the job's status or why that result was refused.
    */
   async results(reports: ReadonlyArray<{ token: string; jobId: string; result: ExecutionResult }>): Promise<ResultsAnswer['results']> {
-    if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
-    const key = this.signingKey;
-    const body: ResultsBody = {
-      results: reports.map(({ token, jobId, result }) => ({ lease_token: token, ...resultBody(result, signResult(key, jobId, token, result)) })),
-    };
+    const body: ResultsBody = { results: reports.map(({ token, jobId, result }) => ({ lease_token: token, ...this.signed(token, jobId, result) })) };
     return (await this.request<ResultsAnswer>('POST', `${this.base()}/results`, body)).results;
+  }
+
+  /** A result as the wire carries it, signed with the runner's key. */
+  private signed(token: string, jobId: string, result: ExecutionResult): ResultBody {
+    if (this.signingKey === undefined) throw new Error('bug: this RunnerClient has no signing key');
+    return resultBody(result, signResult(this.signingKey, jobId, token, result));
   }
 
   /** An input blob of the job under lease `token`, streamed; whoever stores it checks its digest. */

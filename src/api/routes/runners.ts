@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DIGEST_PATTERN, MAX_OUTPUT_FILES, reportedFilesProblem } from '../../domain/data.js';
+import type { Job } from '../../domain/job.js';
 import type { JobLimits } from '../../domain/offer.js';
 import { isSigningKey } from '../../domain/result-digest.js';
 import { parseCpus, parseDuration, parseSize } from '../../domain/units.js';
@@ -166,6 +167,9 @@ const resultSchema = {
   },
 } as const;
 
+/** Output of up to the cap per stream, JSON-escaped: well past the usual body limit. */
+const RESULT_BODY_LIMIT = 16 * 1024 * 1024;
+
 const resultsSchema = {
   type: 'object',
   required: ['results'],
@@ -209,6 +213,13 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
   const timing = () => ({ leaseTtlMs: deps.leaseTtlMs, heartbeatMs: runners.heartbeatMs });
   const caller = (request: FastifyRequest<{ Params: { id: string } }>): Promise<RunnerRecord> =>
     runners.authenticate(request.params.id, bearerOf(request));
+
+  /** Records one reported result under `token`: its file list checked first, then the runner and its lease. */
+  const record = async (runner: () => Promise<RunnerRecord>, token: string, body: ResultBody): Promise<Job> => {
+    const problem = reportedFilesProblem(body.outputs?.files ?? []);
+    if (problem) throw invalid('body.outputs.files', problem);
+    return runners.result(await runner(), token, executionResultOf(body), body.signature);
+  };
 
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post<{ Body: RunnerRegistrationBody }>('/api/runners', { schema: { body: registerSchema } }, async (request, reply) => {
@@ -292,14 +303,8 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
 
     app.post<{ Params: { id: string; token: string }; Body: ResultBody }>(
       '/api/runners/:id/leases/:token/result',
-      // Output of up to the cap per stream, JSON-escaped: allow well past the usual body limit.
-      { schema: { params: leaseParams, body: resultSchema }, bodyLimit: 16 * 1024 * 1024 },
-      async (request) => {
-        const problem = reportedFilesProblem(request.body.outputs?.files ?? []);
-        if (problem) throw invalid('body.outputs.files', problem);
-        const job = await runners.result(await caller(request), request.params.token, executionResultOf(request.body), request.body.signature);
-        return leaseAnswerView(job);
-      },
+      { schema: { params: leaseParams, body: resultSchema }, bodyLimit: RESULT_BODY_LIMIT },
+      async (request) => leaseAnswerView(await record(() => caller(request), request.params.token, request.body)),
     );
 
     // Several results in one request: each is checked and recorded as the route above does
@@ -308,7 +313,7 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
     // them all again, and results already recorded answer as they did.
     app.post<{ Params: { id: string }; Body: ResultsBody }>(
       '/api/runners/:id/results',
-      { schema: { params: runnerParams, body: resultsSchema }, bodyLimit: 16 * 1024 * 1024 },
+      { schema: { params: runnerParams, body: resultsSchema }, bodyLimit: RESULT_BODY_LIMIT },
       async (request) => {
         const runner = await caller(request);
         const tokens = new Set(request.body.results.map((r) => r.lease_token));
@@ -316,9 +321,7 @@ export function runnerRoutes(deps: RunnerRouteDeps) {
         const answers = await Promise.all(
           request.body.results.map(async (body) => {
             try {
-              const problem = reportedFilesProblem(body.outputs?.files ?? []);
-              if (problem) throw invalid('body.outputs.files', problem);
-              return { lease_token: body.lease_token, ...leaseAnswerView(await runners.result(runner, body.lease_token, executionResultOf(body), body.signature)) };
+              return { lease_token: body.lease_token, ...leaseAnswerView(await record(async () => runner, body.lease_token, body)) };
             } catch (err) {
               if (!isGridxError(err) || err.retryable) throw err;
               return { lease_token: body.lease_token, error: { code: err.code, message: err.message } };
