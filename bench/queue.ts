@@ -24,7 +24,7 @@
  */
 
 import '../src/polyfills.js';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from 'graphile-worker';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
+import { openTestPostgres } from './test-postgres.js';
 import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
 import { silentLogger } from '../src/logger.js';
 import { Leases } from '../src/scheduler/leases.js';
@@ -86,7 +87,10 @@ const RUNNER_SLOTS = Number(values['runner-slots']);
 const HTTP_TASKS = Number(values['http-tasks']);
 const FLEET_RUNNERS = Number(values['fleet-runners']);
 
-const pgUrl = process.env.GRIDX_BENCH_PG ?? execFileSync('bash', ['scripts/postgres.sh'], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+const testPostgres = process.env.GRIDX_BENCH_PG === undefined ? openTestPostgres() : undefined;
+const pgUrl = process.env.GRIDX_BENCH_PG ?? testPostgres!.url;
+// A server this bench started stops with it, however it ends.
+if (testPostgres) process.once('exit', () => testPostgres.stop());
 
 interface Figures {
   tasksPerSec: number;

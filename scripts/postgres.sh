@@ -2,6 +2,8 @@
 # Starts a throwaway PostgreSQL server for the tests on 127.0.0.1 (Debian's server
 # binaries; initdb refuses root, so it runs as the postgres user). Idempotent: a server
 # already answering is left alone. Prints the connection URL.
+#   scripts/postgres.sh status   exit 0 when that server answers, non-zero when not
+#   scripts/postgres.sh stop     stop it (the test run stops the server it started)
 set -euo pipefail
 PORT="${GRIDX_TEST_PG_PORT:-55432}"
 DIR="${GRIDX_TEST_PG_DIR:-/tmp/gridx-test-pg}"
@@ -19,6 +21,15 @@ if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
   fi
 fi
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+case "${1:-start}" in
+  status) exec "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" ;;
+  stop)
+    if "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then as_pg "$BIN/pg_ctl" -D "$DIR" -w -t 30 -m fast stop >/dev/null; fi
+    exit 0 ;;
+  start) ;;
+  *) log "usage: scripts/postgres.sh [start|status|stop]"; exit 2 ;;
+esac
 
 if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
   if [ ! -f "$DIR/PG_VERSION" ]; then

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { openTestPostgres } from '../bench/test-postgres.js';
 import { connectDocker, ensureLocalImage } from '../src/executor/docker/engine.js';
 
 declare module 'vitest' {
@@ -12,13 +13,20 @@ declare module 'vitest' {
   }
 }
 
-/** Every run needs the engine, the local test image and PostgreSQL; fail at once, clearly, if not. */
+/**
+ * Every run needs the engine, the local test image and PostgreSQL; fail at once, clearly, if
+ * not. A PostgreSQL server this run started is stopped when it ends; one that was already
+ * running (a developer's, a benchmark's) is left as it was.
+ */
 export default async function setup(project: TestProject): Promise<() => void> {
   const docker = await connectDocker(process.env.GRIDX_DOCKER_SOCKET ?? '/var/run/docker.sock');
   await ensureLocalImage(docker);
-  const pgUrl = execFileSync('bash', ['scripts/postgres.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-  project.provide('pgUrl', pgUrl);
-  return unmountLeftVolumes;
+  const postgres = openTestPostgres();
+  project.provide('pgUrl', postgres.url);
+  return () => {
+    unmountLeftVolumes();
+    postgres.stop();
+  };
 }
 
 /**
