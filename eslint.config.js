@@ -27,6 +27,7 @@ const serverImports = (dirs, message) => ({
 });
 const WIRE_IMPORTS = serverImports([...SERVER_MODULES, 'mesh', 'sdk'], 'src/wire holds only wire shapes: it may import src/domain (and src/errors.ts), never server code or the SDK');
 const SDK_IMPORTS = serverImports(SERVER_MODULES, 'the SDK uses the wire types (src/wire) and src/domain, never the server\'s modules; a shape it needs belongs in src/wire');
+const WEB_IMPORTS = serverImports([...SERVER_MODULES, 'mesh', 'sdk'], 'the dashboard (src/web) runs in a browser: it speaks the wire shapes (src/wire) and src/domain, never server code or the Node SDK');
 const SDK_MESH = 'only src/sdk/mesh-client.ts may use the mesh, and only its libp2p node (src/mesh/mesh.ts)';
 
 export default tseslint.config(
@@ -57,6 +58,10 @@ export default tseslint.config(
   {
     files: ['src/wire/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [WIRE_IMPORTS] }] },
+  },
+  {
+    files: ['src/web/**/*.{ts,tsx}'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [WEB_IMPORTS] }] },
   },
   {
     files: ['src/sdk/**/*.ts'],

@@ -37,6 +37,11 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   apt_install prometheus
 fi
 
+# Chromium: the dashboard's tests drive Debian's browser with playwright-core (no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+
 # 3. A Docker engine that answers.
 docker_up() { curl -sf --unix-socket "${GRIDX_DOCKER_SOCKET:-/var/run/docker.sock}" http://localhost/_ping >/dev/null 2>&1; }
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi
@@ -64,4 +69,9 @@ if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src bench -newer dist/src/cli/m
   log "building"
   npx tsc -p tsconfig.build.json
   chmod +x dist/src/cli/main.js
+fi
+# The dashboard (src/web, bundled by esbuild), which every node serves at /.
+if [ ! -f dist/web/index.html ] || [ -n "$(find src/web src/wire src/domain scripts/build-web.mjs -newer dist/web/index.html -type f -print -quit 2>/dev/null)" ]; then
+  log "building the dashboard"
+  node scripts/build-web.mjs
 fi

@@ -10,6 +10,7 @@ import { GridxError, isGridxError, quote } from '../errors.js';
 import { type BrowserGuardOptions, browserGuard } from './guard.js';
 import type { StreamSlots } from './stream-slots.js';
 import { CallerKeys, RUNNER_ROUTE } from './caller.js';
+import { chooseWsProtocol } from './auth.js';
 import type { Logger } from '../logger.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { NodeMetrics } from '../monitor/metrics.js';
@@ -32,6 +33,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { blobRoutes } from './routes/blobs.js';
 import { outputRoutes } from './routes/outputs.js';
 import { registerOpenApi } from './openapi.js';
+import { type DashboardAssets, dashboardRoutes } from './dashboard.js';
 import type { BlobStore } from '../storage/blob-store.js';
 
 /**
@@ -78,6 +80,8 @@ export interface ApiDeps {
   metrics?: NodeMetrics;
   /** Why pending jobs wait. */
   waiting?: WaitingExplainer;
+  /** The built dashboard, served at `/`. */
+  dashboard?: DashboardAssets;
 }
 
 export function buildApp(deps: ApiDeps): FastifyInstance {
@@ -138,7 +142,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   registerOpenApi(app, deps.node.version);
   deps.metrics?.instrument(app);
-  app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  app.register(websocket, { options: { maxPayload: 64 * 1024, handleProtocols: chooseWsProtocol } });
   const { store, scheduler, events, intake, streams, shutdown } = deps;
   const auth = { accounts: deps.accounts, auth: deps.auth };
   app.register(
@@ -152,6 +156,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.register(accountRoutes({ ...auth, ledger: store.ledger, settlement: deps.settlement }));
   app.register(blobRoutes({ ...auth, blobs: deps.blobs, shutdown }));
   app.register(outputRoutes({ ...auth, store, blobs: deps.blobs }));
+  app.register(dashboardRoutes(deps.dashboard ?? new Map()));
   return app;
 }
 

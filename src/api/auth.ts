@@ -16,13 +16,34 @@ export interface AuthDeps {
   auth: 'required' | 'open';
 }
 
+/**
+ * A browser cannot set headers on a WebSocket: it names the key as a subprotocol instead,
+ * "gridx.bearer.<key>", offered after "gridx" (the one the node answers with, so the key
+ * is never echoed).
+ */
+export const WS_PROTOCOL = 'gridx';
+const WS_BEARER = 'gridx.bearer.';
+
+/** The subprotocol a WebSocket upgrade is answered with: never the one carrying a key. */
+export function chooseWsProtocol(offered: Set<string>): string | false {
+  if (offered.has(WS_PROTOCOL)) return WS_PROTOCOL;
+  return [...offered].find((p) => !p.startsWith(WS_BEARER)) ?? false;
+}
+
 /** The Bearer token of a request, if any; malformed headers are a 401 that says how to send one. */
 export function bearerOf(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
+  const header = request.headers.authorization ?? wsBearer(request);
   if (header === undefined || header === '') return undefined;
   const token = tokenOf(header);
   if (token === undefined) throw new GridxError('UNAUTHORIZED', 'Authorization header must be "Bearer <key>"');
   return token;
+}
+
+function wsBearer(request: FastifyRequest): string | undefined {
+  if (request.headers.upgrade === undefined) return undefined;
+  const offered = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim());
+  const key = offered?.find((p) => p.startsWith(WS_BEARER))?.slice(WS_BEARER.length);
+  return key === undefined ? undefined : `Bearer ${key}`;
 }
 
 /** The key in an Authorization header however "Bearer" is spelled; undefined when there is none. */

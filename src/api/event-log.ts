@@ -109,6 +109,11 @@ export class EventLog {
     return total;
   }
 
+  /** The last event handed to subscribers: a stream that starts here sees only what happens next. */
+  get position(): number {
+    return this.cursor;
+  }
+
   /** Live events of every server, each once, in cursor order; returns the unsubscribe function. */
   subscribe(listener: (event: StoredEvent) => void): () => void {
     return this.live.on('event:appended', listener);

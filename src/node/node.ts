@@ -15,6 +15,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
+import { loadDashboard } from '../api/dashboard.js';
 import { ApiServer } from '../api/server.js';
 import type { Startable } from '../domain/startable.js';
 import { EventLog } from '../api/event-log.js';
@@ -296,6 +297,7 @@ export class GridxNode {
           runners: () => store.listRunners(),
           leaseTtlMs: config.leaseTtlMs,
         }),
+        dashboard: loadDashboard(),
       });
       const api = (this.api = new ApiServer(app, { host: config.host, port: config.apiPort }));
       // The order of the header comment; stop() runs its own order over the same components.

@@ -21,7 +21,7 @@ export { CLOSE_SLOW_CONSUMER };
 
 /** What streaming the update log needs. */
 export interface StreamDeps {
-  eventLog: Pick<EventLog, 'subscribe'>;
+  eventLog: Pick<EventLog, 'subscribe' | 'position'>;
   store: Pick<JobStore, 'get' | 'eventsSince' | 'eventFloor'>;
   /** Aborts when the node begins to shut down: streams close then. */
   shutdown: AbortSignal;
@@ -197,9 +197,14 @@ export function eventRoutes(deps: EventRouteDeps) {
   const sinceSchema = {
     querystring: {
       type: 'object',
-      properties: { since: { type: 'integer', minimum: 0, default: 0 } },
+      properties: {
+        since: { type: 'integer', minimum: 0, default: 0 },
+        // A client that has just read the current state (a dashboard's list) wants what changes next, not the history.
+        live: { type: 'boolean', default: false, description: 'start at the newest event instead of ?since (history is not replayed)' },
+      },
     },
   } as const;
+  const startOf = (query: { since: number; live: boolean }) => (query.live ? Math.max(query.since, deps.eventLog.position) : query.since);
 
   // Who asked, checked before the upgrade (a bad key is a plain 401), for the handler to filter by.
   const viewers = new WeakMap<FastifyRequest, string | undefined>();
@@ -210,10 +215,10 @@ export function eventRoutes(deps: EventRouteDeps) {
   };
 
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get<{ Querystring: { since: number } }>('/api/events', { websocket: true, schema: sinceSchema, preHandler: identify }, (socket, request) =>
-      streamEvents(socket, deps, { ...options, since: request.query.since, viewer: viewers.get(request) }),
+    app.get<{ Querystring: { since: number; live: boolean } }>('/api/events', { websocket: true, schema: sinceSchema, preHandler: identify }, (socket, request) =>
+      streamEvents(socket, deps, { ...options, since: startOf(request.query), viewer: viewers.get(request) }),
     );
-    app.get<{ Params: { id: string }; Querystring: { since: number } }>(
+    app.get<{ Params: { id: string }; Querystring: { since: number; live: boolean } }>(
       '/api/tasks/:id/events',
       {
         websocket: true,
@@ -228,7 +233,7 @@ export function eventRoutes(deps: EventRouteDeps) {
         },
       },
       (socket, request) =>
-        streamEvents(socket, deps, { ...options, since: request.query.since, jobId: request.params.id, viewer: viewers.get(request) }),
+        streamEvents(socket, deps, { ...options, since: startOf(request.query), jobId: request.params.id, viewer: viewers.get(request) }),
     );
   };
 }
