@@ -143,7 +143,8 @@ describe('the dashboard, in chromium, on a 3-node devnet', () => {
       const context = await browser.newContext();
       const cold = await context.newPage();
       await cold.goto(`${urls[0]}/`);
-      await cold.waitForFunction("performance.getEntriesByName('gridx:jobs-rendered').length > 0");
+      // Polled from outside: the page's CSP refuses the string evaluation waitForFunction uses.
+      await expect.poll(() => cold.evaluate("performance.getEntriesByName('gridx:jobs-rendered').length"), soon).toBe(1);
       // In the page (browser code, as text: this file is compiled without the DOM's types).
       loads.push(
         await cold.evaluate(`(() => {
@@ -162,6 +163,20 @@ describe('the dashboard, in chromium, on a 3-node devnet', () => {
     // Sizes are facts of the build, not timings: the page really is served compressed and small.
     expect(figures.scriptBytesCompressed).toBeGreaterThan(0);
     expect(figures.scriptBytesCompressed).toBeLessThan(300 * 1024);
+  });
+
+  it('shows what a job names and prints as text, never as markup', async () => {
+    const attack = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>';
+    const job = await new GridxClient(urls[0]!).submit({ image: LOCAL_IMAGE, command: ['echo', attack], title: attack });
+    expect(job.status).toBe('completed');
+    const page = await browser.newPage();
+    await page.goto(`${urls[0]}/#/jobs/${job.id}`);
+    await expect.poll(() => text(page.getByLabel('job log')), soon).toBe(`${attack}\n`);
+    await page.goto(`${urls[0]}/#/jobs`);
+    await expect.poll(() => text(page.locator(`[data-job="${job.id}"] a`)), soon).toBe(attack);
+    expect(await page.evaluate('window.pwned')).toBeUndefined();
+    expect(await page.locator('main img, main script').count()).toBe(0);
+    await page.close();
   });
 
   it('says plainly when a key is not accepted', async () => {
