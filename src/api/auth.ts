@@ -30,17 +30,33 @@ export function chooseWsProtocol(offered: Set<string>): string | false {
   return [...offered].find((p) => !p.startsWith(WS_BEARER)) ?? false;
 }
 
+/**
+ * The Authorization a request carries: its header, or on a WebSocket upgrade (only there)
+ * the key a browser offered as a subprotocol. The one reading of both, for authentication
+ * and for whom a request counts against.
+ */
+export function authorizationOf(request: FastifyRequest): string | undefined {
+  return request.headers.authorization ?? wsBearer(request);
+}
+
 /** The Bearer token of a request, if any; malformed headers are a 401 that says how to send one. */
 export function bearerOf(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization ?? wsBearer(request);
+  const header = authorizationOf(request);
   if (header === undefined || header === '') return undefined;
   const token = tokenOf(header);
-  if (token === undefined) throw new GridxError('UNAUTHORIZED', 'Authorization header must be "Bearer <key>"');
+  if (token === undefined) {
+    throw new GridxError(
+      'UNAUTHORIZED',
+      request.headers.authorization === undefined
+        ? 'the WebSocket subprotocol "gridx.bearer.<key>" must carry an account key'
+        : 'Authorization header must be "Bearer <key>"',
+    );
+  }
   return token;
 }
 
 function wsBearer(request: FastifyRequest): string | undefined {
-  if (request.headers.upgrade === undefined) return undefined;
+  if (request.headers.upgrade?.toLowerCase() !== 'websocket') return undefined;
   const offered = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim());
   const key = offered?.find((p) => p.startsWith(WS_BEARER))?.slice(WS_BEARER.length);
   return key === undefined ? undefined : `Bearer ${key}`;

@@ -1,6 +1,6 @@
 /**
  * Whom a request counts against, for the request rate: an account (however its key is
- * spelled), a runner (its own routes), or else the address it came from, IPv6 by its /64
+ * spelled, in the header or a WebSocket's subprotocol), a runner (its own routes), or else the address it came from, IPv6 by its /64
  * (one host holds a whole /64, and would otherwise have a bucket per address). A made-up
  * key buys no fresh bucket: a key that names no account counts against the address.
  */
@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { hashKey } from '../ledger/accounts.js';
 import type { Accounts } from '../ledger/accounts.js';
-import { tokenOf } from './auth.js';
+import { authorizationOf, tokenOf } from './auth.js';
 
 /** A runner's own routes: /api/runners/<id>/... */
 export const RUNNER_ROUTE = /^\/api\/runners\/([^/?]+)\//;
@@ -26,7 +26,7 @@ export class CallerKeys {
   async of(request: FastifyRequest): Promise<string> {
     const runner = RUNNER_ROUTE.exec(request.url);
     if (runner) return `runner:${runner[1]}`;
-    const token = tokenOf(request.headers.authorization);
+    const token = tokenOf(authorizationOf(request));
     const account = token === undefined ? null : await this.accountOf(token);
     return account ? `acct:${account}` : `ip:${addressGroup(request.ip)}`;
   }

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GridxError } from '../errors.js';
 
@@ -34,9 +35,12 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 
+type Encoding = 'br' | 'gzip' | 'identity';
+
 interface Asset {
   type: string;
-  etag: string;
+  /** Of the content; each encoding's ETag adds the encoding (a strong validator names one representation). */
+  hash: string;
   identity: Buffer;
   gzip: Buffer;
   br: Buffer;
@@ -52,19 +56,23 @@ export function dashboardDir(): string {
   return path.join(dir, 'dist', 'web');
 }
 
-/** Reads the built dashboard under `dir`, each file with the .gz and .br the build wrote beside it. */
+/**
+ * Reads the built dashboard under `dir`, each file with the .gz and .br the build wrote
+ * beside it (compressed here when they are missing).
+ */
 export function loadDashboard(dir = dashboardDir()): DashboardAssets {
   const assets = new Map<string, Asset>();
   const add = (urlPath: string, file: string) => {
     const type = TYPES[path.extname(file)];
     if (!type) return;
     const identity = fs.readFileSync(file);
+    const beside = (ext: string, compress: () => Buffer) => (fs.existsSync(`${file}${ext}`) ? fs.readFileSync(`${file}${ext}`) : compress());
     assets.set(urlPath, {
       type,
-      etag: `"${createHash('sha256').update(identity).digest('base64url').slice(0, 22)}"`,
+      hash: createHash('sha256').update(identity).digest('base64url').slice(0, 22),
       identity,
-      gzip: fs.readFileSync(`${file}.gz`),
-      br: fs.readFileSync(`${file}.br`),
+      gzip: beside('.gz', () => gzipSync(identity)),
+      br: beside('.br', () => brotliCompressSync(identity)),
     });
   };
   const index = path.join(dir, 'index.html');
@@ -76,7 +84,7 @@ export function loadDashboard(dir = dashboardDir()): DashboardAssets {
 }
 
 /** The encoding to answer with, from the client's Accept-Encoding (q=0 honoured). */
-export function pickEncoding(header: string | undefined): 'br' | 'gzip' | 'identity' {
+export function pickEncoding(header: string | undefined): Encoding {
   const accepted = new Set(
     (header ?? '')
       .split(',')
@@ -89,18 +97,28 @@ export function pickEncoding(header: string | undefined): 'br' | 'gzip' | 'ident
   return 'identity';
 }
 
+/** If-None-Match: a list of ETags, weak ones compared weakly (RFC 9110 13.1.2), or "*". */
+export function matches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t.replace(/^W\//, '') === etag;
+  });
+}
+
 export function dashboardRoutes(assets: DashboardAssets) {
   const send = (request: FastifyRequest, reply: FastifyReply, asset: Asset, immutable: boolean) => {
+    const encoding = pickEncoding(request.headers['accept-encoding']);
+    const etag = `"${asset.hash}-${encoding}"`;
     void reply
       .header('content-type', asset.type)
       .header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
-      .header('etag', asset.etag)
+      .header('etag', etag)
       .header('vary', 'Accept-Encoding')
       .header('x-content-type-options', 'nosniff')
       .header('referrer-policy', 'no-referrer');
     if (asset.type.startsWith('text/html')) void reply.header('content-security-policy', DASHBOARD_CSP).header('x-frame-options', 'DENY');
-    if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
-    const encoding = pickEncoding(request.headers['accept-encoding']);
+    if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
     if (encoding !== 'identity') void reply.header('content-encoding', encoding);
     return reply.send(asset[encoding]);
   };

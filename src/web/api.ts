@@ -27,6 +27,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** When the node said to come back (Retry-After, on a 429). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -56,8 +58,18 @@ export async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, b
     throw new ApiError(0, 'UNREACHABLE', `cannot reach the node at ${location.host}: is it running? (retrying)`);
   }
   if (res.ok) return (await res.json()) as T;
+  throw await errorOf(res);
+}
+
+async function errorOf(res: Response): Promise<ApiError> {
   const error = (await res.json().catch(() => undefined)) as ErrorBody | undefined;
-  throw new ApiError(res.status, error?.code ?? 'HTTP_' + res.status, error?.error ?? `the node answered ${res.status} ${res.statusText}`);
+  const retryAfter = Number(res.headers.get('retry-after'));
+  return new ApiError(
+    res.status,
+    error?.code ?? 'HTTP_' + res.status,
+    error?.error ?? `the node answered ${res.status} ${res.statusText}`,
+    retryAfter > 0 ? retryAfter * 1000 : undefined,
+  );
 }
 
 export const get = <T>(path: string, signal?: AbortSignal) => call<T>('GET', path, undefined, signal);
@@ -65,10 +77,7 @@ export const get = <T>(path: string, signal?: AbortSignal) => call<T>('GET', pat
 /** Downloads a file the API serves (with the key, which a plain link cannot send). */
 export async function download(path: string, name: string): Promise<void> {
   const res = await fetch(path, { headers: headers() });
-  if (!res.ok) {
-    const error = (await res.json().catch(() => undefined)) as ErrorBody | undefined;
-    throw new ApiError(res.status, error?.code ?? 'HTTP_' + res.status, error?.error ?? `download failed: ${res.status}`);
-  }
+  if (!res.ok) throw await errorOf(res);
   const url = URL.createObjectURL(await res.blob());
   const a = Object.assign(document.createElement('a'), { href: url, download: name.split('/').pop() ?? name });
   a.click();

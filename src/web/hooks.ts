@@ -28,14 +28,18 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, everyMs: n
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const read = async () => {
+      let wait = everyMs;
       try {
         setData(await loader.current(controller.signal));
         setError(undefined);
       } catch (err) {
         if (controller.signal.aborted) return;
-        setError(err instanceof ApiError ? err : new ApiError(0, 'CLIENT', (err as Error).message));
+        const error = err instanceof ApiError ? err : new ApiError(0, 'CLIENT', (err as Error).message);
+        setError(error);
+        // Told to slow down: not before the node said.
+        wait = Math.max(wait, error.retryAfterMs ?? 0);
       }
-      if (everyMs > 0 && !controller.signal.aborted) timer = setTimeout(read, everyMs);
+      if (everyMs > 0 && !controller.signal.aborted) timer = setTimeout(read, wait);
     };
     void read();
     return () => {
@@ -53,7 +57,7 @@ export function useRoute(): string[] {
       .replace(/^#\/?/, '')
       .split('/')
       .filter(Boolean)
-      .map(decodeURIComponent);
+      .map(decodeSegment);
   const [route, setRoute] = useState(parse);
   useEffect(() => {
     const onChange = () => setRoute(parse());
@@ -61,6 +65,15 @@ export function useRoute(): string[] {
     return () => removeEventListener('hashchange', onChange);
   }, []);
   return route;
+}
+
+/** A path segment decoded; a malformed escape (a crafted link) is kept as it was rather than breaking the page. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** Re-renders every `ms`, for "3 s ago" labels. */

@@ -67,7 +67,15 @@ function App() {
         {!TABS.some(([name]) => name === page) && <p class="empty">No such page. <a href="#/jobs">Back to the jobs</a>.</p>}
       </main>
       <footer>
-        API reference: <a href="/docs">/docs</a> · metrics: <a href="/metrics">/metrics</a>
+        {/* In a new tab, without a handle back to this one: the reference is another app on this origin. */}
+        API reference:{' '}
+        <a href="/docs" target="_blank" rel="noopener noreferrer">
+          /docs
+        </a>{' '}
+        · metrics:{' '}
+        <a href="/metrics" target="_blank" rel="noopener noreferrer">
+          /metrics
+        </a>
         {status.data && <> · version {status.data.version}</>}
       </footer>
     </>

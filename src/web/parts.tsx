@@ -21,7 +21,7 @@ export function ErrorState({ error, title, banner }: { error: ApiError; title?: 
         : error.status === 403
           ? 'This key may not see that; use the key of the account that owns it.'
           : error.status === 429
-            ? 'Too many requests from this caller; the dashboard slows down and retries.'
+            ? 'Too many requests from this caller; the dashboard tries again when the node says it may.'
             : undefined;
   return (
     <div class="error" role="alert">

@@ -87,6 +87,13 @@ describe('limits per caller', () => {
     // Another spelling of the same key is the same caller.
     for (let i = 0; i < 19; i++) await fetch(`${t.url}/status`, { headers: { authorization: `bearer   ${other.key}` } });
     expect((await fetch(`${t.url}/status`, { headers: { authorization: `BEARER ${other.key}` } })).status).toBe(429);
+    // And so is the key offered as a WebSocket subprotocol (a browser's way), from anywhere.
+    const upgrade = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${t.url.replace('http', 'ws')}/api/events`, ['gridx', `gridx.bearer.${other.key}`], { localAddress: '127.0.0.9' });
+      ws.once('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0));
+      ws.once('open', () => (ws.close(), resolve(101)));
+    });
+    expect(upgrade).toBe(429);
   });
 
   it('caps open event streams per caller', async () => {

@@ -6,6 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { DASHBOARD_CSP, dashboardRoutes, loadDashboard, pickEncoding } from '../../src/api/dashboard.js';
@@ -43,8 +44,12 @@ describe('the dashboard as served', () => {
     expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
     expect(js.headers['x-content-type-options']).toBe('nosniff');
     expect(js.rawPayload.length).toBeLessThan(300 * 1024);
-    const again = await t.node.http.inject({ method: 'GET', url: script!, headers: { 'if-none-match': String(js.headers.etag) } });
+    const again = await t.node.http.inject({ method: 'GET', url: script!, headers: { 'accept-encoding': 'br', 'if-none-match': `"old", W/${js.headers.etag}` } });
     expect(again.statusCode).toBe(304);
+    // Each encoding is its own representation, with its own validator.
+    const gzipped = await t.node.http.inject({ method: 'GET', url: script!, headers: { 'accept-encoding': 'gzip', 'if-none-match': String(js.headers.etag) } });
+    expect(gzipped.statusCode).toBe(200);
+    expect(gzipped.headers.etag).not.toBe(js.headers.etag);
     const plain = await t.node.http.inject({ method: 'GET', url: style! });
     expect(plain.headers['content-encoding']).toBeUndefined();
     expect(plain.body).toContain('--accent');
@@ -67,7 +72,7 @@ describe('the dashboard as served', () => {
     await app.close();
   });
 
-  it('reads the build with a .gz and .br beside every file', () => {
+  it('reads the build with a .gz and .br beside every file, and compresses what has none', () => {
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'assets'));
     for (const [file, body] of [['index.html', '<!doctype html>'], ['assets/app-X.js', 'x'], ['assets/notes.txt', 'skipped']]) {
@@ -75,7 +80,10 @@ describe('the dashboard as served', () => {
       fs.writeFileSync(path.join(dir, `${file}.gz`), 'gz');
       fs.writeFileSync(path.join(dir, `${file}.br`), 'br');
     }
-    expect([...loadDashboard(dir).keys()].sort()).toEqual(['/', '/assets/app-X.js']);
+    fs.writeFileSync(path.join(dir, 'assets/bare.css'), 'a{}');
+    const assets = loadDashboard(dir);
+    expect([...assets.keys()].sort()).toEqual(['/', '/assets/app-X.js', '/assets/bare.css']);
+    expect(gunzipSync(assets.get('/assets/bare.css')!.gzip).toString()).toBe('a{}');
   });
 
   it('picks the encoding the browser accepts, q=0 meaning no', () => {
@@ -116,6 +124,18 @@ describe('the update stream, as a browser opens it', () => {
     expect(alone.status).toBeUndefined();
     expect(alone.protocol ?? '').not.toContain(owner.key);
     alone.ws?.close();
+  });
+
+  it('reads the subprotocol key on a WebSocket upgrade only, never on a plain request', async () => {
+    const owner = await fundedAccount(t);
+    const plain = await t.node.http.inject({
+      method: 'GET',
+      url: '/api/accounts/me',
+      headers: { upgrade: 'x', 'sec-websocket-protocol': `gridx, gridx.bearer.${owner.key}` },
+    });
+    expect(plain.statusCode).toBe(401);
+    const empty = await openStream(`${t.url.replace('http', 'ws')}/api/events`, ['gridx', 'gridx.bearer.']);
+    expect(empty.status).toBe(401);
   });
 
   it('with ?live=true, starts at the newest event: no history, then what happens next', async () => {

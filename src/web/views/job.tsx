@@ -5,16 +5,10 @@ import { isTerminal, type JobStatus } from '../../domain/job.js';
 import type { JobView, OutputsView, StrangerView } from '../../wire/gridx.js';
 import { ApiError, call, download, followEvents, get, session, type StreamState } from '../api.js';
 import { bytes, duration, shellJoin, time } from '../format.js';
+import { type Chunk, keepNewest } from '../log.js';
 import { usePoll } from '../hooks.js';
 import { Badge, Empty, ErrorState, Id, Loading, Table } from '../parts.js';
 
-/** What the page keeps of a log before it drops the oldest lines (the node keeps it all). */
-const LOG_CHARS = 2_000_000;
-
-interface Chunk {
-  stream: 'stdout' | 'stderr';
-  text: string;
-}
 
 export function JobPage({ id }: { id: string }) {
   const path = `/jobs/${encodeURIComponent(id)}`;
@@ -100,13 +94,11 @@ function LiveLog({ id, job, onEnd }: { id: string; job: JobView; onEnd: () => vo
 
   useEffect(() => {
     if (startedEnded.current) return;
-    let size = 0;
     const stop = followEvents(`/api/tasks/${encodeURIComponent(id)}/events`, {
       onEvent: (event) => {
         if (event.type === 'output' && event.data) {
-          size += event.data.length;
           const chunk = { stream: event.stream ?? 'stdout', text: event.data };
-          setChunks((all) => trim([...all, chunk], size));
+          setChunks((all) => keepNewest([...all, chunk]));
         } else if (event.type === 'result' || (event.status && isTerminal(event.status as JobStatus))) {
           stop();
           endRef.current();
@@ -145,12 +137,6 @@ function LiveLog({ id, job, onEnd }: { id: string; job: JobView; onEnd: () => vo
       {(job.stdoutTruncated || job.stderrTruncated) && <p class="hint">The node capped this output; the end was cut.</p>}
     </div>
   );
-}
-
-function trim(chunks: Chunk[], size: number): Chunk[] {
-  let over = size - LOG_CHARS;
-  while (over > 0 && chunks.length > 1) over -= chunks.shift()!.text.length;
-  return chunks;
 }
 
 function Outputs({ id }: { id: string }) {
