@@ -14,7 +14,9 @@ export function JobPage({ id }: { id: string }) {
   const path = `/jobs/${encodeURIComponent(id)}`;
   const job = usePoll((signal) => get<JobView | StrangerView>(path, signal), 3_000, [id]);
   const view = job.data && 'image' in job.data ? job.data : undefined;
-  const status = job.data?.status;
+  // The stream says a change at once; the job is read again after it, and arrives later.
+  const [streamed, setStreamed] = useState<JobStatus | undefined>();
+  const status = streamed ?? job.data?.status;
   return (
     <section>
       <div class="toolbar">
@@ -22,7 +24,7 @@ export function JobPage({ id }: { id: string }) {
           Job <Id id={id} />
         </h2>
         {status && <Badge status={status} />}
-        {view && !isTerminal(view.status) && <CancelButton path={path} onDone={job.reload} />}
+        {view && status && !isTerminal(status) && <CancelButton path={path} onDone={job.reload} />}
       </div>
       {job.error && <ErrorState error={job.error} />}
       {!job.data && !job.error && <Loading />}
@@ -36,7 +38,7 @@ export function JobPage({ id }: { id: string }) {
           )}
           {view.message && <p class={view.status === 'completed' ? 'hint' : 'error-line'}>{view.message}</p>}
           <Spec job={view} />
-          <LiveLog id={id} job={view} onEnd={job.reload} />
+          <LiveLog id={id} job={view} onChange={(changed) => (setStreamed(changed), job.reload())} />
           {view.outputs && <Outputs id={id} />}
           <Executions job={view} />
         </>
@@ -83,14 +85,14 @@ function Spec({ job }: { job: JobView }) {
  * mid-run gets the beginning too), closed when the job ends. A finished job's log is read
  * from the job itself.
  */
-function LiveLog({ id, job, onEnd }: { id: string; job: JobView; onEnd: () => void }) {
+function LiveLog({ id, job, onChange }: { id: string; job: JobView; onChange: (status: JobStatus) => void }) {
   const [chunks, setChunks] = useState<Chunk[]>([]);
   const [stream, setStream] = useState<{ state: StreamState; detail?: string }>({ state: 'connecting' });
   const ended = isTerminal(job.status);
   const startedEnded = useRef(ended);
   const pre = useRef<HTMLPreElement>(null);
-  const endRef = useRef(onEnd);
-  endRef.current = onEnd;
+  const changed = useRef(onChange);
+  changed.current = onChange;
 
   useEffect(() => {
     if (startedEnded.current) return;
@@ -99,11 +101,10 @@ function LiveLog({ id, job, onEnd }: { id: string; job: JobView; onEnd: () => vo
         if (event.type === 'output' && event.data) {
           const chunk = { stream: event.stream ?? 'stdout', text: event.data };
           setChunks((all) => keepNewest([...all, chunk]));
-        } else if (event.type === 'result' || (event.status && isTerminal(event.status as JobStatus))) {
-          stop();
-          endRef.current();
-        } else if (event.type === 'status') {
-          endRef.current();
+        } else if (event.status ?? event.task?.status) {
+          const status = (event.status ?? event.task?.status) as JobStatus;
+          if (isTerminal(status)) stop();
+          changed.current(status);
         }
       },
       onState: (state, detail) => setStream(detail ? { state, detail } : { state }),
