@@ -123,3 +123,21 @@ describe('PostgresStore', () => {
     }
   });
 });
+
+describe('the statements the store sends', () => {
+  it('are prepared once per connection, named by their text; those without parameters run as they are', async () => {
+    const { PreparingClient, statementName } = await import('../../src/store/postgres/prepared-client.js');
+    expect(statementName('SELECT $1::int')).toBe(statementName('SELECT $1::int'));
+    expect(statementName('SELECT $1::int')).not.toBe(statementName('SELECT $1::bigint'));
+    const client = new PreparingClient({ connectionString: url });
+    await client.connect();
+    try {
+      for (let i = 0; i < 3; i++) expect((await client.query<{ n: number }>('SELECT $1::int + 1 AS n', [i])).rows[0]!.n).toBe(i + 1);
+      await client.query('SELECT 1');
+      const { rows } = await client.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements');
+      expect(rows).toEqual([{ name: statementName('SELECT $1::int + 1 AS n'), statement: 'SELECT $1::int + 1 AS n' }]);
+    } finally {
+      await client.end();
+    }
+  });
+});

@@ -11,6 +11,7 @@
 
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { PreparingClient } from './prepared-client.js';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
 import type {
@@ -94,7 +95,7 @@ export class PostgresStore implements JobStore {
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const schema = options.schema ?? 'public';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalid('schema', 'must be a lowercase SQL identifier');
-    const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
+    const pool = new pg.Pool({ Client: PreparingClient, connectionString: url, max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
     // An idle connection the server dropped (a restart): the pool discards it and opens
     // another on the next query; the queries in flight failed, and their callers retry.
     pool.on('error', () => {});
