@@ -129,7 +129,7 @@ describe('the statements the store sends', () => {
     const { PreparingClient, statementName } = await import('../../src/store/postgres/prepared-client.js');
     expect(statementName('SELECT $1::int')).toBe(statementName('SELECT $1::int'));
     expect(statementName('SELECT $1::int')).not.toBe(statementName('SELECT $1::bigint'));
-    const client = new PreparingClient({ connectionString: url });
+    const client: pg.Client = new PreparingClient({ connectionString: url });
     await client.connect();
     try {
       for (let i = 0; i < 3; i++) expect((await client.query<{ n: number }>('SELECT $1::int + 1 AS n', [i])).rows[0]!.n).toBe(i + 1);
