@@ -66,3 +66,19 @@ export function Id({ id, keep }: { id: string; keep?: number }) {
     </code>
   );
 }
+
+/** Labelled values as cards; a row whose value is empty (undefined, false, '') is left out. */
+export function Fields({ rows }: { rows: Array<[string, ComponentChildren, 'wide'?]> }) {
+  return (
+    <dl class="spec">
+      {rows
+        .filter(([, value]) => value !== undefined && value !== false && value !== '' && value !== null)
+        .map(([label, value, wide]) => (
+          <div key={label} class={wide}>
+            <dt>{label}</dt>
+            <dd>{value}</dd>
+          </div>
+        ))}
+    </dl>
+  );
+}

@@ -8,7 +8,7 @@ import type { AccountInfo, LedgerPage } from '../../wire/accounts.js';
 import { ApiError, get, session } from '../api.js';
 import { time } from '../format.js';
 import { usePoll } from '../hooks.js';
-import { Empty, ErrorState, Id, Loading, Table } from '../parts.js';
+import { Empty, ErrorState, Fields, Id, Loading, Table } from '../parts.js';
 
 export function AccountView({ onKey }: { onKey: () => void }) {
   const [key, setKey] = useState(session.key());
@@ -76,30 +76,19 @@ function AccountDetails({ onForget }: { onForget: () => void }) {
       {account.error && <ErrorState error={account.error} title={account.error.status === 401 ? 'Key not accepted' : undefined} />}
       {!account.data && !account.error && <Loading />}
       {account.data && (
-        <dl class="spec cards">
-          <div>
-            <dt>Account</dt>
-            <dd>
-              {account.data.name} <Id id={account.data.id} />
-            </dd>
-          </div>
-          <div>
-            <dt>Kind</dt>
-            <dd>{account.data.kind}</dd>
-          </div>
-          <div>
-            <dt>Balance</dt>
-            <dd class="balance">{account.data.balance} credits</dd>
-          </div>
-          {account.data.address && (
-            <div>
-              <dt>Chain address</dt>
-              <dd>
-                <code>{account.data.address}</code>
-              </dd>
-            </div>
-          )}
-        </dl>
+        <Fields
+          rows={[
+            [
+              'Account',
+              <>
+                {account.data.name} <Id id={account.data.id} />
+              </>,
+            ],
+            ['Kind', account.data.kind],
+            ['Balance', <span class="balance">{account.data.balance} credits</span>],
+            ['Chain address', account.data.address && <code>{account.data.address}</code>],
+          ]}
+        />
       )}
       <h3>Ledger</h3>
       {ledger.error && !account.error && <ErrorState error={ledger.error} />}

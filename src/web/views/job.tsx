@@ -7,7 +7,7 @@ import { ApiError, call, download, followEvents, get, session, type StreamState 
 import { bytes, duration, shellJoin, time } from '../format.js';
 import { type Chunk, keepNewest } from '../log.js';
 import { usePoll } from '../hooks.js';
-import { Badge, Empty, ErrorState, Id, Loading, Table } from '../parts.js';
+import { Badge, Empty, ErrorState, Fields, Id, Loading, Table } from '../parts.js';
 
 
 export function JobPage({ id }: { id: string }) {
@@ -48,35 +48,28 @@ export function JobPage({ id }: { id: string }) {
 }
 
 function Spec({ job }: { job: JobView }) {
-  const rows: Array<[string, string | undefined]> = [
-    ['Title', job.title],
-    ['Image', job.image],
-    ['Command', shellJoin(job.command)],
-    ['Workdir', job.workdir],
-    ['Resources', `${job.resources.cpus} CPU, ${job.resources.memory} memory${job.resources.gpus ? `, ${job.resources.gpus} GPU` : ''}`],
-    ['Timeout', job.timeout],
-    ['Network', job.network],
-    ['Reward', job.reward],
-    ['Submitted', time(job.createdAt)],
-    ['Started', job.startedAt && time(job.startedAt)],
-    ['Finished', job.finishedAt && time(job.finishedAt)],
-    ['Took', job.durationMs !== undefined ? duration(job.durationMs) : undefined],
-    ['Exit code', job.exitCode?.toString()],
-    ['Ran on', job.executedBy],
-    ['Attempts', String(job.attempts)],
-    ['Replicas', job.replicas?.toString()],
-  ];
+  const code = (text: string | undefined) => text && <code>{text}</code>;
   return (
-    <dl class="spec">
-      {rows
-        .filter(([, v]) => v !== undefined && v !== '')
-        .map(([k, v]) => (
-          <div key={k}>
-            <dt>{k}</dt>
-            <dd>{k === 'Command' || k === 'Image' || k === 'Ran on' ? <code>{v}</code> : v}</dd>
-          </div>
-        ))}
-    </dl>
+    <Fields
+      rows={[
+        ['Title', job.title],
+        ['Image', code(job.image)],
+        ['Command', code(shellJoin(job.command))],
+        ['Workdir', job.workdir],
+        ['Resources', `${job.resources.cpus} CPU, ${job.resources.memory} memory${job.resources.gpus ? `, ${job.resources.gpus} GPU` : ''}`],
+        ['Timeout', job.timeout],
+        ['Network', job.network],
+        ['Reward', job.reward],
+        ['Submitted', time(job.createdAt)],
+        ['Started', job.startedAt && time(job.startedAt)],
+        ['Finished', job.finishedAt && time(job.finishedAt)],
+        ['Took', job.durationMs !== undefined && duration(job.durationMs)],
+        ['Exit code', job.exitCode?.toString()],
+        ['Ran on', code(job.executedBy)],
+        ['Attempts', String(job.attempts)],
+        ['Replicas', job.replicas?.toString()],
+      ]}
+    />
   );
 }
 

@@ -4,7 +4,7 @@ import type { NodeStatus, PeerList } from '../../wire/gridx.js';
 import { get } from '../api.js';
 import { ago, bytes } from '../format.js';
 import { usePoll } from '../hooks.js';
-import { Badge, Empty, ErrorState, Id, Loading, Table } from '../parts.js';
+import { Badge, Empty, ErrorState, Fields, Id, Loading, Table } from '../parts.js';
 
 export function MeshView({ status, now }: { status: NodeStatus | undefined; now: number }) {
   const peers = usePoll((signal) => get<PeerList>('/peers', signal), 2_000);
@@ -53,67 +53,33 @@ export function MeshView({ status, now }: { status: NodeStatus | undefined; now:
 
 function NodeCard({ status }: { status: NodeStatus }) {
   const r = status.resources;
+  const { limits } = status;
   return (
-    <dl class="spec cards">
-      <div>
-        <dt>Peer id</dt>
-        <dd>
-          <Id id={status.peerId} />
-        </dd>
-      </div>
-      <div>
-        <dt>Status</dt>
-        <dd>
-          <Badge status={status.status} />
-        </dd>
-      </div>
-      <div>
-        <dt>Slots</dt>
-        <dd>
-          {status.slots.used} busy of {status.slots.total}
-        </dd>
-      </div>
-      <div>
-        <dt>Queue</dt>
-        <dd>
-          {status.queue.pending} pending, {status.queue.running} running
-        </dd>
-      </div>
-      <div>
-        <dt>Machine</dt>
-        <dd>
-          {r.cpus} CPUs at {Math.round(r.cpuLoadPercent)}%, {bytes(r.memoryFreeBytes)} free of {bytes(r.memoryTotalBytes)}
-          {r.gpus.length > 0 ? `, ${r.gpus.length} GPU` : ''}
-        </dd>
-      </div>
-      <div>
-        <dt>Per-job limits</dt>
-        <dd>
-          {status.limits.cpus} CPU, {status.limits.memory}, {status.limits.timeout}, networks: {status.limits.networks.join(', ') || 'none'}
-        </dd>
-      </div>
-      <div>
-        <dt>Mesh</dt>
-        <dd>
-          {status.connections} connections, {status.peers} offers held
-        </dd>
-      </div>
-      <div>
-        <dt>Version</dt>
-        <dd>{status.version}</dd>
-      </div>
-      {status.multiaddrs.length > 0 && (
-        <div class="wide">
-          <dt>Listens on</dt>
-          <dd>
-            {status.multiaddrs.map((m) => (
+    <Fields
+      rows={[
+        ['Peer id', <Id id={status.peerId} />],
+        ['Status', <Badge status={status.status} />],
+        ['Slots', `${status.slots.used} busy of ${status.slots.total}`],
+        ['Queue', `${status.queue.pending} pending, ${status.queue.running} running`],
+        [
+          'Machine',
+          `${r.cpus} CPUs at ${Math.round(r.cpuLoadPercent)}%, ${bytes(r.memoryFreeBytes)} free of ${bytes(r.memoryTotalBytes)}` +
+            (r.gpus.length > 0 ? `, ${r.gpus.length} GPU` : ''),
+        ],
+        ['Per-job limits', `${limits.cpus} CPU, ${limits.memory}, ${limits.timeout}, networks: ${limits.networks.join(', ') || 'none'}`],
+        ['Mesh', `${status.connections} connections, ${status.peers} offers held`],
+        ['Version', status.version],
+        [
+          'Listens on',
+          status.multiaddrs.length > 0 &&
+            status.multiaddrs.map((m) => (
               <code key={m} class="block">
                 {m}
               </code>
-            ))}
-          </dd>
-        </div>
-      )}
-    </dl>
+            )),
+          'wide',
+        ],
+      ]}
+    />
   );
 }
