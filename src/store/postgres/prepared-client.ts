@@ -6,6 +6,11 @@
  * took 6.4 ms a call planned each time and 0.3 ms prepared (`npm run bench:queue -- --only
  * store`, pg_stat_statements). A statement without parameters (BEGIN, LISTEN, DDL) runs as
  * it is.
+ *
+ * The price: after five runs PostgreSQL may keep one generic plan for a statement, made
+ * with the table as it was then. A plan made while a table was a page (a sequential scan)
+ * stays until the table is analyzed, which invalidates it; autovacuum analyzes a table
+ * once a tenth of it changed, within its naptime (a minute by default).
  */
 
 import { createHash } from 'node:crypto';
