@@ -21,7 +21,7 @@ export interface AuthDeps {
  * "gridx.bearer.<key>", offered after "gridx" (the one the node answers with, so the key
  * is never echoed).
  */
-export const WS_PROTOCOL = 'gridx';
+const WS_PROTOCOL = 'gridx';
 const WS_BEARER = 'gridx.bearer.';
 
 /** The subprotocol a WebSocket upgrade is answered with: never the one carrying a key. */

@@ -1,8 +1,9 @@
 /**
  * Whom a request counts against, for the request rate: an account (however its key is
- * spelled, in the header or a WebSocket's subprotocol), a runner (its own routes), or else the address it came from, IPv6 by its /64
- * (one host holds a whole /64, and would otherwise have a bucket per address). A made-up
- * key buys no fresh bucket: a key that names no account counts against the address.
+ * spelled, in the header or a WebSocket's subprotocol), a runner (its own routes), or else
+ * the address it came from, IPv6 by its /64 (one host holds a whole /64, and would
+ * otherwise have a bucket per address). A made-up key buys no fresh bucket: a key that
+ * names no account counts against the address.
  */
 
 import net from 'node:net';

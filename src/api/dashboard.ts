@@ -10,10 +10,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GridxError } from '../errors.js';
+import { PACKAGE_ROOT } from '../version.js';
 
 export const DASHBOARD_CSP = [
   "default-src 'none'",
@@ -49,18 +49,11 @@ interface Asset {
 /** The dashboard's files by URL path ("/" and "/assets/<name>"); empty when it was not built. */
 export type DashboardAssets = ReadonlyMap<string, Asset>;
 
-/** Where the build puts the dashboard: dist/web under the package's root. */
-export function dashboardDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return path.join(dir, 'dist', 'web');
-}
-
 /**
  * Reads the built dashboard under `dir`, each file with the .gz and .br the build wrote
  * beside it (compressed here when they are missing).
  */
-export function loadDashboard(dir = dashboardDir()): DashboardAssets {
+export function loadDashboard(dir = path.join(PACKAGE_ROOT, 'dist', 'web')): DashboardAssets {
   const assets = new Map<string, Asset>();
   const add = (urlPath: string, file: string) => {
     const type = TYPES[path.extname(file)];

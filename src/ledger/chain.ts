@@ -6,7 +6,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type Abi,
   type Account,
@@ -25,6 +24,7 @@ import {
 import { privateKeyToAccount } from 'viem/accounts';
 import type { Secret } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
+import { PACKAGE_ROOT } from '../version.js';
 
 export interface ChainClients {
   chain: Chain;
@@ -75,13 +75,7 @@ export interface Artifact {
 
 /** The token as compiled by scripts/build-contracts.mjs (part of the project's build). */
 export function tokenArtifact(): Artifact {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  const file = path.join(dir, 'dist', 'contracts', 'GridxToken.json');
+  const file = path.join(PACKAGE_ROOT, 'dist', 'contracts', 'GridxToken.json');
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as Artifact;
   } catch (err) {
