@@ -6,7 +6,7 @@ import { ApiError } from './api.js';
 export interface Resource<T> {
   data: T | undefined;
   error: ApiError | undefined;
-  /** Reads again now. */
+  /** Reads again now; the same function on every render. */
   reload: () => void;
 }
 
@@ -18,6 +18,8 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, everyMs: n
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const [tick, setTick] = useState(0);
+  // The same function for the component's life: effects may hold it.
+  const reload = useRef(() => setTick((t) => t + 1)).current;
   const loader = useRef(load);
   loader.current = load;
   useEffect(() => {
@@ -47,7 +49,7 @@ export function usePoll<T>(load: (signal: AbortSignal) => Promise<T>, everyMs: n
       clearTimeout(timer);
     };
   }, [...deps, tick, everyMs]);
-  return { data, error, reload: () => setTick((t) => t + 1) };
+  return { data, error, reload };
 }
 
 /** The hash route, split: "#/jobs/abc" → ["jobs", "abc"]. */

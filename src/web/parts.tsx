@@ -2,6 +2,7 @@
 
 import type { ComponentChildren } from 'preact';
 import type { ApiError } from './api.js';
+import { short } from './format.js';
 
 export function Badge({ status }: { status: string }) {
   return <span class={`badge badge-${status}`}>{status.replace('_', ' ')}</span>;
@@ -59,7 +60,7 @@ export function Table({ head, children, label }: { head: string[]; children: Com
 
 /** A cell that shows a shortened id and keeps the whole one to copy. */
 export function Id({ id, keep }: { id: string; keep?: number }) {
-  const shown = keep && id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;
+  const shown = keep ? short(id, keep) : id;
   return (
     <code class="id" title={id}>
       {shown}

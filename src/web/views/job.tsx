@@ -9,7 +9,6 @@ import { type Chunk, keepNewest } from '../log.js';
 import { usePoll } from '../hooks.js';
 import { Badge, Empty, ErrorState, Fields, Id, Loading, Table } from '../parts.js';
 
-
 export function JobPage({ id }: { id: string }) {
   const path = `/jobs/${encodeURIComponent(id)}`;
   const job = usePoll((signal) => get<JobView | StrangerView>(path, signal), 3_000, [id]);

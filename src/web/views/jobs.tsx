@@ -15,14 +15,13 @@ export function JobsView({ now }: { now: number }) {
   const [stream, setStream] = useState<StreamState>('connecting');
   const query = `/jobs?limit=${PAGE}${status ? `&status=${status}` : ''}`;
   const jobs = usePoll((signal) => get<JobList>(query, signal), 10_000, [query]);
-  const reload = useRef(jobs.reload);
-  reload.current = jobs.reload;
+  const { reload } = jobs;
 
   // Every change reads the page again, at most every 300 ms: the list shows what the
   // node holds, never a guess assembled from events.
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const soon = () => (timer ??= setTimeout(() => ((timer = undefined), reload.current()), 300));
+    const soon = () => (timer ??= setTimeout(() => ((timer = undefined), reload()), 300));
     const stop = followEvents('/api/events', {
       live: true,
       onEvent: (event) => event.type !== 'output' && soon(),
@@ -32,7 +31,7 @@ export function JobsView({ now }: { now: number }) {
       },
     });
     return () => (stop(), clearTimeout(timer));
-  }, []);
+  }, [reload]);
 
   const rendered = useRef(false);
   useEffect(() => {
