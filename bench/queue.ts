@@ -149,7 +149,7 @@ async function storeRun(store: JobStore): Promise<Figures> {
     liveOutput: () => undefined,
   });
   const claimOne = async (): Promise<{ job: Job; lease: string } | undefined> => {
-    const [taken] = await leases.claimBatch({ holder: 'bench' }, 1, () => true);
+    const [taken] = await leases.claimBatch({ holder: 'bench' }, 1);
     return taken && { job: taken.job, lease: taken.leaseToken };
   };
   const t0 = performance.now();
@@ -484,10 +484,11 @@ if (values.only === 'soak') {
       await Promise.all(
         Array.from({ length: 8 }, async () => {
           for (let k = 0; k < 125; k++) {
-            const id = randomUUID();
-            await store.insert({ id, spec: SPEC });
-            const [claimed] = await leases.claimBatch({ holder: 'soak' }, 1, (job) => job.id === id);
+            await store.insert({ id: randomUUID(), spec: SPEC });
+            // The oldest pending task, this worker's or another's: each worker claims as many as it inserts.
+            const [claimed] = await leases.claimBatch({ holder: 'soak' }, 1);
             if (!claimed) continue;
+            const id = claimed.job.id;
             await store.appendEvent({ jobId: id, type: 'output', data: { stream: 'stdout', data: 'ok\n' } });
             await store.transition(id, { status: ['scheduled'], executionId: claimed.leaseToken }, { status: 'completed', exitCode: 0, stdout: 'ok\n', executionId: null });
           }

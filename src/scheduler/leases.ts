@@ -14,7 +14,7 @@ import type { Startable } from '../domain/startable.js';
 import { messageOf } from '../errors.js';
 import type { OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
-import type { JobStore, ManyClaim } from '../store/store.js';
+import type { JobStore, NextClaim } from '../store/store.js';
 import { type DeadlineOptions, claimDeadline, overdueEnd, runDeadline } from './deadlines.js';
 import { type Lifecycle, overdueLease } from './lifecycle.js';
 import { RunningCaps, type RunningLimits } from './running-caps.js';
@@ -67,6 +67,9 @@ export interface ClaimPass<C extends Claimant> {
   /** A picked job that could not be claimed (taken first elsewhere, the replica rule). */
   missed?(job: Job, claimant: C): void;
 }
+
+/** What a worker of a batch claim can run: jobs that need more than its limits, or that it cannot run at all, pass over. */
+export type ClaimWorker = Pick<NextClaim, 'limits' | 'portableOnly'>;
 
 /** Leases a holder in this process keeps alive on the renewal timer. */
 export interface LeaseHolder {
@@ -156,40 +159,47 @@ export class Leases implements Startable {
   }
 
   /**
-   * A worker's claim in one batch: up to `max` ready jobs that `fits` accepts and whose
-   * owners are under their running caps, taken together in one store call that passes
-   * over what other claims hold (replicas one by one, under the replica rule, and only
-   * with an account). When others took the candidates first, the scan is tried again a
-   * few times.
+   * A worker's claim in one batch: up to `max` ready jobs that fit `worker` and whose
+   * owners are under their running caps, taken by the store in one step that passes over
+   * what other claims hold (replicas one by one, under the replica rule, and only with an
+   * account). When other claims held jobs it wanted, the queue is read again a few times.
    */
-  async claimBatch(claimant: Claimant, max: number, fits: (job: Job) => boolean): Promise<Array<{ job: Job; leaseToken: string }>> {
-    const { store, lifecycle, leaseTtlMs } = this.deps;
+  async claimBatch(claimant: Claimant, max: number, worker: ClaimWorker = {}): Promise<Array<{ job: Job; leaseToken: string }>> {
+    const { lifecycle, leaseTtlMs, deadlines } = this.deps;
     const taken: Array<{ job: Job; leaseToken: string }> = [];
     for (let scan = 0; scan < BATCH_SCANS && taken.length < max; scan++) {
       const caps = await this.caps.pass();
-      const candidates: ManyClaim[] = [];
-      const replicas: Job[] = [];
-      // A window a few times the batch: what the caps and `fits` pass over, and what
-      // claims racing for the head of the queue take first, without loading the queue.
-      for (const job of await store.pendingReady(Math.min(CLAIM_SCAN, Math.max(16, 4 * max)), caps.filter())) {
-        if (!caps.admits(job.owner) || !fits(job) || (job.parent && !claimant.accountId)) continue;
-        caps.took(job.owner);
-        if (job.parent) replicas.push(job);
-        else candidates.push({ id: job.id, executionId: randomUUID(), deadlineAt: this.claimDeadline(job) });
-      }
-      // The store takes the first `want` of them that no other claim holds.
+      const room = caps.room();
       const want = max - taken.length;
-      const got = await lifecycle.claimMany(candidates, claimant.holder, leaseTtlMs, want);
-      for (const job of got) taken.push({ job, leaseToken: job.executionId! });
-      for (const job of replicas) {
+      const next = await lifecycle.claimNext({
+        nodeId: claimant.holder,
+        max: want,
+        leaseTtlMs,
+        // A window a few times the batch: what the caps and the worker's limits pass over,
+        // and what claims racing for the head of the queue hold, without loading the queue.
+        window: Math.min(CLAIM_SCAN, Math.max(16, 4 * max)),
+        skip: caps.filter(),
+        ...worker,
+        ...(room ? { room } : {}),
+        replicas: claimant.accountId !== undefined,
+        deadlines,
+      });
+      for (const job of next.claimed) {
+        caps.took(job.owner);
+        taken.push({ job, leaseToken: job.executionId! });
+      }
+      for (const job of next.replicas) {
         if (taken.length >= max) break;
+        if (!caps.admits(job.owner)) continue;
         const leaseToken = randomUUID();
         const terms = { accountId: claimant.accountId!, deadlineAt: this.claimDeadline(job) };
         const held = await lifecycle.claim(job.id, claimant.holder, leaseToken, leaseTtlMs, terms);
-        if (held) taken.push({ job: held, leaseToken });
+        if (!held) continue;
+        caps.took(job.owner);
+        taken.push({ job: held, leaseToken });
       }
-      // Scanned again only when others took candidates it wanted: otherwise the next scan finds the same.
-      if (got.length === Math.min(want, candidates.length)) break;
+      // Read again only when other claims held jobs it wanted: otherwise the next read finds the same.
+      if (next.claimed.length === Math.min(want, next.eligible)) break;
     }
     return taken;
   }

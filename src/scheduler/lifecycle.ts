@@ -14,7 +14,7 @@ import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type FailureReason, type Job, canTransition, isTerminal, outcomeOf } from '../domain/job.js';
 import type { Logger } from '../logger.js';
 import type { Transfer } from '../store/ledger-store.js';
-import type { ClaimTerms, Expectation, JobPatch, JobStore, ManyClaim, NewJob } from '../store/store.js';
+import type { ClaimTerms, Expectation, JobPatch, JobStore, NewJob, NextClaim, NextClaimed } from '../store/store.js';
 import { backoffMs } from './leases.js';
 
 export interface LifecycleDeps {
@@ -46,11 +46,11 @@ export class Lifecycle {
     return job;
   }
 
-  /** pending → scheduled for several jobs at once (no replicas), each under its own lease. Only leases.ts calls this. */
-  async claimMany(claims: readonly ManyClaim[], holder: string, ttlMs: number, max?: number): Promise<Job[]> {
-    const jobs = await this.deps.store.claimMany(claims, holder, ttlMs, max);
-    for (const job of jobs) this.deps.events.emit('job:status', { job });
-    return jobs;
+  /** A worker's batch claim: pending → scheduled for several jobs at once (no replicas), each under its own lease. Only leases.ts calls this. */
+  async claimNext(query: NextClaim): Promise<NextClaimed> {
+    const next = await this.deps.store.claimNext(query);
+    for (const job of next.claimed) this.deps.events.emit('job:status', { job });
+    return next;
   }
 
   /** scheduled → running under the lease, when the container has started; `deadlineAt` replaces the claim's deadline when given. */

@@ -11,7 +11,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Readable } from 'node:stream';
 import type { JobEventMap, TypedEmitter } from '../domain/events.js';
 import { type ExecutionResult, type Job, type JobSpec, type StartFailure, isTerminal, outcomeOf } from '../domain/job.js';
-import { type JobLimits, misfit } from '../domain/offer.js';
+import type { JobLimits } from '../domain/offer.js';
 import type { SpecPolicy } from '../domain/spec.js';
 import type { Startable } from '../domain/startable.js';
 import { MAX_OUTPUT_FILES, type OutputManifest, inputDigests } from '../domain/data.js';
@@ -223,8 +223,8 @@ export class RunnerHub implements Startable {
     if (this.leaving.has(runner.id)) return claimed;
     // A runner without an account (an open server) takes no replica: the Leases' replica rule.
     const claimant: Claimant = { holder: runner.id, ...(runner.accountId ? { accountId: runner.accountId } : {}) };
-    const fits = (job: Job) => !job.pinned && job.spec.volumes.length === 0 && !misfit(job.spec, runner.limits);
-    for (const { job: held, leaseToken } of await this.deps.leases.claimBatch(claimant, max, fits)) {
+    // A runner runs no job pinned to this node and mounts no host volume.
+    for (const { job: held, leaseToken } of await this.deps.leases.claimBatch(claimant, max, { limits: runner.limits, portableOnly: true })) {
       this.newRelay(leaseToken, held.id);
       claimed.push({ leaseToken, jobId: held.id, attempt: held.attempts, spec: held.spec, leaseExpiresAt: held.leaseExpiresAt! });
     }

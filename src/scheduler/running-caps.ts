@@ -9,7 +9,7 @@
  */
 
 import type { CallerLimits } from '../config/schema.js';
-import type { JobStore, OwnerLoad, PendingFilter } from '../store/store.js';
+import type { JobStore, OwnerLoad, OwnerRoom, PendingFilter } from '../store/store.js';
 
 export type RunningLimits = Pick<CallerLimits, 'accountRunning' | 'anonymousRunning'>;
 
@@ -57,6 +57,18 @@ export class CapPass {
       else skipOwners.push(owner);
     }
     return { skipOwners, skipAnonymous };
+  }
+
+  /** How many more jobs each owner may start, for a claim the store makes in one step; undefined when nobody is capped. */
+  room(): OwnerRoom | undefined {
+    if (!this.limits) return undefined;
+    const owners = new Map<string, number>();
+    for (const [owner, held] of this.held) if (owner !== undefined) owners.set(owner, Math.max(this.capOf(owner) - held, 0));
+    return {
+      owners,
+      others: this.limits.accountRunning,
+      anonymous: Math.max(this.limits.anonymousRunning - (this.held.get(undefined) ?? 0), 0),
+    };
   }
 
   private capOf(owner: string | undefined): number {

@@ -82,11 +82,48 @@ export interface ClaimTerms {
   deadlineAt?: number;
 }
 
-/** One job of a batch claim: its lease token and deadline (epoch ms, the store's clock). */
-export interface ManyClaim {
-  id: string;
-  executionId: string;
-  deadlineAt: number;
+/**
+ * A worker's batch claim, made by the store in one step (one statement on PostgreSQL):
+ * the first `window` ready pending jobs in queue order, less the owners `skip` names,
+ * those that fit the worker and that their owners' `room` allows, and of them the first
+ * `max` no other claim holds, each under a fresh lease token.
+ */
+/** Jobs one batch claim takes at most: PostgreSQL numbers a transaction's events in 12 bits (events.pos). */
+export const MAX_BATCH_CLAIM = 4096;
+
+export interface NextClaim {
+  nodeId: string;
+  max: number;
+  leaseTtlMs: number;
+  /** Pending jobs looked at: what the filters pass over still counts, so a claim reads a bounded part of the queue. */
+  window: number;
+  skip?: PendingFilter;
+  /** The worker's limits: jobs that need more are passed over. Absent: every job fits. */
+  limits?: JobLimits;
+  /** Pass over jobs pinned to this node or mounting host volumes (a runner can run neither). */
+  portableOnly?: boolean;
+  /** How many more jobs each owner may start now (its running cap less what it holds); absent: no cap. */
+  room?: OwnerRoom;
+  /** Also return the replicas among the fitting jobs (they are claimed one by one, under the replica rule). */
+  replicas?: boolean;
+  /** The deadline of each execution: claim time + startWindowMs + the job's timeout + graceMs. */
+  deadlines: { startWindowMs: number; graceMs: number };
+}
+
+/** Jobs each owner may still start; owners not named get `others`, anonymous jobs together `anonymous`. */
+export interface OwnerRoom {
+  owners: ReadonlyMap<string, number>;
+  others: number;
+  anonymous: number;
+}
+
+export interface NextClaimed {
+  /** Jobs taken, in queue order; each job's executionId is its lease token. */
+  claimed: Job[];
+  /** Pending replicas that fit (only when asked for), not taken. */
+  replicas: Job[];
+  /** Jobs (not replicas) that fit and had room: fewer taken than this means other claims held some. */
+  eligible: number;
 }
 
 /** Pending jobs a dispatcher leaves out of a scan (their owners are at a cap). */
@@ -196,15 +233,8 @@ export interface JobStore {
    * `pendingReady` and claims here.
    */
   claim(id: string, nodeId: string, executionId: string, leaseTtlMs?: number, terms?: ClaimTerms): Promise<Job | undefined>;
-  /**
-   * Claims up to `max` of the pending jobs `claims` names for `nodeId` at once (one
-   * statement on PostgreSQL), in queue order, each under its own lease token and deadline
-   * as `claim` would; jobs another claim holds or took are passed over for the next, so
-   * workers racing for the head of the queue each take different jobs. Returns those
-   * taken. Replicas (jobs with a parent) are never taken here: they go through `claim`
-   * and its replica rule.
-   */
-  claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max?: number): Promise<Job[]>;
+  /** A worker's batch claim (NextClaim); replicas are never taken here: they go through `claim` and its replica rule. */
+  claimNext(query: NextClaim): Promise<NextClaimed>;
   /**
    * Extends the live, unexpired leases among `executionIds` to `ttlMs` from now, only those
    * `holder` holds when given; returns those renewed.

@@ -4,7 +4,7 @@ import type { Job } from '../../src/domain/job.js';
 import { silentLogger } from '../../src/logger.js';
 import { type Claimant, Leases } from '../../src/scheduler/leases.js';
 import { Lifecycle } from '../../src/scheduler/lifecycle.js';
-import type { ClaimTerms, JobStore } from '../../src/store/store.js';
+import type { ClaimTerms, JobStore, NextClaim } from '../../src/store/store.js';
 import { SPEC } from './fixtures.js';
 
 export { SPEC };
@@ -106,6 +106,56 @@ export function jobStoreSuite(name: string, open: () => Promise<JobStore>): void
       expect(await take({ holder: 'runner-b2', accountId: 'acct-b' })).toEqual([]);
       expect((await take({ holder: 'runner-c', accountId: 'acct-c' }, 1)).map((t) => t.job.id)).toEqual(['r2']);
       expect((await store.get('a2'))?.status).toBe('pending');
+    });
+
+    it('takes a worker\'s batch in one step: what fits, in queue order, as far as each owner\'s room allows', async () => {
+      const big = { ...SPEC, resources: { ...SPEC.resources, memoryBytes: 2 ** 31 } };
+      const withVolume = { ...SPEC, volumes: [{ hostPath: '/srv/data', containerPath: '/data', readOnly: true }] };
+      const replica = (id: string) => ({ id, spec: SPEC, owner: 'acct-r', parent: 'task' });
+      await store.insert({ id: 'a1', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'big', spec: big });
+      await store.insert({ id: 'pinned', spec: SPEC, pinned: true });
+      await store.insert({ id: 'volume', spec: withVolume });
+      await store.insert({ id: 'anon1', spec: SPEC });
+      await store.insert({ id: 'task', spec: SPEC, owner: 'acct-r', replicas: [replica('r1'), replica('r2')] });
+      await store.insert({ id: 'a2', spec: SPEC, owner: 'acct-a' });
+      await store.insert({ id: 'gpu', spec: { ...SPEC, resources: { ...SPEC.resources, gpus: 1 } } });
+      await store.insert({ id: 'anon2', spec: SPEC });
+      await store.insert({ id: 'anon3', spec: SPEC });
+      const limits = { cpus: 1, memoryBytes: 2 ** 30, gpus: 0, timeoutMs: 60_000, networks: ['none'] };
+      const deadlines = { startWindowMs: 0, graceMs: 0 };
+      const batch = (query: Partial<NextClaim>) => store.claimNext({ nodeId: 'runner', max: 10, leaseTtlMs: 10_000, window: 50, deadlines, ...query });
+      const first = await batch({ limits, portableOnly: true, replicas: true, room: { owners: new Map([['acct-a', 1]]), others: 5, anonymous: 2 } });
+      expect(first.claimed.map((j) => j.id)).toEqual(['a1', 'anon1', 'anon2']);
+      expect(first.claimed[0]).toMatchObject({ status: 'scheduled', executedBy: 'runner', attempts: 1 });
+      expect(first.claimed[0]!.leaseExpiresAt).toBeDefined();
+      expect((await store.execution(first.claimed[0]!.executionId!))?.jobId).toBe('a1');
+      expect(first.replicas.map((j) => j.id)).toEqual(['r1', 'r2']);
+      expect(first.eligible).toBe(3);
+      expect((await store.get('r1'))?.status).toBe('pending');
+      // The deadline: claim time + start window + the job's timeout + grace (here the timeout alone).
+      expect(await store.overdue(10)).toEqual([]);
+      // The window bounds what one claim reads: the first two pending jobs do not fit, so nothing is taken.
+      expect(await batch({ limits, portableOnly: true, window: 2 })).toEqual({ claimed: [], replicas: [], eligible: 0 });
+      // Without limits, room or replicas, the oldest pending jobs go, as many as `max`.
+      const second = await batch({ max: 2, skip: { skipOwners: ['acct-a'] } });
+      expect(second.claimed.map((j) => j.id)).toEqual(['big', 'pinned']);
+      expect(second.replicas).toEqual([]);
+      expect((await batch({ max: 10 })).claimed.map((j) => j.id)).toEqual(['volume', 'a2', 'gpu', 'anon3']);
+      expect(await batch({})).toEqual({ claimed: [], replicas: [], eligible: 0 });
+    });
+
+    it('gives each job of the queue to one of several batch claims made at once', async () => {
+      for (let i = 0; i < 30; i++) await store.insert({ id: `j${i}`, spec: { ...SPEC, timeoutMs: 50 } });
+      const claim = (nodeId: string) => store.claimNext({ nodeId, max: 8, leaseTtlMs: 10_000, window: 32, deadlines: { startWindowMs: 0, graceMs: 0 } });
+      const taken: string[] = [];
+      for (let round = 0; round < 3 && taken.length < 30; round++) {
+        for (const next of await Promise.all(['w1', 'w2', 'w3', 'w4'].map(claim))) taken.push(...next.claimed.map((j) => j.id));
+      }
+      expect(taken.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `j${i}`).sort());
+      // Each execution's deadline is its job's timeout after the claim.
+      await sleep(80);
+      expect((await store.overdue(100)).length).toBe(30);
     });
 
     it('writes a transition only under the expected status and lease token', async () => {

@@ -14,21 +14,23 @@ import pg from 'pg';
 import { PreparingClient } from './prepared-client.js';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
-import type {
-  ClaimTerms,
-  ExecutionRecord,
-  Expectation,
-  JobPage,
-  JobPatch,
-  JobStore,
-  ListOptions,
-  ManyClaim,
-  NewJob,
-  OwnerLoad,
-  PendingFilter,
-  RunnerRecord,
-  RunnerSummary,
-  StoredEvent,
+import {
+  MAX_BATCH_CLAIM,
+  type ClaimTerms,
+  type ExecutionRecord,
+  type Expectation,
+  type JobPage,
+  type JobPatch,
+  type JobStore,
+  type ListOptions,
+  type NextClaim,
+  type NextClaimed,
+  type NewJob,
+  type OwnerLoad,
+  type PendingFilter,
+  type RunnerRecord,
+  type RunnerSummary,
+  type StoredEvent,
 } from '../store.js';
 import {
   type EventRow,
@@ -277,31 +279,81 @@ export class PostgresStore implements JobStore {
     return rows[0] && toJob(rows[0]);
   }
 
-  /** One statement: lock what is still pending, lease each, record executions and events. */
-  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max = claims.length): Promise<Job[]> {
-    if (claims.length === 0) return [];
-    if (claims.length > 4096) throw new Error('bug: a batch claim records one event per job, at most 4096 per transaction');
-    const { rows } = await this.pool.query<JobRow>(
-      `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::BIGINT[]) AS i (id, execution_id, deadline_at)),
+  /**
+   * One statement, so one round trip: reads the window of the queue, keeps what fits and
+   * what the owners' room allows (next-claim.ts says the same for SQLite), locks the first
+   * `max` no other claim holds, leases each, and records their executions and events.
+   * It also returns the fitting replicas and how many jobs were eligible.
+   */
+  async claimNext(query: NextClaim): Promise<NextClaimed> {
+    if (query.max > MAX_BATCH_CLAIM) throw new Error(`bug: a batch claim takes at most ${MAX_BATCH_CLAIM} jobs`);
+    const { limits, room } = query;
+    const unbounded = 2 ** 31 - 1;
+    const { rows } = await this.pool.query<JobRow & { replica: boolean | null; eligible: string }>(
+      `WITH win AS (
+         SELECT id, seq, owner, parent, spec, pinned FROM jobs
+         WHERE status = 'pending' AND (not_before IS NULL OR not_before <= gridx_now_ms())
+           AND (owner IS NOT NULL OR NOT $2) AND (owner IS NULL OR owner <> ALL($3::text[]))
+         ORDER BY seq LIMIT $1),
+       fit AS (
+         SELECT id, seq, owner, parent, (spec->>'timeoutMs')::BIGINT AS timeout_ms,
+           ROW_NUMBER() OVER (PARTITION BY owner ORDER BY seq) AS n
+         FROM win
+         WHERE (parent IS NULL OR $14) AND (NOT $9 OR (NOT pinned AND jsonb_array_length(spec->'volumes') = 0))
+           AND ($4::float8 IS NULL OR ((spec->'resources'->>'cpus')::float8 <= $4::float8
+             AND (spec->'resources'->>'memoryBytes')::float8 <= $5::float8 AND (spec->'resources'->>'gpus')::float8 <= $6::float8
+             AND (spec->>'timeoutMs')::float8 <= $7::float8 AND spec->>'network' = ANY($8::text[])))),
+       eligible AS (
+         SELECT fit.* FROM fit LEFT JOIN unnest($10::text[], $11::int[]) AS room (owner, n) ON room.owner = fit.owner
+         WHERE fit.n <= COALESCE(room.n, CASE WHEN fit.owner IS NULL THEN $13::int ELSE $12::int END)),
        next AS (
-         SELECT jobs.id, input.execution_id, input.deadline_at FROM jobs JOIN input ON input.id = jobs.id
-         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq LIMIT $7 FOR UPDATE OF jobs SKIP LOCKED),
+         SELECT jobs.id, eligible.timeout_ms FROM jobs JOIN eligible ON eligible.id = jobs.id
+         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq LIMIT $15 FOR UPDATE OF jobs SKIP LOCKED),
        claimed AS (
-         UPDATE jobs SET status = 'scheduled', execution_id = next.execution_id, attempts = jobs.attempts + 1, executed_by = $4,
-           updated_at = $5, lease_expires_at = gridx_now_ms() + $6::BIGINT, not_before = NULL, deadline_at = next.deadline_at
+         UPDATE jobs SET status = 'scheduled', execution_id = gen_random_uuid()::text, attempts = jobs.attempts + 1,
+           executed_by = $16, updated_at = $17, lease_expires_at = gridx_now_ms() + $18::BIGINT, not_before = NULL,
+           deadline_at = gridx_now_ms() + $19::BIGINT + next.timeout_ms + $20::BIGINT
          FROM next WHERE jobs.id = next.id RETURNING jobs.*),
        execution AS (
          INSERT INTO executions (id, job_id, attempt, node_id, status, started_at)
-         SELECT execution_id, id, attempts, $4, 'running', $5 FROM claimed),
+         SELECT execution_id, id, attempts, $16, 'running', $17 FROM claimed),
        event AS (
          INSERT INTO events (pos, job_id, type, data, at, owner)
-         SELECT (pg_current_xact_id()::text::BIGINT << 12) + ROW_NUMBER() OVER () - 1, id, 'status', ${eventRow('claimed')}, $5, owner
+         SELECT (pg_current_xact_id()::text::BIGINT << 12) + ROW_NUMBER() OVER () - 1, id, 'status', ${eventRow('claimed')}, $17, owner
          FROM claimed)
-       SELECT * FROM claimed ORDER BY seq`,
-      [claims.map((c) => c.id), claims.map((c) => c.executionId), claims.map((c) => c.deadlineAt), nodeId, now(), leaseTtlMs, max],
+       SELECT taken.*, (SELECT COUNT(*) FROM eligible WHERE parent IS NULL) AS eligible
+       FROM (SELECT 1) AS one LEFT JOIN (
+         SELECT claimed.*, FALSE AS replica FROM claimed
+         UNION ALL SELECT jobs.*, TRUE FROM jobs JOIN eligible ON eligible.id = jobs.id WHERE eligible.parent IS NOT NULL
+       ) AS taken ON TRUE
+       ORDER BY taken.seq`,
+      [
+        query.window,
+        query.skip?.skipAnonymous ?? false,
+        [...(query.skip?.skipOwners ?? [])],
+        limits?.cpus ?? null,
+        limits?.memoryBytes ?? null,
+        limits?.gpus ?? null,
+        limits?.timeoutMs ?? null,
+        limits?.networks ?? null,
+        query.portableOnly ?? false,
+        room ? [...room.owners.keys()] : [],
+        room ? [...room.owners.values()] : [],
+        Math.min(room?.others ?? unbounded, unbounded),
+        Math.min(room?.anonymous ?? unbounded, unbounded),
+        query.replicas ?? false,
+        query.max,
+        query.nodeId,
+        now(),
+        query.leaseTtlMs,
+        query.deadlines.startWindowMs,
+        query.deadlines.graceMs,
+      ],
     );
-    if (rows.length > 0) this.appended();
-    return rows.map(toJob);
+    const jobs = rows.filter((r) => r.id !== null);
+    const claimed = jobs.filter((r) => !r.replica).map(toJob);
+    if (claimed.length > 0) this.appended();
+    return { claimed, replicas: jobs.filter((r) => r.replica).map(toJob), eligible: Number(rows[0]?.eligible ?? 0) };
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {

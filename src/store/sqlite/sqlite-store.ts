@@ -1,23 +1,26 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
-import type {
-  ClaimTerms,
-  ExecutionRecord,
-  Expectation,
-  JobPage,
-  JobPatch,
-  JobStore,
-  ListOptions,
-  ManyClaim,
-  NewJob,
-  OwnerLoad,
-  PendingFilter,
-  RunnerRecord,
-  RunnerSummary,
-  StoredEvent,
+import {
+  MAX_BATCH_CLAIM,
+  type ClaimTerms,
+  type ExecutionRecord,
+  type Expectation,
+  type JobPage,
+  type JobPatch,
+  type JobStore,
+  type ListOptions,
+  type NextClaim,
+  type NextClaimed,
+  type NewJob,
+  type OwnerLoad,
+  type PendingFilter,
+  type RunnerRecord,
+  type RunnerSummary,
+  type StoredEvent,
 } from '../store.js';
 import {
   type ExecutionRow,
@@ -34,6 +37,7 @@ import {
   toJob,
   toRunner,
 } from '../rows.js';
+import { eligibility, nextClaimDeadline } from '../next-claim.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import type { Transfer } from '../ledger-store.js';
@@ -184,13 +188,16 @@ export class SqliteStore implements JobStore {
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
-    const rows = this.stmt(
+    return this.pendingRows(limit, skip).map(toJob);
+  }
+
+  private pendingRows(limit: number, skip: PendingFilter): JobRow[] {
+    return this.stmt(
         `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
          AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
          ORDER BY seq ASC LIMIT ?`,
       )
       .all(Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? []), limit) as JobRow[];
-    return rows.map(toJob);
   }
 
   async heldByOwner(): Promise<OwnerLoad[]> {
@@ -238,19 +245,32 @@ export class SqliteStore implements JobStore {
     return toJob(claimed);
   }
 
-  async claimMany(claims: readonly ManyClaim[], nodeId: string, leaseTtlMs: number, max = claims.length): Promise<Job[]> {
-    const taken = this.db.transaction(() => {
-      const rows: JobRow[] = [];
-      for (const c of claims) {
-        if (rows.length >= max) break;
-        if (!this.stmt('SELECT id FROM jobs WHERE id = ? AND parent IS NULL').get(c.id)) continue;
-        const claimed = this.claimTx(c.id, nodeId, c.executionId, leaseTtlMs, { deadlineAt: c.deadlineAt });
-        if (claimed) rows.push(claimed);
+  async claimNext(query: NextClaim): Promise<NextClaimed> {
+    if (query.max > MAX_BATCH_CLAIM) throw new Error(`bug: a batch claim takes at most ${MAX_BATCH_CLAIM} jobs`);
+    const result = this.db.transaction(() => {
+      const admits = eligibility(query);
+      const claimed: JobRow[] = [];
+      const replicas: Job[] = [];
+      let eligible = 0;
+      const at = Date.now();
+      for (const row of this.pendingRows(query.window, query.skip ?? {})) {
+        // One writer: nothing else holds a job, so the rest of the window matters only for replicas.
+        if (claimed.length >= query.max && !query.replicas) break;
+        const job = toJob(row);
+        if (!admits(job)) continue;
+        if (job.parent) {
+          replicas.push(job);
+          continue;
+        }
+        eligible++;
+        if (claimed.length >= query.max) continue;
+        const taken = this.claimTx(job.id, query.nodeId, randomUUID(), query.leaseTtlMs, { deadlineAt: nextClaimDeadline(job, query, at) });
+        if (taken) claimed.push(taken);
       }
-      return rows;
+      return { claimed, replicas, eligible };
     }).immediate();
-    if (taken.length > 0) this.appended();
-    return taken.map(toJob);
+    if (result.claimed.length > 0) this.appended();
+    return { ...result, claimed: result.claimed.map(toJob) };
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
