@@ -14,7 +14,7 @@ import type { Startable } from '../domain/startable.js';
 import { messageOf } from '../errors.js';
 import type { OutputSnapshot } from '../executor/executor.js';
 import type { Logger } from '../logger.js';
-import type { JobStore, NextClaim } from '../store/store.js';
+import type { JobStore, NextClaim, OwnerRoom } from '../store/store.js';
 import { type DeadlineOptions, claimDeadline, overdueEnd, runDeadline } from './deadlines.js';
 import { type Lifecycle, overdueLease } from './lifecycle.js';
 import { RunningCaps, type RunningLimits } from './running-caps.js';
@@ -43,6 +43,18 @@ const CLAIM_SCAN = 256;
 const BATCH_SCANS = 3;
 /** Expired leases (and overdue executions) handled per sweep. */
 const SWEEP_LIMIT = 100;
+
+/**
+ * Fitting jobs a batch claim locks and looks at: the batch itself, unless some owner's room
+ * is smaller than the batch, and then a few times it, for the jobs the caps pass over.
+ * What other claims hold is passed over as the window is read, so it needs no slack.
+ */
+export function claimWindow(max: number, room: OwnerRoom | undefined): number {
+  // Owners with no room at all are left out of the read (CapPass.filter), not passed over in it.
+  const short = (n: number) => n > 0 && n < max;
+  const binding = room && (short(room.others) || short(room.anonymous) || [...room.owners.values()].some(short));
+  return binding ? Math.min(CLAIM_SCAN, 4 * max) : max;
+}
 
 /** Who would take a job: the node or runner its execution is recorded for. */
 export interface Claimant {
@@ -175,9 +187,7 @@ export class Leases implements Startable {
         nodeId: claimant.holder,
         max: want,
         leaseTtlMs,
-        // A window a few times the batch: what the caps and the worker's limits pass over,
-        // and what claims racing for the head of the queue hold, without loading the queue.
-        window: Math.min(CLAIM_SCAN, Math.max(16, 4 * max)),
+        window: claimWindow(want, room),
         skip: caps.filter(),
         ...worker,
         ...(room ? { room } : {}),

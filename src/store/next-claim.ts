@@ -1,27 +1,27 @@
 /**
- * Which jobs of a batch claim's window (NextClaim) may be taken, as both stores choose
- * them: SQLite asks this inside its claim transaction; the PostgreSQL statement
- * (postgres-store.ts, claimNext) says the same in SQL, and the shared store suite holds
- * the two to one answer.
+ * Which jobs a batch claim (NextClaim) may take, as both stores choose them: SQLite asks
+ * these inside its claim transaction; the PostgreSQL statement (postgres-store.ts,
+ * claimNext) says the same in SQL, and the shared store suite holds the two to one answer.
  */
 
 import type { Job } from '../domain/job.js';
 import { misfit } from '../domain/offer.js';
 import type { NextClaim, OwnerRoom } from './store.js';
 
-/**
- * Whether each job of the window, offered in queue order, fits the worker and has room
- * under its owner's cap (the jobs it admits use the room up).
- */
-export function eligibility(query: NextClaim): (job: Job) => boolean {
+/** Whether the worker can run `job` at all: its limits, pinned jobs and volumes, replicas. */
+export function fitsWorker(job: Job, query: NextClaim): boolean {
+  if (job.parent && !query.replicas) return false;
+  if (query.portableOnly && (job.pinned || job.spec.volumes.length > 0)) return false;
+  return !query.limits || misfit(job.spec, query.limits) === undefined;
+}
+
+/** Whether each fitting job, offered in queue order, has room under its owner's cap (those it admits use the room up). */
+export function roomCounter(room: OwnerRoom | undefined): (job: Job) => boolean {
   const counted = new Map<string | undefined, number>();
   return (job) => {
-    if (job.parent && !query.replicas) return false;
-    if (query.portableOnly && (job.pinned || job.spec.volumes.length > 0)) return false;
-    if (query.limits && misfit(job.spec, query.limits)) return false;
     const n = (counted.get(job.owner) ?? 0) + 1;
     counted.set(job.owner, n);
-    return n <= roomOf(query.room, job.owner);
+    return n <= roomOf(room, job.owner);
   };
 }
 

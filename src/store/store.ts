@@ -83,19 +83,26 @@ export interface ClaimTerms {
 }
 
 /**
- * A worker's batch claim, made by the store in one step (one statement on PostgreSQL):
- * the first `window` ready pending jobs in queue order, less the owners `skip` names,
- * those that fit the worker and that their owners' `room` allows, and of them the first
- * `max` no other claim holds, each under a fresh lease token.
+ * How far past the head of the queue (in queue positions, seq) a claim looks for jobs that
+ * fit: jobs a worker cannot run do not block it, and a queue of them costs a bounded read.
  */
+export const CLAIM_SPAN = 4096;
+
 /** Jobs one batch claim takes at most: PostgreSQL numbers a transaction's events in 12 bits (events.pos). */
 export const MAX_BATCH_CLAIM = 4096;
 
+/**
+ * A worker's batch claim, made by the store in one step (one statement on PostgreSQL):
+ * the ready pending jobs in queue order, less the owners `skip` names, that fit the
+ * worker, at most `window` of them and no further than CLAIM_SPAN past the head of the
+ * queue; of those, the ones their owners' `room` allows; and of those, the first `max`
+ * that no other claim holds, each under a fresh lease token.
+ */
 export interface NextClaim {
   nodeId: string;
   max: number;
   leaseTtlMs: number;
-  /** Pending jobs looked at: what the filters pass over still counts, so a claim reads a bounded part of the queue. */
+  /** Fitting jobs looked at (at least `max`; more when the owners' room may pass over some). */
   window: number;
   skip?: PendingFilter;
   /** The worker's limits: jobs that need more are passed over. Absent: every job fits. */

@@ -15,6 +15,7 @@ import { PreparingClient } from './prepared-client.js';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
 import {
+  CLAIM_SPAN,
   MAX_BATCH_CLAIM,
   type ClaimTerms,
   type ExecutionRecord,
@@ -280,35 +281,35 @@ export class PostgresStore implements JobStore {
   }
 
   /**
-   * One statement, so one round trip: reads the window of the queue, keeps what fits and
-   * what the owners' room allows (next-claim.ts says the same for SQLite), locks the first
-   * `max` no other claim holds, leases each, and records their executions and events.
-   * It also returns the fitting replicas and how many jobs were eligible.
+   * One statement, so one round trip: locks the window of the queue (the jobs that fit,
+   * passing over what other claims hold), keeps what the owners' room allows (next-claim.ts
+   * says the same for SQLite), leases the first `max`, and records their executions and
+   * events; it also returns the fitting replicas and how many jobs were eligible. The
+   * window is locked where it is read, on the pending index in queue order: a plan that
+   * joins candidates back to the table is at the mercy of statistics that lag a queue
+   * growing from empty (a generic plan made then walked every pending job per claim).
    */
   async claimNext(query: NextClaim): Promise<NextClaimed> {
     if (query.max > MAX_BATCH_CLAIM) throw new Error(`bug: a batch claim takes at most ${MAX_BATCH_CLAIM} jobs`);
     const { limits, room } = query;
     const unbounded = 2 ** 31 - 1;
     const { rows } = await this.pool.query<JobRow & { replica: boolean | null; eligible: string }>(
-      `WITH win AS (
-         SELECT id, seq, owner, parent, spec, pinned FROM jobs
-         WHERE status = 'pending' AND (not_before IS NULL OR not_before <= gridx_now_ms())
+      `WITH head AS (SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1),
+       win AS (
+         SELECT id, seq, owner, parent, (spec->>'timeoutMs')::BIGINT AS timeout_ms FROM jobs
+         WHERE status = 'pending' AND seq < (SELECT seq FROM head) + $21::BIGINT
+           AND (not_before IS NULL OR not_before <= gridx_now_ms())
            AND (owner IS NOT NULL OR NOT $2) AND (owner IS NULL OR owner <> ALL($3::text[]))
-         ORDER BY seq LIMIT $1),
-       fit AS (
-         SELECT id, seq, owner, parent, (spec->>'timeoutMs')::BIGINT AS timeout_ms,
-           ROW_NUMBER() OVER (PARTITION BY owner ORDER BY seq) AS n
-         FROM win
-         WHERE (parent IS NULL OR $14) AND (NOT $9 OR (NOT pinned AND jsonb_array_length(spec->'volumes') = 0))
+           AND (parent IS NULL OR $14) AND (NOT $9 OR (NOT pinned AND jsonb_array_length(spec->'volumes') = 0))
            AND ($4::float8 IS NULL OR ((spec->'resources'->>'cpus')::float8 <= $4::float8
              AND (spec->'resources'->>'memoryBytes')::float8 <= $5::float8 AND (spec->'resources'->>'gpus')::float8 <= $6::float8
-             AND (spec->>'timeoutMs')::float8 <= $7::float8 AND spec->>'network' = ANY($8::text[])))),
+             AND (spec->>'timeoutMs')::float8 <= $7::float8 AND spec->>'network' = ANY($8::text[])))
+         ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED),
        eligible AS (
-         SELECT fit.* FROM fit LEFT JOIN unnest($10::text[], $11::int[]) AS room (owner, n) ON room.owner = fit.owner
-         WHERE fit.n <= COALESCE(room.n, CASE WHEN fit.owner IS NULL THEN $13::int ELSE $12::int END)),
-       next AS (
-         SELECT jobs.id, eligible.timeout_ms FROM jobs JOIN eligible ON eligible.id = jobs.id
-         WHERE jobs.status = 'pending' AND jobs.parent IS NULL ORDER BY jobs.seq LIMIT $15 FOR UPDATE OF jobs SKIP LOCKED),
+         SELECT counted.* FROM (SELECT win.*, ROW_NUMBER() OVER (PARTITION BY owner ORDER BY seq) AS n FROM win) AS counted
+         LEFT JOIN unnest($10::text[], $11::int[]) AS room (owner, n) ON room.owner = counted.owner
+         WHERE counted.n <= COALESCE(room.n, CASE WHEN counted.owner IS NULL THEN $13::int ELSE $12::int END)),
+       next AS (SELECT id, timeout_ms FROM eligible WHERE parent IS NULL ORDER BY seq LIMIT $15),
        claimed AS (
          UPDATE jobs SET status = 'scheduled', execution_id = gen_random_uuid()::text, attempts = jobs.attempts + 1,
            executed_by = $16, updated_at = $17, lease_expires_at = gridx_now_ms() + $18::BIGINT, not_before = NULL,
@@ -348,6 +349,7 @@ export class PostgresStore implements JobStore {
         query.leaseTtlMs,
         query.deadlines.startWindowMs,
         query.deadlines.graceMs,
+        CLAIM_SPAN,
       ],
     );
     const jobs = rows.filter((r) => r.id !== null);

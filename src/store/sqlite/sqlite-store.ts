@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { type Job, type JobStatus, JOB_STATUSES, isTerminal } from '../../domain/job.js';
 import { invalid } from '../../errors.js';
 import {
+  CLAIM_SPAN,
   MAX_BATCH_CLAIM,
   type ClaimTerms,
   type ExecutionRecord,
@@ -37,7 +38,7 @@ import {
   toJob,
   toRunner,
 } from '../rows.js';
-import { eligibility, nextClaimDeadline } from '../next-claim.js';
+import { fitsWorker, nextClaimDeadline, roomCounter } from '../next-claim.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteLedger } from './sqlite-ledger.js';
 import type { Transfer } from '../ledger-store.js';
@@ -188,16 +189,13 @@ export class SqliteStore implements JobStore {
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
-    return this.pendingRows(limit, skip).map(toJob);
-  }
-
-  private pendingRows(limit: number, skip: PendingFilter): JobRow[] {
-    return this.stmt(
+    const rows = this.stmt(
         `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
          AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
          ORDER BY seq ASC LIMIT ?`,
       )
       .all(Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? []), limit) as JobRow[];
+    return rows.map(toJob);
   }
 
   async heldByOwner(): Promise<OwnerLoad[]> {
@@ -248,16 +246,20 @@ export class SqliteStore implements JobStore {
   async claimNext(query: NextClaim): Promise<NextClaimed> {
     if (query.max > MAX_BATCH_CLAIM) throw new Error(`bug: a batch claim takes at most ${MAX_BATCH_CLAIM} jobs`);
     const result = this.db.transaction(() => {
-      const admits = eligibility(query);
+      const hasRoom = roomCounter(query.room);
+      const window: Job[] = [];
+      // Read (and closed) before any write: better-sqlite3 runs nothing else while a read is open.
+      for (const row of this.pendingIterator(query.skip ?? {})) {
+        const job = toJob(row);
+        if (fitsWorker(job, query)) window.push(job);
+        if (window.length >= query.window) break;
+      }
       const claimed: JobRow[] = [];
       const replicas: Job[] = [];
       let eligible = 0;
       const at = Date.now();
-      for (const row of this.pendingRows(query.window, query.skip ?? {})) {
-        // One writer: nothing else holds a job, so the rest of the window matters only for replicas.
-        if (claimed.length >= query.max && !query.replicas) break;
-        const job = toJob(row);
-        if (!admits(job)) continue;
+      for (const job of window) {
+        if (!hasRoom(job)) continue;
         if (job.parent) {
           replicas.push(job);
           continue;
@@ -271,6 +273,18 @@ export class SqliteStore implements JobStore {
     }).immediate();
     if (result.claimed.length > 0) this.appended();
     return { ...result, claimed: result.claimed.map(toJob) };
+  }
+
+  /** The ready pending jobs in queue order, no further than CLAIM_SPAN past the head of the queue. */
+  private pendingIterator(skip: PendingFilter): IterableIterator<JobRow> {
+    const head = this.stmt(`SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1`).get() as { seq: number } | undefined;
+    if (!head) return [][Symbol.iterator]();
+    return this.stmt(
+        `SELECT * FROM jobs WHERE status = 'pending' AND seq < ? AND (not_before IS NULL OR not_before <= ?)
+         AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
+         ORDER BY seq ASC`,
+      )
+      .iterate(head.seq + CLAIM_SPAN, Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? [])) as IterableIterator<JobRow>;
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
