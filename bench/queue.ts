@@ -99,23 +99,27 @@ interface Figures {
   cpuMsPerTask?: Record<string, number>;
 }
 
-/** CPU seconds (user + system) the process `pid` has used, from /proc (Linux). */
-function cpuSecondsOf(pid: number): number {
+/** CPU seconds (user + system) the process `pid` has used, from /proc (Linux); `reaped`: with its exited children's. */
+function cpuSecondsOf(pid: number, { reaped = false } = {}): number {
   try {
     const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    // utime, stime (and cutime, cstime) in clock ticks (USER_HZ = 100)
+    return (Number(fields[11]) + Number(fields[12]) + (reaped ? Number(fields[13]) + Number(fields[14]) : 0)) / 100;
   } catch {
     return 0;
   }
 }
 
-/** CPU seconds used so far by every PostgreSQL process on this machine. */
+/**
+ * CPU seconds used so far by every PostgreSQL process on this machine, and by the backends
+ * that have exited (the postmaster's reaped children: a closed pool's connections).
+ */
 function postgresCpuSeconds(): number {
   let total = 0;
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') total += cpuSecondsOf(Number(entry));
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') total += cpuSecondsOf(Number(entry), { reaped: true });
     } catch {
       // gone meanwhile
     }
@@ -338,7 +342,20 @@ async function httpRun(db: string | undefined, paid = false): Promise<Figures> {
 }
 
 const fmt = (f: Figures) =>
-  `${f.tasksPerSec.toFixed(0).padStart(6)} tasks/s${f.claimMs ? `   claim median ${f.claimMs.median.toFixed(3)} ms, p99 ${f.claimMs.p99.toFixed(3)} ms` : ''}`;
+  `${f.tasksPerSec.toFixed(0).padStart(6)} tasks/s${f.claimMs ? `   claim median ${f.claimMs.median.toFixed(3)} ms, p99 ${f.claimMs.p99.toFixed(3)} ms` : ''}` +
+  (f.cpuMsPerTask ? `   CPU per task: ${Object.entries(f.cpuMsPerTask).map(([k, ms]) => `${k} ${ms.toFixed(2)} ms`).join(', ')}` : '');
+
+/**
+ * `run` with the CPU this process and PostgreSQL spent per task over it: what the machine
+ * pays for a task, and so the most tasks/s its cores could give (2 cores: 2,000 ms a second).
+ */
+async function withCpu(run: () => Promise<Figures>): Promise<Figures> {
+  const own = () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
+  const [node0, pg0] = [own(), postgresCpuSeconds()];
+  const figures = await run();
+  const perTask = (seconds: number) => (seconds * 1000) / N;
+  return { ...figures, cpuMsPerTask: { node: perTask(own() - node0), postgres: perTask(postgresCpuSeconds() - pg0) } };
+}
 
 if (values.only === undefined || values.only === 'store') {
   console.log(`queue benchmark: ${N} no-op tasks, ${W} workers (and ${W} submitters), ${ROUNDS} rounds, ${os.availableParallelism()} cores`);
@@ -349,7 +366,7 @@ if (values.only === undefined || values.only === 'store') {
   for (let round = 1; round <= ROUNDS; round++) {
     // The order flips each round, so no side always inherits the state another leaves.
     const got: Record<string, Figures> = {};
-    for (const [name, run] of flipped([['s', sqliteRun], ['p', postgresRun], ['g', graphileRun]] as const, round - 1)) got[name] = await run();
+    for (const [name, run] of flipped([['s', sqliteRun], ['p', postgresRun], ['g', graphileRun]] as const, round - 1)) got[name] = await withCpu(run);
     const [s, p, g] = [got.s!, got.p!, got.g!];
     sqlite.push(s);
     postgres.push(p);
@@ -364,7 +381,12 @@ if (values.only === undefined || values.only === 'store') {
   console.log('medians');
   console.log(`  Grid-X SQLite      ${med(sqlite).toFixed(0)} tasks/s (target ≥ 1000), claim median ${median(sqlite.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
   console.log(`  Grid-X PostgreSQL  ${med(postgres).toFixed(0)} tasks/s, claim median ${median(postgres.map((f) => f.claimMs!.median)).toFixed(3)} ms`);
+  const cpu = (xs: Figures[]) => median(xs.map((f) => f.cpuMsPerTask!.node! + f.cpuMsPerTask!.postgres!));
   console.log(`  graphile-worker    ${med(graphile).toFixed(0)} tasks/s`);
+  console.log(
+    `  CPU per task (this process and PostgreSQL): SQLite ${cpu(sqlite).toFixed(2)} ms, PostgreSQL ${cpu(postgres).toFixed(2)} ms, graphile-worker ${cpu(graphile).toFixed(2)} ms` +
+      ` (${os.availableParallelism()} cores: at most ${((os.availableParallelism() * 1000) / cpu(graphile)).toFixed(0)} graphile-worker tasks/s)`,
+  );
   console.log(`  ratio PostgreSQL / graphile-worker: ${(med(postgres) / med(graphile)).toFixed(2)}× (target ≥ 1.0)`);
 }
 
