@@ -73,6 +73,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       price: v.price,
       offerTtlMs: v.offerTtlMs,
       ...(v.announceApiUrl === undefined ? {} : { announceApiUrl: v.announceApiUrl }),
+      connectionsPerIp: v.connectionsPerIp,
+      peerStreamsPerSecond: v.peerStreamsPerSecond,
+      banMs: v.banMs,
       // A node that requires keys runs nobody's forwarded jobs until the operator says whose.
       accept: v.meshAccept ?? (v.auth === 'open' ? 'any' : 'none'),
       // Nor does it hand its users' jobs (and their secrets) to peers nobody vouched for.

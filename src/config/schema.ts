@@ -150,6 +150,12 @@ export interface MeshConfig {
   offerTtlMs: number;
   /** API URL put in the offer when the listen address is not what peers should use. */
   announceApiUrl?: string;
+  /** Connections one IP address may hold open to this node (loopback exempt). */
+  connectionsPerIp: number;
+  /** Streams one peer may open per second on each /gridx/* protocol (twice as many in a burst). */
+  peerStreamsPerSecond: number;
+  /** How long a peer that floods or sends garbage is kept out. */
+  banMs: number;
   /** Peers whose forwarded jobs this node runs. */
   accept: MeshAccept;
   /** Peers this node forwards its own jobs to. */
@@ -316,6 +322,33 @@ export const SETTINGS = {
     parse: (raw: unknown) => (typeof raw === 'string' && /^https?:\/\/\S+$/.test(raw) ? raw.replace(/\/+$/, '') : undefined),
     default: () => undefined,
     doc: 'API URL advertised in the offer, when peers reach this node at another address (containers, NAT).',
+  },
+  connectionsPerIp: {
+    key: 'mesh.connections_per_ip',
+    env: 'GRIDX_CONNECTIONS_PER_IP',
+    expect: 'a whole number 1-10000',
+    parse: int(1, 10_000),
+    default: () => 8,
+    doc: 'libp2p connections one IP address may hold open to this node; loopback is exempt (a mesh on one machine shares it).',
+  },
+  peerStreamsPerSecond: {
+    key: 'mesh.peer_streams_per_second',
+    env: 'GRIDX_PEER_STREAMS_PER_SECOND',
+    expect: 'a whole number 1-100000',
+    parse: int(1, 100_000),
+    default: () => 20,
+    doc: 'Streams one peer may open per second on each /gridx/* protocol, twice as many in a burst; past it they are reset, and a peer that keeps at it is banned.',
+  },
+  banMs: {
+    key: 'mesh.ban_time',
+    env: 'GRIDX_BAN_TIME',
+    expect: 'a duration such as "10m"',
+    parse: (raw: unknown) => {
+      const ms = duration(raw);
+      return ms !== undefined && ms >= 1000 ? ms : undefined;
+    },
+    default: () => 10 * 60_000,
+    doc: 'How long a peer that floods or sends garbage is disconnected and refused.',
   },
   ...LEDGER_SETTINGS,
   ...TRUST_SETTINGS,

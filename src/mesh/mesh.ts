@@ -26,6 +26,7 @@ import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
 import { OfferBook, signOffer } from './offer-book.js';
+import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, jsonChannel } from './wire.js';
 
 let key: Promise<CID> | undefined;
@@ -63,7 +64,12 @@ export interface MeshOptions {
   onOffersChanged?: () => void;
   /** Act as a client only: no listener, no provider record, no own offer (gridx run --mesh). */
   client?: boolean;
+  /** Limits on what one IP address and one peer may take of this node (peer-guard.ts); defaults when absent. */
+  guard?: Partial<Omit<PeerGuardOptions, 'log'>>;
 }
+
+/** Offences that get a peer banned: a few unreadable messages may be an old version's; this many are not. */
+const STRIKES = 5;
 
 export class Mesh {
   readonly book: OfferBook;
@@ -77,10 +83,12 @@ export class Mesh {
   private readonly outbox = new Map<string, { signed: SignedOffer; from?: string }>();
   private stopped = false;
   private readonly log: Logger;
+  private readonly guard: PeerGuard;
 
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
     this.log = options.log;
+    this.guard = new PeerGuard({ connectionsPerIp: 8, streamsPerSecond: 20, banMs: 600_000, strikes: STRIKES, ...options.guard, log: options.log });
   }
 
   get peerId(): string {
@@ -108,6 +116,7 @@ export class Mesh {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
+      connectionGater: this.guard.gater(),
       connectionManager: {
         maxConnections: 1000,
         inboundConnectionThreshold: 1000,
@@ -127,6 +136,7 @@ export class Mesh {
       },
     }));
     this.node = node;
+    this.guard.attach(node);
     if (!options.client) {
       await node.handle(PROTOCOLS.offer, (stream, connection) => this.onOfferStream(stream, connection), {
         maxInboundStreams: 64,
@@ -359,8 +369,23 @@ export class Mesh {
     }
   }
 
+  /** Whether `from` may open this stream now; a stream past its rate is reset. */
+  private admitted(stream: Stream, from: string, protocol: string): boolean {
+    if (this.guard.admit(from, protocol)) return true;
+    stream.abort(new ProtocolError(`rate limited (mesh.peer_streams_per_second)`));
+    return false;
+  }
+
+  /** Logs why a stream from `from` was reset; an unreadable message counts against the peer. */
+  private failed(stream: Stream, from: string, protocol: string, err: unknown): void {
+    this.log.warn(`${protocol} from ${from}: ${messageOf(err)}; stream reset`);
+    stream.abort(err as Error);
+    if (err instanceof ProtocolError) this.guard.offended(from, `sent ${protocol} messages it cannot read`);
+  }
+
   private async onOfferStream(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
+    if (!this.admitted(stream, from, PROTOCOLS.offer)) return;
     try {
       const channel = jsonChannel(stream);
       const message = await channel.read<{ type?: string; offers?: unknown }>({
@@ -376,19 +401,18 @@ export class Mesh {
       }
       await stream.close();
     } catch (err) {
-      this.log.warn(`${PROTOCOLS.offer} from ${from}: ${messageOf(err)}; stream reset`);
-      stream.abort(err as Error);
+      this.failed(stream, from, PROTOCOLS.offer, err);
     }
   }
 
   private async onJobStream(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString();
+    if (!this.admitted(stream, from, PROTOCOLS.job)) return;
     const loopback = /^\/(ip4\/127\.|ip6\/::1\/)/.test(connection.remoteAddr.toString());
     try {
       await this.options.serveJob(jsonChannel(stream), from, { loopback });
     } catch (err) {
-      this.log.warn(`${PROTOCOLS.job} from ${from}: ${messageOf(err)}; stream reset`);
-      stream.abort(err as Error);
+      this.failed(stream, from, PROTOCOLS.job, err);
     }
   }
 }

@@ -168,6 +168,7 @@ export class GridxNode {
           port: config.mesh.p2pPort,
           bootstrap: config.mesh.bootstrap,
           offerTtlMs: config.mesh.offerTtlMs,
+          guard: { connectionsPerIp: config.mesh.connectionsPerIp, streamsPerSecond: config.mesh.peerStreamsPerSecond, banMs: config.mesh.banMs },
           log: log.child('mesh'),
           describe: async () => this.describe(executor, this.scheduler!, limits()),
           serveJob: (channel, from, via) =>

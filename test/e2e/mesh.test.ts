@@ -130,19 +130,25 @@ describe('a five-node mesh of processes', () => {
   describe('hostile peers', () => {
     let attacker: Libp2p;
     let attackerKey: Awaited<ReturnType<typeof generateKeyPair>>;
-    beforeAll(async () => {
-      attackerKey = await generateKeyPair('Ed25519');
-      attacker = await createLibp2p({
-        privateKey: attackerKey,
+    const extras: Libp2p[] = [];
+    const newPeer = async (privateKey?: typeof attackerKey) => {
+      const peer = await createLibp2p({
+        ...(privateKey ? { privateKey } : {}),
         addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
         services: { identify: identify() },
       });
+      extras.push(peer);
+      return peer;
+    };
+    beforeAll(async () => {
+      attackerKey = await generateKeyPair('Ed25519');
+      attacker = await newPeer(attackerKey);
     });
     afterAll(async () => {
-      await attacker.stop();
+      await Promise.all(extras.map((p) => p.stop()));
     });
 
     /** The attacker pushes an offer (its own, validly signed) that ranks it first: idle, many slots, the image cached. */
@@ -169,8 +175,9 @@ describe('a five-node mesh of processes', () => {
       await stream.close();
     }
 
-    it('garbage, truncated and oversized messages on every protocol: stream reset, node fine', async () => {
+    it('garbage, truncated and oversized messages on every protocol: stream reset, node fine, the sender banned', async () => {
       const target = multiaddr(p2pAddress(nodes[0]!));
+      const vandal = await newPeer();
       for (const protocol of [PROTOCOLS.offer, PROTOCOLS.job]) {
         for (const bytes of [
           Uint8Array.from([5, 0x7b, 0x7b, 0x7b, 0x7b, 0x7b]), // "{{{{{" : not JSON
@@ -178,14 +185,37 @@ describe('a five-node mesh of processes', () => {
           Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f]), // a 4 GiB length prefix
           new TextEncoder().encode('not even length-prefixed at all'),
         ]) {
-          const stream = await attacker.dialProtocol(target, protocol);
-          stream.send(bytes);
-          await stream.close().catch(() => {});
+          // Once banned, it cannot even open a stream.
+          const stream = await vandal.dialProtocol(target, protocol).catch(() => undefined);
+          stream?.send(bytes);
+          await stream?.close().catch(() => {});
         }
       }
       const status = await new GridxClient(nodes[0]!.url).status();
       expect(status.peers).toBeGreaterThanOrEqual(3);
       await eventually(async () => nodes[0]!.output(), (out) => /\/gridx\/(offer|job)\/1\.0\.0 from \S+: .*stream reset/.test(out));
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${vandal.peerId} sent`) && out.includes('kept out for 600s'));
+      const opened = await vandal.dialProtocol(target, PROTOCOLS.offer, { signal: AbortSignal.timeout(5000) }).then(() => true, () => false);
+      expect(opened).toBe(false);
+    });
+
+    it('a peer flooding job requests is cut off, and jobs submitted meanwhile are placed and run', async () => {
+      const target = multiaddr(p2pAddress(nodes[0]!));
+      const flooder = await newPeer();
+      const flood = Promise.allSettled(
+        Array.from({ length: 200 }, async () => {
+          const stream = await flooder.dialProtocol(target, PROTOCOLS.job);
+          await jsonChannel(stream).write({ type: 'run', jobId: 'x', executionId: 'y', spec: { image: 'Bad Image', command: [] } });
+          await stream.close();
+        }),
+      );
+      const a = new GridxClient(nodes[0]!.url);
+      const jobs = await Promise.all([1, 2, 3].map((i) => a.submit({ image, command: ['echo', `honest ${i}`] })));
+      const outcomes = await flood;
+      for (const [i, job] of jobs.entries()) expect(job).toMatchObject({ status: 'completed', stdout: `honest ${i + 1}\n` });
+      // Twice the rate in a burst, then a few past it, and the peer is gone.
+      expect(outcomes.filter((o) => o.status === 'rejected').length).toBeGreaterThan(100);
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${flooder.peerId} opens /gridx/job/1.0.0 streams faster than 20/s`));
     });
 
     it('a forged offer in another peer’s name is dropped, with a log line', async () => {
