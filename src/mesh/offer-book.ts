@@ -1,6 +1,8 @@
 /**
  * The offers this node knows, one per peer: only signed, unexpired, newer-than-seen
- * offers get in. Forged, replayed and expired offers are dropped with a reason.
+ * offers get in. Forged, replayed and expired offers are dropped with a reason. The book
+ * holds at most `capacity` peers: when full, expired offers go first, then the dearest
+ * and, among equal prices, the oldest; a newcomer that would be the one to go is refused.
  */
 
 import type { PrivateKey } from '@libp2p/interface';
@@ -8,7 +10,10 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { JobSpec } from '../domain/job.js';
 import { type Offer, type SignedOffer, malformedOffer, offerBytes, rankOffers } from '../domain/offer.js';
 
-export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self';
+export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self' | 'full';
+
+/** Peers a book holds by default: far past a mesh that one gossip topic serves well. */
+export const OFFER_BOOK_CAPACITY = 10_000;
 
 export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
   const signature = await key.sign(offerBytes(offer));
@@ -36,10 +41,17 @@ interface Entry {
 
 export class OfferBook {
   private readonly entries = new Map<string, Entry>();
-  /** Highest seq seen per peer, kept after expiry so an old offer cannot be replayed. */
-  private readonly seen = new Map<string, number>();
+  /**
+   * Highest seq seen per peer and when that offer expires, kept after the offer left the
+   * book (evicted) so an older one cannot be replayed; past its expiry, any older offer
+   * has expired too.
+   */
+  private readonly seen = new Map<string, { seq: number; expiresAt: number }>();
 
-  constructor(private readonly selfId: string) {}
+  constructor(
+    private readonly selfId: string,
+    private readonly capacity = OFFER_BOOK_CAPACITY,
+  ) {}
 
   /** Takes an offer from the network; the verdict says whether it got in and why not. */
   async consider(signed: unknown, now = Date.now()): Promise<OfferVerdict> {
@@ -48,11 +60,13 @@ export class OfferBook {
     const { offer } = s;
     if (offer.peerId === this.selfId) return 'self';
     if (offer.expiresAt <= now) return 'expired';
-    if (offer.seq <= (this.seen.get(offer.peerId) ?? -1)) return 'replayed';
+    const replayed = () => offer.seq <= (this.seen.get(offer.peerId)?.seq ?? -1);
+    if (replayed()) return 'replayed';
     if (!(await verifyOffer(s))) return 'forged';
     // Checked again: another copy may have been accepted while the signature was checked.
-    if (offer.seq <= (this.seen.get(offer.peerId) ?? -1)) return 'replayed';
-    this.seen.set(offer.peerId, offer.seq);
+    if (replayed()) return 'replayed';
+    if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
+    this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: offer.expiresAt });
     const previous = this.entries.get(offer.peerId);
     this.entries.set(offer.peerId, { signed: s, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
     return 'accepted';
@@ -119,9 +133,26 @@ export class OfferBook {
     if (entry) entry.suspendedUntil = now + ms;
   }
 
+  /** Whether a new peer's `offer` may come in, evicting the worst offer held when the book is full. */
+  private makeRoom(offer: Offer, now: number): boolean {
+    if (this.entries.size < this.capacity) return true;
+    this.prune(now);
+    if (this.entries.size < this.capacity) return true;
+    // Worst: dearest, then issued longest ago.
+    const worse = (a: Offer, b: Offer) => a.price > b.price || (a.price === b.price && a.issuedAt < b.issuedAt);
+    let worst: Offer | undefined;
+    for (const entry of this.entries.values()) if (!worst || worse(entry.signed.offer, worst)) worst = entry.signed.offer;
+    if (!worst || !worse(worst, offer)) return false;
+    this.entries.delete(worst.peerId);
+    return true;
+  }
+
   private prune(now: number): void {
     for (const [id, entry] of this.entries) {
       if (entry.signed.offer.expiresAt <= now) this.entries.delete(id);
+    }
+    for (const [id, last] of this.seen) {
+      if (last.expiresAt <= now) this.seen.delete(id);
     }
   }
 }

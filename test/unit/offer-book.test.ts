@@ -76,6 +76,26 @@ describe('offers', () => {
     expect(book.offers(Date.now() + 100)).toEqual([]);
   });
 
+  it('holds at most its capacity: expired offers go first, then the dearest and oldest; a worse newcomer is refused', async () => {
+    const [a, b, c, d, e] = await Promise.all([peer(), peer(), peer(), peer(), peer()]);
+    const book = new OfferBook('me', 3);
+    const now = Date.now();
+    await book.consider(await signOffer(offer(a.id, { price: 1, issuedAt: now - 2000 }), a.key));
+    await book.consider(await signOffer(offer(b.id, { price: 1, issuedAt: now - 1000 }), b.key));
+    await book.consider(await signOffer(offer(c.id, { price: 0, expiresAt: now + 50 }), c.key));
+    // Full: a dearer newcomer than everything held is refused; a cheaper one takes an expired offer's place.
+    expect(await book.consider(await signOffer(offer(d.id, { price: 5 }), d.key))).toBe('full');
+    await new Promise((r) => setTimeout(r, 60));
+    expect(await book.consider(await signOffer(offer(e.id, { price: 0 }), e.key))).toBe('accepted');
+    expect(book.offers().map((o) => o.peerId).sort()).toEqual([a.id, b.id, e.id].sort());
+    // Then the dearest, and of equal prices the oldest (a) goes.
+    expect(await book.consider(await signOffer(offer(c.id, { price: 0, seq: now + 1 }), c.key))).toBe('accepted');
+    expect(book.offers().map((o) => o.peerId).sort()).toEqual([b.id, c.id, e.id].sort());
+    // A peer already held updates its offer whatever the book's size.
+    expect(await book.consider(await signOffer(offer(b.id, { price: 9, seq: now + 2 }), b.key))).toBe('accepted');
+    expect(book.size).toBe(3);
+  });
+
   it('ranks idle fitting peers: cached image first, then free slots, then price; reservations count', async () => {
     const [a, b, c, d] = await Promise.all([peer(), peer(), peer(), peer()]);
     const book = new OfferBook('me');
