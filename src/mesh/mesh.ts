@@ -31,7 +31,7 @@ import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
 import { OfferBook, signOffer } from './offer-book.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
-import { type JsonChannel, PROTOCOLS, ProtocolError, jsonChannel } from './wire.js';
+import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
 
 let key: Promise<CID> | undefined;
 
@@ -52,6 +52,27 @@ const BOOK_ATTEMPTS = 3;
 const BOOK_TIMEOUT_MS = 5_000;
 /** Peers a joining node reads the book of (besides DHT providers it finds). */
 const CATCH_UPS = 2;
+/**
+ * gossipsub's mesh degree: the peers a node passes each offer to at once (D), and how many
+ * it keeps before pruning (Dhi). A node that joined through one bootstrap peer has that hub
+ * as its only topic peer; with gossipsub's default Dhi of 12 a hub would pass offers on to
+ * a dozen of its peers and leave the rest to lazy gossip, which can miss a node during the
+ * first seconds, so a hub keeps up to GOSSIP_DHI. Offers are small and rare enough for that.
+ */
+const GOSSIP_D = 8;
+const GOSSIP_DHI = 64;
+/**
+ * gossipsub's heartbeat (default 1 s): meshes form and lazy gossip goes out on it, so a
+ * node that just joined waits for it before offers are passed on to it.
+ */
+const HEARTBEAT_MS = 250;
+/**
+ * After its first publication that reached a peer, a node publishes again this long after:
+ * while a joining node's (and its neighbours') gossipsub meshes are still forming, a
+ * message can miss nodes that are neither in a mesh nor gossiped to in time, and would
+ * then wait for the next publication (offer_ttl / 3).
+ */
+const JOIN_REPUBLISH_MS = [500, 1500];
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node publishes at most one offer in this long: busy nodes change status with every job. */
@@ -97,6 +118,7 @@ export class Mesh {
   private readonly caughtUp = new Set<string>();
   /** The last publication reached no peer: publish again when the first one subscribes. */
   private unheard = false;
+  private everHeard = false;
   private publishedAt = 0;
   /** When each publisher's last accepted offers came in (at most OFFERS_PER_PUBLISHER_PER_SECOND each). */
   private readonly accepted = new Map<string, number[]>();
@@ -224,7 +246,12 @@ export class Mesh {
       const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.options.offerTtlMs };
       this.own = await signOffer(offer, this.options.identity.privateKey);
       const { recipients } = await this.pubsub!.publish(OFFERS_TOPIC, new TextEncoder().encode(JSON.stringify(this.own)));
-      this.unheard = recipients.length === 0;
+      const heard = recipients.length > 0;
+      if (heard && !this.everHeard) {
+        this.everHeard = true;
+        for (const ms of JOIN_REPUBLISH_MS) setTimeout(() => void this.publish(), ms).unref();
+      }
+      this.unheard = !heard;
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
     }
@@ -426,7 +453,7 @@ export class Mesh {
   private failed(stream: Stream, from: string, protocol: string, err: unknown): void {
     this.log.warn(`${protocol} from ${from}: ${messageOf(err)}; stream reset`);
     stream.abort(err as Error);
-    if (err instanceof ProtocolError) this.guard.offended(from, `sent ${protocol} messages it cannot read`);
+    if (err instanceof ProtocolError && !(err instanceof StreamEndedError)) this.guard.offended(from, `sent ${protocol} messages it cannot read`);
   }
 
   private async onOfferStream(stream: Stream, connection: Connection): Promise<void> {
@@ -489,6 +516,10 @@ function gossipOptions(): Parameters<typeof gossipsub>[0] {
   return {
     emitSelf: false,
     fallbackToFloodsub: false,
+    D: GOSSIP_D,
+    Dlo: GOSSIP_D / 2,
+    Dhi: GOSSIP_DHI,
+    heartbeatInterval: HEARTBEAT_MS,
     allowPublishToZeroTopicPeers: true,
     scoreParams: {
       IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),

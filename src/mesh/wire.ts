@@ -20,6 +20,14 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError';
 }
 
+/**
+ * The peer ended the stream before a whole message came: it hung up or timed out. A
+ * ProtocolError all the same, but no sign of a hostile peer (peer-guard.ts counts the others).
+ */
+export class StreamEndedError extends ProtocolError {
+  override name = 'StreamEndedError';
+}
+
 export interface JsonChannel {
   read<T = unknown>(options?: { signal?: AbortSignal }): Promise<T>;
   write(message: unknown, options?: { signal?: AbortSignal }): Promise<void>;
@@ -37,6 +45,7 @@ export function jsonChannel(stream: Stream): JsonChannel {
     } catch (err) {
       const e = err as Error;
       if (e.name === 'AbortError' || e.name === 'TimeoutError') throw err;
+      if (e.name === 'UnexpectedEOFError') throw new StreamEndedError(`the stream ended inside a message: ${e.message}`);
       throw new ProtocolError(`unreadable message: ${e.message}`);
     }
   };
