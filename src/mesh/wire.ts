@@ -8,8 +8,7 @@ import type { Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 
 export const PROTOCOLS = {
-  /** A peer's offer book, a page per request (offers themselves travel by gossipsub). */
-  offer: '/gridx/offer/2.0.0',
+  offer: '/gridx/offer/1.0.0',
   job: '/gridx/job/1.0.0',
 } as const;
 
