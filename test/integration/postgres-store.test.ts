@@ -125,6 +125,23 @@ describe('PostgresStore', () => {
 });
 
 describe('the statements the store sends', () => {
+  it('survive another server adding a column under a prepared SELECT * (a fleet upgrading one server at a time)', async () => {
+    const name = schema();
+    const store = await PostgresStore.open(url, { schema: name, poolSize: 1 });
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await store.insert({ id: 'a', spec: SPEC });
+      for (let i = 0; i < 3; i++) expect((await store.get('a'))?.id).toBe('a');
+      await admin.query(`ALTER TABLE ${name}.jobs ADD COLUMN added_by_a_newer_server TEXT`);
+      expect((await store.get('a'))?.id).toBe('a');
+      expect((await store.get('a'))?.id).toBe('a');
+    } finally {
+      await admin.end();
+      await store.close();
+    }
+  });
+
   it('are prepared once per connection, named by their text; those without parameters run as they are', async () => {
     const { PreparingClient, statementName } = await import('../../src/store/postgres/prepared-client.js');
     expect(statementName('SELECT $1::int')).toBe(statementName('SELECT $1::int'));

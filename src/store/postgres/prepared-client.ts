@@ -11,6 +11,11 @@
  * with the table as it was then. A plan made while a table was a page (a sequential scan)
  * stays until the table is analyzed, which invalidates it; autovacuum analyzes a table
  * once a tenth of it changed, within its naptime (a minute by default).
+ *
+ * A table whose columns change under a prepared `SELECT *` (another server of the fleet
+ * migrated the schema) makes PostgreSQL refuse the statement ("cached plan must not change
+ * result type", 0A000) on that connection for good: the statement is then deallocated and
+ * prepared again, once.
  */
 
 import { createHash } from 'node:crypto';
@@ -29,13 +34,27 @@ export function statementName(text: string): string {
   return name;
 }
 
+/** PostgreSQL's feature_not_supported, which a prepared statement whose result type changed raises. */
+const RESULT_TYPE_CHANGED = '0A000';
+
 export class PreparingClient extends pg.Client {
   // pg's query() has a dozen overloads; this one handles (text, values[, callback]) and passes the rest through.
   override query(...args: unknown[]): never {
-    const [config, values, ...rest] = args;
-    if (typeof config === 'string' && Array.isArray(values) && values.length > 0) {
-      return (super.query as (...a: unknown[]) => never)({ name: statementName(config), text: config, values }, ...rest);
-    }
-    return (super.query as (...a: unknown[]) => never)(...args);
+    const send = super.query.bind(this) as (...a: unknown[]) => Promise<unknown>;
+    const [config, values, callback, ...more] = args;
+    if (typeof config !== 'string' || !Array.isArray(values) || values.length === 0 || more.length > 0) return send(...args) as never;
+    const name = statementName(config);
+    const run = () => send({ name, text: config, values });
+    const result = run().catch(async (err: unknown) => {
+      if ((err as { code?: string }).code !== RESULT_TYPE_CHANGED) throw err;
+      await send(`DEALLOCATE ${name}`);
+      // pg remembers which names it parsed on this connection, and would not parse it again.
+      delete (this as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements[name];
+      return run();
+    });
+    // The callback form is the one pg's pool uses.
+    if (typeof callback !== 'function') return result as never;
+    result.then((res) => callback(undefined, res), (err: unknown) => callback(err));
+    return undefined as never;
   }
 }
