@@ -41,10 +41,16 @@ export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 const MAX_OFFERS_PER_MESSAGE = 1000;
 const EXCHANGE_ATTEMPTS = 3;
 const EXCHANGE_TIMEOUT_MS = 5_000;
-/** How long offers gather before they are pushed together. */
-const PUSH_BATCH_MS = 5;
+/**
+ * Offers gather this long before they are pushed together, one stream per peer: at most
+ * ten push streams a second to a peer, well inside the rate a peer allows each protocol
+ * (mesh.peer_streams_per_second, 20 by default; peer-guard.ts), however busy this node is.
+ */
+const PUSH_BATCH_MS = 100;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
+/** A node re-signs its offer at most this often: a busy node changes status with every job. */
+const MIN_PUBLISH_INTERVAL_MS = 250;
 
 /** What the node tells the mesh about itself, apart from the fields the mesh fills in. */
 export type OfferFields = Omit<Offer, 'v' | 'peerId' | 'multiaddrs' | 'seq' | 'issuedAt' | 'expiresAt'>;
@@ -78,6 +84,7 @@ export class Mesh {
   private own?: SignedOffer;
   private timers: NodeJS.Timeout[] = [];
   private publishTimer?: NodeJS.Timeout;
+  private publishedAt = 0;
   private flushTimer?: NodeJS.Timeout;
   /** Offers waiting to be pushed, by peer id, with the peer each came from. */
   private readonly outbox = new Map<string, { signed: SignedOffer; from?: string }>();
@@ -169,10 +176,11 @@ export class Mesh {
   /** Re-publishes soon if the offer changed; many changes in a burst make one offer. */
   requestPublish(): void {
     if (this.publishTimer || this.stopped || this.options.client) return;
+    const wait = Math.max(PUBLISH_DEBOUNCE_MS, this.publishedAt + MIN_PUBLISH_INTERVAL_MS - Date.now());
     this.publishTimer = setTimeout(() => {
       this.publishTimer = undefined;
       void this.publish({ onlyIfChanged: true });
-    }, PUBLISH_DEBOUNCE_MS);
+    }, wait);
   }
 
   /** Signs the current offer and pushes it to every connected peer. */
@@ -183,6 +191,7 @@ export class Mesh {
       const { seq: _s, issuedAt: _i, expiresAt: _e, v: _v, peerId: _p, ...last } = this.own?.offer ?? {};
       if (options.onlyIfChanged && canonicalJson(last) === canonicalJson({ ...fields, multiaddrs: this.multiaddrs })) return;
       const now = Date.now();
+      this.publishedAt = now;
       this.seq = Math.max(this.seq + 1, now);
       const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.options.offerTtlMs };
       this.own = await signOffer(offer, this.options.identity.privateKey);

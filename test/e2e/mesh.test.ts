@@ -93,6 +93,17 @@ describe('a five-node mesh of processes', () => {
     await a.cancel(blocker.id);
   });
 
+  it('a busy node is never throttled by its peers: thirty jobs at once change every offer many times, and nobody is banned', async () => {
+    const a = new GridxClient(nodes[0]!.url);
+    const ids = await Promise.all(nodes.map(async (n) => (await new GridxClient(n.url).status()).peerId));
+    const jobs = await Promise.all(Array.from({ length: 30 }, (_, i) => a.submit({ image, command: ['echo', `busy ${i}`] })));
+    expect(jobs.every((j) => j.status === 'completed')).toBe(true);
+    expect(new Set(jobs.map((j) => j.executedBy)).size).toBeGreaterThan(1);
+    for (const n of nodes) {
+      for (const id of ids) expect(n.output()).not.toMatch(new RegExp(`peer ${id} .*(kept out|faster than)`));
+    }
+  });
+
   it('a peer killed mid-job: the job completes on another peer, the attempt recorded', async () => {
     const a = new GridxClient(nodes[0]!.url);
     const ids = await Promise.all(nodes.map(async (n) => (await new GridxClient(n.url).status()).peerId));

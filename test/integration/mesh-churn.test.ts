@@ -1,0 +1,33 @@
+/** A busy node's offer changes with every job; its peers must not take that for a flood. */
+import { afterEach, expect, it } from 'vitest';
+import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
+import { eventually } from '../helpers/docker.js';
+import { startMeshNode, type TestNode } from '../helpers/node.js';
+
+const nodes: TestNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.stop()));
+});
+
+it('a node whose offer changes every few milliseconds stays connected to, and current at, its peer', async () => {
+  const busy = await startMeshNode({ executor: new NoopExecutor(), flags: { slots: 8 } });
+  nodes.push(busy);
+  const peer = await startMeshNode({ bootstrap: [busy.node.peerMesh!.multiaddrs[0]!] });
+  nodes.push(peer);
+  const busyId = busy.node.peerMesh!.peerId;
+  await eventually(async () => peer.node.peerMesh!.book.get(busyId), (offer) => offer !== undefined);
+  // Short jobs end as fast as they start, and each start and end changes the busy node's
+  // offer; here it is re-signed every 5 ms for two seconds, each time pushed to its peer.
+  const jobs = Promise.all(Array.from({ length: 200 }, () => busy.client.submit({ image: 'gridx/busybox:local', command: 'true', pin: true })));
+  for (let i = 0; i < 400; i++) {
+    void busy.node.peerMesh!.publish();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await jobs;
+  // Its peer kept the connection (a banned peer is disconnected) and hears its offers.
+  const conns = peer.node.peerMesh!.libp2p.getConnections(busy.node.peerMesh!.libp2p.peerId);
+  expect(conns.length).toBeGreaterThan(0);
+  const before = peer.node.peerMesh!.book.get(busyId)!.seq;
+  await busy.client.submit({ image: 'gridx/busybox:local', command: 'true', pin: true });
+  await eventually(async () => peer.node.peerMesh!.book.get(busyId)?.seq ?? 0, (seq) => seq > before);
+});
