@@ -89,10 +89,10 @@ describe('offers', () => {
     expect(await book.consider(await signOffer(offer(e.id, { price: 0 }), e.key))).toBe('accepted');
     expect(book.offers().map((o) => o.peerId).sort()).toEqual([a.id, b.id, e.id].sort());
     // Then the dearest, and of equal prices the oldest (a) goes.
-    expect(await book.consider(await signOffer(offer(c.id, { price: 0, seq: now + 1 }), c.key))).toBe('accepted');
+    expect(await book.consider(await signOffer(offer(c.id, { price: 0, seq: now + 10_000 }), c.key))).toBe('accepted');
     expect(book.offers().map((o) => o.peerId).sort()).toEqual([b.id, c.id, e.id].sort());
     // A peer already held updates its offer whatever the book's size.
-    expect(await book.consider(await signOffer(offer(b.id, { price: 9, seq: now + 2 }), b.key))).toBe('accepted');
+    expect(await book.consider(await signOffer(offer(b.id, { price: 9, seq: now + 10_000 }), b.key))).toBe('accepted');
     expect(book.size).toBe(3);
   });
 
