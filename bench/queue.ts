@@ -110,6 +110,12 @@ function cpuSecondsOf(pid: number, { reaped = false } = {}): number {
   }
 }
 
+/** CPU seconds (user + system) this process has used. */
+function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
 /**
  * CPU seconds used so far by every PostgreSQL process on this machine, and by the backends
  * that have exited (the postmaster's reaped children: a closed pool's connections).
@@ -350,11 +356,10 @@ const fmt = (f: Figures) =>
  * pays for a task, and so the most tasks/s its cores could give (2 cores: 2,000 ms a second).
  */
 async function withCpu(run: () => Promise<Figures>): Promise<Figures> {
-  const own = () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
-  const [node0, pg0] = [own(), postgresCpuSeconds()];
+  const [node0, pg0] = [ownCpuSeconds(), postgresCpuSeconds()];
   const figures = await run();
   const perTask = (seconds: number) => (seconds * 1000) / N;
-  return { ...figures, cpuMsPerTask: { node: perTask(own() - node0), postgres: perTask(postgresCpuSeconds() - pg0) } };
+  return { ...figures, cpuMsPerTask: { node: perTask(ownCpuSeconds() - node0), postgres: perTask(postgresCpuSeconds() - pg0) } };
 }
 
 if (values.only === undefined || values.only === 'store') {
@@ -593,7 +598,7 @@ async function fleetRun(paid: boolean): Promise<Figures> {
       servers: children.slice(0, 2).reduce((a, c) => a + cpuSecondsOf(c.pid!), 0),
       runners: children.slice(2).reduce((a, c) => a + cpuSecondsOf(c.pid!), 0),
       postgres: postgresCpuSeconds(),
-      bench: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      bench: ownCpuSeconds(),
     });
     const before = cpu();
     const t0 = performance.now();

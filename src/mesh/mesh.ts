@@ -22,6 +22,7 @@ import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { type Offer, type SignedOffer, canonicalJson } from '../domain/offer.js';
+import { SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
@@ -71,7 +72,7 @@ export interface MeshOptions {
   /** Act as a client only: no listener, no provider record, no own offer (gridx run --mesh). */
   client?: boolean;
   /** Limits on what one IP address and one peer may take of this node (peer-guard.ts); defaults when absent. */
-  guard?: Partial<Omit<PeerGuardOptions, 'log'>>;
+  guard?: Pick<PeerGuardOptions, 'connectionsPerIp' | 'streamsPerSecond' | 'banMs'>;
 }
 
 /** Offences that get a peer banned: a few unreadable messages may be an old version's; this many are not. */
@@ -95,7 +96,13 @@ export class Mesh {
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
     this.log = options.log;
-    this.guard = new PeerGuard({ connectionsPerIp: 8, streamsPerSecond: 20, banMs: 600_000, strikes: STRIKES, ...options.guard, log: options.log });
+    // Without settings (a client, which serves nothing), the documented defaults.
+    const guard = options.guard ?? {
+      connectionsPerIp: SETTINGS.connectionsPerIp.default(),
+      streamsPerSecond: SETTINGS.peerStreamsPerSecond.default(),
+      banMs: SETTINGS.banMs.default(),
+    };
+    this.guard = new PeerGuard({ ...guard, strikes: STRIKES, log: options.log });
   }
 
   get peerId(): string {

@@ -26,7 +26,7 @@ export function roomCounter(room: OwnerRoom | undefined): (job: Job) => boolean 
 }
 
 /** How many more jobs `owner` (undefined: anonymous) may start; unbounded without a cap. */
-export function roomOf(room: OwnerRoom | undefined, owner: string | undefined): number {
+function roomOf(room: OwnerRoom | undefined, owner: string | undefined): number {
   if (!room) return Infinity;
   return owner === undefined ? room.anonymous : (room.owners.get(owner) ?? room.others);
 }

@@ -44,6 +44,10 @@ import { SqliteLedger } from './sqlite-ledger.js';
 import type { Transfer } from '../ledger-store.js';
 
 const MAX_PAGE = 500;
+/** Pending jobs past their backoff, less the owners a PendingFilter names; readyParams(skip) fills its three parameters. */
+const READY_PENDING = `status = 'pending' AND (not_before IS NULL OR not_before <= ?)
+  AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))`;
+const readyParams = (skip: PendingFilter) => [Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? [])];
 const DEFAULT_PAGE = 50;
 
 /**
@@ -189,12 +193,7 @@ export class SqliteStore implements JobStore {
   }
 
   async pendingReady(limit: number, skip: PendingFilter = {}): Promise<Job[]> {
-    const rows = this.stmt(
-        `SELECT * FROM jobs WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)
-         AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
-         ORDER BY seq ASC LIMIT ?`,
-      )
-      .all(Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? []), limit) as JobRow[];
+    const rows = this.stmt(`SELECT * FROM jobs WHERE ${READY_PENDING} ORDER BY seq ASC LIMIT ?`).all(...readyParams(skip), limit) as JobRow[];
     return rows.map(toJob);
   }
 
@@ -279,12 +278,8 @@ export class SqliteStore implements JobStore {
   private pendingIterator(skip: PendingFilter): IterableIterator<JobRow> {
     const head = this.stmt(`SELECT seq FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1`).get() as { seq: number } | undefined;
     if (!head) return [][Symbol.iterator]();
-    return this.stmt(
-        `SELECT * FROM jobs WHERE status = 'pending' AND seq < ? AND (not_before IS NULL OR not_before <= ?)
-         AND (owner IS NOT NULL OR NOT ?) AND (owner IS NULL OR owner NOT IN (SELECT value FROM json_each(?)))
-         ORDER BY seq ASC`,
-      )
-      .iterate(head.seq + CLAIM_SPAN, Date.now(), skip.skipAnonymous ? 1 : 0, JSON.stringify(skip.skipOwners ?? [])) as IterableIterator<JobRow>;
+    return this.stmt(`SELECT * FROM jobs WHERE ${READY_PENDING} AND seq < ? ORDER BY seq ASC`)
+      .iterate(...readyParams(skip), head.seq + CLAIM_SPAN) as IterableIterator<JobRow>;
   }
 
   async renewLeases(executionIds: readonly string[], ttlMs: number, holder?: string): Promise<string[]> {
