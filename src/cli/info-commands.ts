@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { GridxClient } from '../sdk/client.js';
 import { formatSize } from '../domain/units.js';
 import { clip, gib, table } from './output.js';
+import type { NodeStatus } from '../wire/gridx.js';
 
 const nodeOption = { node: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 
@@ -32,6 +33,7 @@ export async function statusCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
     table([
       ['node', `${s.nodeId} (gridx ${s.version}) at ${client.baseUrl}`],
       ['mesh', s.multiaddrs.length === 0 ? 'off' : `${s.peers} peers known, ${s.connections} connected; ${s.multiaddrs[0]}`],
+      ...(s.reachability ? [['reachable', reachabilityLine(s.reachability)]] : []),
       ['status', s.status],
       ['slots', `${s.slots.used}/${s.slots.total} used`],
       ['queue', `${s.queue.pending} pending, ${s.queue.running} running`],
@@ -85,6 +87,13 @@ export async function jobsCommand(argv: string[], env: NodeJS.ProcessEnv): Promi
   return 0;
 }
 
+function reachabilityLine(r: NonNullable<NodeStatus['reachability']>): string {
+  const relaying = r.relaying ? '; relays for peers behind NAT' : '';
+  if (r.state === 'public') return `directly from outside its networks${relaying}`;
+  if (r.state === 'local') return `on its own networks (no peer from outside yet)${relaying}`;
+  return r.relays.length > 0 ? `through the relay ${r.relays.join(', ')} (behind NAT)` : 'not from outside its networks: behind NAT and no relay slot yet';
+}
+
 export const PEERS_USAGE = 'usage: gridx peers [--node URL] [--json]';
 
 export async function peersCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -105,7 +114,7 @@ export async function peersCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   console.log(
     table([
       ['PEER', 'STATUS', 'FREE', 'CPUS', 'PER JOB', 'PRICE', 'API', 'LINK'],
-      ...list.peers.map(({ peerId, offer: o, connected }) => [
+      ...list.peers.map(({ peerId, offer: o, connection }) => [
         peerId,
         o.status,
         `${o.slots.free}/${o.slots.total}`,
@@ -113,7 +122,8 @@ export async function peersCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
         `${o.limits.cpus} cpu, ${formatSize(o.limits.memoryBytes)}`,
         String(o.price),
         o.apiUrl,
-        connected ? 'direct' : 'via mesh',
+        // Older nodes answer without `connection`.
+        connection ?? 'none',
       ]),
     ]),
   );

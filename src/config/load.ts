@@ -76,6 +76,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       connectionsPerIp: v.connectionsPerIp,
       peerStreamsPerSecond: v.peerStreamsPerSecond,
       banMs: v.banMs,
+      relay: v.relay,
+      relayReservations: v.relayReservations,
+      relayDataBytes: v.relayDataBytes,
+      relayTimeMs: v.relayTimeMs,
       // A node that requires keys runs nobody's forwarded jobs until the operator says whose.
       accept: v.meshAccept ?? (v.auth === 'open' ? 'any' : 'none'),
       // Nor does it hand its users' jobs (and their secrets) to peers nobody vouched for.

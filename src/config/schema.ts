@@ -135,6 +135,9 @@ export interface SettlementConfig {
   startBlock: number;
 }
 
+/** Whether this node relays for peers behind NAT: `auto` while it is reachable from outside its own networks. */
+export type RelayMode = 'auto' | 'on' | 'off';
+
 export interface MeshConfig {
   /** Whether the node joins a mesh at all; off, it is a lone node. */
   enabled: boolean;
@@ -156,6 +159,14 @@ export interface MeshConfig {
   peerStreamsPerSecond: number;
   /** How long a peer that floods or sends garbage is kept out. */
   banMs: number;
+  /** Circuit relay v2 service for peers behind NAT: always, never, or while this node is reachable itself. */
+  relay: RelayMode;
+  /** Peers that may hold a relay reservation on this node at once. */
+  relayReservations: number;
+  /** Bytes one relayed connection may carry before the relay closes it. */
+  relayDataBytes: number;
+  /** How long one relayed connection may last before the relay closes it. */
+  relayTimeMs: number;
   /** Peers whose forwarded jobs this node runs. */
   accept: MeshAccept;
   /** Peers this node forwards its own jobs to. */
@@ -349,6 +360,38 @@ export const SETTINGS = {
     },
     default: () => 10 * 60_000,
     doc: 'How long a peer that floods or sends garbage is disconnected and refused.',
+  },
+  relay: {
+    key: 'mesh.relay',
+    env: 'GRIDX_RELAY',
+    expect: 'auto, on or off',
+    parse: (raw: unknown) => (raw === 'auto' || raw === 'on' || raw === 'off' ? (raw as RelayMode) : undefined),
+    default: () => 'auto' as RelayMode,
+    doc: 'Relay connections (circuit relay v2) for peers behind NAT. auto: while peers from outside this node\'s own networks reach it directly; on: always; off: never.',
+  },
+  relayReservations: {
+    key: 'mesh.relay_reservations',
+    env: 'GRIDX_RELAY_RESERVATIONS',
+    expect: 'a whole number 1-100000',
+    parse: int(1, 100_000),
+    default: () => 128,
+    doc: 'Peers behind NAT that may hold a relay slot on this node at once.',
+  },
+  relayDataBytes: {
+    key: 'mesh.relay_data_limit',
+    env: 'GRIDX_RELAY_DATA_LIMIT',
+    expect: 'a size of at least 1MiB, such as "256MiB"',
+    parse: size(1024 * 1024),
+    default: () => 256 * 1024 * 1024,
+    doc: 'Bytes one relayed connection may carry; past it the relay closes it and the peers connect again.',
+  },
+  relayTimeMs: {
+    key: 'mesh.relay_time_limit',
+    env: 'GRIDX_RELAY_TIME_LIMIT',
+    expect: 'a duration of at least 1m, such as "1h"',
+    parse: durationAtLeast(60_000),
+    default: () => 60 * 60_000,
+    doc: 'How long one relayed connection may last; past it the relay closes it and the peers connect again.',
   },
   ...LEDGER_SETTINGS,
   ...TRUST_SETTINGS,

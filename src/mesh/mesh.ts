@@ -11,8 +11,11 @@
 
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
+import { autoNAT } from '@libp2p/autonat';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
+import { dcutr } from '@libp2p/dcutr';
 import { identify } from '@libp2p/identify';
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, Libp2p, PeerId, Stream, StreamHandler } from '@libp2p/interface';
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
@@ -22,12 +25,13 @@ import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { type Offer, type SignedOffer, canonicalJson } from '../domain/offer.js';
-import { SETTINGS } from '../config/schema.js';
+import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
 import { OfferBook, signOffer } from './offer-book.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
+import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
 
 let key: Promise<CID> | undefined;
@@ -73,6 +77,26 @@ export interface MeshOptions {
   client?: boolean;
   /** Limits on what one IP address and one peer may take of this node (peer-guard.ts); defaults when absent. */
   guard?: Pick<PeerGuardOptions, 'connectionsPerIp' | 'streamsPerSecond' | 'banMs'>;
+  /** The relay this node serves for peers behind NAT (reachability.ts); defaults when absent. */
+  relay?: RelayOptions;
+}
+
+export interface RelayOptions {
+  mode: RelayMode;
+  /** Peers that may hold a slot at once. */
+  reservations: number;
+  /** What one relayed connection may carry and how long it may last. */
+  dataBytes: number;
+  timeMs: number;
+}
+
+/** How this node is reached, for /status. */
+export interface ReachabilityView {
+  state: Reachability;
+  /** Whether this node relays for peers behind NAT now. */
+  relaying: boolean;
+  /** Relays this node holds a slot on. */
+  relays: string[];
 }
 
 /** Offences that get a peer banned: a few unreadable messages may be an old version's; this many are not. */
@@ -92,6 +116,7 @@ export class Mesh {
   private stopped = false;
   private readonly log: Logger;
   private readonly guard: PeerGuard;
+  private reach?: ReachabilityService;
 
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
@@ -117,6 +142,17 @@ export class Mesh {
     return this.node?.getPeers().length ?? 0;
   }
 
+  /** How peers reach this node; undefined for a client. */
+  get reachability(): ReachabilityView | undefined {
+    const r = this.reach;
+    return r && { state: r.state, relaying: r.relaying, relays: r.relayPeers };
+  }
+
+  /** How this node is connected to `peer` now: direct, through a relay, or punched through NAT (DCUtR). */
+  connectionType(peer: string): ConnectionType | undefined {
+    return this.reach?.connectionType(peer);
+  }
+
   get libp2p(): Libp2p {
     if (!this.node) throw new Error('mesh not started');
     return this.node;
@@ -124,10 +160,20 @@ export class Mesh {
 
   async start(): Promise<void> {
     const { options } = this;
-    const node = await listening(options, () => createLibp2p({
+    const relay = options.relay ?? {
+      mode: SETTINGS.relay.default(),
+      reservations: SETTINGS.relayReservations.default(),
+      dataBytes: SETTINGS.relayDataBytes.default(),
+      timeMs: SETTINGS.relayTimeMs.default(),
+    };
+    const serving = !options.client && relay.mode !== 'off';
+    const node = await createLibp2p({
+      start: false,
       privateKey: options.identity.privateKey,
       addresses: { listen: options.client ? [] : [`/ip4/${options.host}/tcp/${options.port}`] },
-      transports: [tcp()],
+      // The relay transport dials peers through relays, and holds this node's own slot when
+      // it is not reachable (reachability.ts listens on /p2p-circuit then).
+      transports: [tcp(), circuitRelayTransport()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionGater: this.guard.gater(),
@@ -147,16 +193,43 @@ export class Mesh {
           initialQuerySelfInterval: 0,
           allowQueryWithZeroPeers: true,
         }),
+        ...(options.client
+          ? {}
+          : {
+              autoNAT: autoNAT(),
+              dcutr: dcutr(),
+              reachability: reachability({ mode: relay.mode, log: options.log, onChange: () => this.requestPublish() }),
+            }),
+        ...(serving
+          ? {
+              relay: circuitRelayServer({
+                reservations: {
+                  maxReservations: relay.reservations,
+                  defaultDataLimit: BigInt(relay.dataBytes),
+                  defaultDurationLimit: relay.timeMs,
+                },
+              }),
+            }
+          : {}),
       },
-    }));
+    });
+    const services = node.services as { reachability?: ReachabilityService; relay?: unknown };
+    this.reach = services.reachability;
+    // The relay server's handler, which CircuitRelayServer has as a public method but its
+    // service type does not name: with mesh.relay auto it is handled only while public.
+    if (services.relay) this.reach?.relayHandler((services.relay as { onHop: StreamHandler }).onHop);
+    await listening(options, async () => node.start());
     this.node = node;
     this.guard.attach(node);
     if (!options.client) {
+      // Both run over relayed connections too: a node behind NAT sells its capacity through one.
       await node.handle(PROTOCOLS.offer, (stream, connection) => this.onOfferStream(stream, connection), {
         maxInboundStreams: 64,
+        runOnLimitedConnection: true,
       });
       await node.handle(PROTOCOLS.job, (stream, connection) => this.onJobStream(stream, connection), {
         maxInboundStreams: 256,
+        runOnLimitedConnection: true,
       });
     }
     node.addEventListener('peer:identify', (event) => {
@@ -210,7 +283,7 @@ export class Mesh {
 
   /** Opens a /gridx/job stream to `peerId`, dialling the addresses from its offer. */
   async openJobChannel(peerId: string, signal: AbortSignal): Promise<JsonChannel> {
-    const stream = await this.libp2p.dialProtocol(peerIdFromString(peerId), PROTOCOLS.job, { signal });
+    const stream = await this.libp2p.dialProtocol(peerIdFromString(peerId), PROTOCOLS.job, { signal, runOnLimitedConnection: true });
     return jsonChannel(stream);
   }
 
@@ -290,7 +363,7 @@ export class Mesh {
     let stream: Stream | undefined;
     try {
       const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-      stream = await this.node.dialProtocol(peer, PROTOCOLS.offer, { signal });
+      stream = await this.node.dialProtocol(peer, PROTOCOLS.offer, { signal, runOnLimitedConnection: true });
       const channel = jsonChannel(stream);
       await channel.write({ type: 'hello', offers: this.known() }, { signal });
       const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
@@ -337,7 +410,7 @@ export class Mesh {
         const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
         if (protocols.length > 0 && !protocols.includes(PROTOCOLS.offer)) return;
         const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-        const stream = await this.node!.dialProtocol(peer, PROTOCOLS.offer, { signal });
+        const stream = await this.node!.dialProtocol(peer, PROTOCOLS.offer, { signal, runOnLimitedConnection: true });
         try {
           await jsonChannel(stream).write({ type: 'push', offers }, { signal });
           await stream.close({ signal });

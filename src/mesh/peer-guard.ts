@@ -42,6 +42,7 @@ export class PeerGuard {
   private node?: Libp2p;
   private readonly buckets = new Map<string, Bucket>();
   private readonly strikes = new Map<string, number[]>();
+  private swept = 0;
   private readonly banned = new Map<string, number>();
   /** Per IP: when each admitted inbound connection that has not opened yet was admitted. */
   private readonly pending = new Map<string, number[]>();
@@ -57,6 +58,7 @@ export class PeerGuard {
       denyInboundConnection: (maConn: MultiaddrConnection) => this.overIpCap(maConn.remoteAddr),
       denyInboundEncryptedConnection: (peer: PeerId) => this.isBanned(peer.toString()),
       denyDialPeer: (peer: PeerId) => this.isBanned(peer.toString()),
+      denyInboundRelayedConnection: (_relay: PeerId, peer: PeerId) => this.isBanned(peer.toString()),
     };
   }
 
@@ -102,6 +104,7 @@ export class PeerGuard {
   offended(peer: string, why: string): void {
     if (this.isBanned(peer)) return;
     const now = this.now();
+    this.forget(now);
     const recent = (this.strikes.get(peer) ?? []).filter((at) => now - at < STRIKE_MEMORY_MS);
     recent.push(now);
     this.strikes.set(peer, recent);
@@ -112,6 +115,21 @@ export class PeerGuard {
     for (const connection of this.node?.getConnections() ?? []) {
       if (connection.remotePeer.toString() === peer) void connection.close().catch(() => connection.abort(new Error('banned')));
     }
+  }
+
+  /**
+   * Drops the strikes of peers whose last offence is past memory, at most once a minute: a
+   * peer that offends once under each of many keys would otherwise leave an entry each.
+   */
+  private forget(now: number): void {
+    if (now - this.swept < STRIKE_MEMORY_MS) return;
+    this.swept = now;
+    for (const [peer, times] of this.strikes) if (now - times[times.length - 1]! >= STRIKE_MEMORY_MS) this.strikes.delete(peer);
+  }
+
+  /** How many peers the guard remembers offences of (tests). */
+  get remembered(): number {
+    return this.strikes.size;
   }
 
   isBanned(peer: string): boolean {
@@ -139,7 +157,13 @@ export class PeerGuard {
   }
 }
 
-/** The IP address of a multiaddr's first ip4/ip6 component. */
+/**
+ * The IP address of a multiaddr's first ip4/ip6 component; none for a relayed address
+ * (that IP is the relay's, which caps its own connections: peers behind one relay are not
+ * one address).
+ */
 function ipOf(addr: Multiaddr): string | undefined {
-  return addr.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value;
+  const components = addr.getComponents();
+  if (components.some((c) => c.name === 'p2p-circuit')) return undefined;
+  return components.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value;
 }

@@ -169,6 +169,12 @@ export class GridxNode {
           bootstrap: config.mesh.bootstrap,
           offerTtlMs: config.mesh.offerTtlMs,
           guard: { connectionsPerIp: config.mesh.connectionsPerIp, streamsPerSecond: config.mesh.peerStreamsPerSecond, banMs: config.mesh.banMs },
+          relay: {
+            mode: config.mesh.relay,
+            reservations: config.mesh.relayReservations,
+            dataBytes: config.mesh.relayDataBytes,
+            timeMs: config.mesh.relayTimeMs,
+          },
           log: log.child('mesh'),
           describe: async () => this.describe(executor, this.scheduler!, limits()),
           serveJob: (channel, from, via) =>

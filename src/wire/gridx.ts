@@ -163,6 +163,12 @@ export interface NodeStatus {
   peers: number;
   /** Open libp2p connections. */
   connections: number;
+  /**
+   * How peers reach this node (absent outside a mesh). local: all its peers are on its own
+   * networks; public: peers from outside reach it directly; private: they do not, so it
+   * holds a slot on a relay (`relays`). `relaying`: it relays for peers behind NAT.
+   */
+  reachability?: { state: 'local' | 'public' | 'private'; relaying: boolean; relays: string[] };
   version: string;
   slots: { total: number; used: number; free: number };
   queue: { pending: number; running: number };
@@ -174,5 +180,9 @@ export interface NodeStatus {
 /** GET /peers: the peers this node knows, each with its current offer. */
 export interface PeerList {
   peerId: string;
-  peers: Array<{ peerId: string; connected: boolean; offer: Offer }>;
+  /** `connection`: how this node is connected to the peer now, or null when it is not. */
+  peers: Array<{ peerId: string; connected: boolean; connection: PeerConnection | null; offer: Offer }>;
 }
+
+/** direct; through a relay; or punched through NAT (DCUtR) after starting relayed. */
+export type PeerConnection = 'direct' | 'relayed' | 'hole-punched';

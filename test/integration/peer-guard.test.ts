@@ -104,4 +104,14 @@ describe('PeerGuard', () => {
     now += 10_001;
     expect(guard.isBanned('p')).toBe(false);
   });
+
+  it('forgets peers that offended once and never again: a peer changing keys leaves no trail', () => {
+    let now = 0;
+    const guard = new PeerGuard({ connectionsPerIp: 10, streamsPerSecond: 5, strikes: 5, banMs: 10_000, log: silentLogger, now: () => now });
+    for (let i = 0; i < 1000; i++) guard.offended(`key-${i}`, 'sent garbage');
+    expect(guard.remembered).toBe(1000);
+    now += 61_000;
+    guard.offended('latest', 'sent garbage');
+    expect(guard.remembered).toBe(1);
+  });
 });

@@ -19,7 +19,7 @@ export interface StatusRouteDeps {
   /** Per-job limits, shown in /status. */
   policy: () => SpecPolicy;
   /** The mesh, when the node is part of one. */
-  mesh: Pick<Mesh, 'peerId' | 'multiaddrs' | 'connectedPeers' | 'book' | 'libp2p'> | undefined;
+  mesh: Pick<Mesh, 'peerId' | 'multiaddrs' | 'connectedPeers' | 'book' | 'reachability' | 'connectionType'> | undefined;
   node: { id: string; version: string };
   metrics?: Pick<NodeMetrics, 'text'>;
 }
@@ -34,14 +34,14 @@ export function statusRoutes(deps: StatusRouteDeps) {
         counts: await deps.store.countByStatus(),
         resources: deps.monitor.snapshot(),
         policy: deps.policy(),
-        mesh: mesh && { multiaddrs: mesh.multiaddrs, peers: mesh.book.size, connections: mesh.connectedPeers },
+        mesh: mesh && { multiaddrs: mesh.multiaddrs, peers: mesh.book.size, connections: mesh.connectedPeers, reachability: mesh.reachability },
       });
     });
 
     app.get('/peers', async () => {
       const { mesh } = deps;
-      if (!mesh) return peersView(deps.node.id, [], new Set());
-      return peersView(mesh.peerId, mesh.book.offers(), new Set(mesh.libp2p.getPeers().map(String)));
+      if (!mesh) return peersView(deps.node.id, [], () => undefined);
+      return peersView(mesh.peerId, mesh.book.offers(), (peer) => mesh.connectionType(peer));
     });
 
     const { metrics } = deps;

@@ -3,7 +3,7 @@
 import type { Offer } from '../../domain/offer.js';
 import type { SpecPolicy } from '../../domain/spec.js';
 import { formatDuration, formatSize } from '../../domain/units.js';
-import type { NodeStatus, PeerList, ResourcesView } from '../../wire/gridx.js';
+import type { NodeStatus, PeerConnection, PeerList, ResourcesView } from '../../wire/gridx.js';
 
 /** What the node knows of itself at one moment, for GET /status. */
 export interface NodeState {
@@ -12,7 +12,7 @@ export interface NodeState {
   counts: { pending: number; scheduled: number; running: number };
   resources: ResourcesView;
   policy: SpecPolicy;
-  mesh?: { multiaddrs: string[]; peers: number; connections: number } | undefined;
+  mesh?: { multiaddrs: string[]; peers: number; connections: number; reachability: NodeStatus['reachability'] } | undefined;
 }
 
 /** Idle while a slot is free; the queue counts scheduled jobs as running. */
@@ -24,6 +24,7 @@ export function statusView(s: NodeState): NodeStatus {
     multiaddrs: s.mesh?.multiaddrs ?? [],
     peers: s.mesh?.peers ?? 0,
     connections: s.mesh?.connections ?? 0,
+    ...(s.mesh?.reachability ? { reachability: s.mesh.reachability } : {}),
     version: s.node.version,
     slots: s.slots,
     queue: { pending: s.counts.pending, running: s.counts.running + s.counts.scheduled },
@@ -38,7 +39,13 @@ export function statusView(s: NodeState): NodeStatus {
   };
 }
 
-/** The peers whose offers this node holds; `connected`: those it has a connection to now. */
-export function peersView(peerId: string, offers: Offer[], connected: ReadonlySet<string>): PeerList {
-  return { peerId, peers: offers.map((offer) => ({ peerId: offer.peerId, connected: connected.has(offer.peerId), offer })) };
+/** The peers whose offers this node holds, each with how it is connected now (undefined: not). */
+export function peersView(peerId: string, offers: Offer[], connection: (peer: string) => PeerConnection | undefined): PeerList {
+  return {
+    peerId,
+    peers: offers.map((offer) => {
+      const how = connection(offer.peerId) ?? null;
+      return { peerId: offer.peerId, connected: how !== null, connection: how, offer };
+    }),
+  };
 }

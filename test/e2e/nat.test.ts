@@ -1,0 +1,174 @@
+/**
+ * Nodes behind NAT on a simulated internet (network namespaces; root only): a public node
+ * and two home nodes, each home behind its own NAT router, with the same private range in
+ * both homes. The home nodes join through the public node, which relays for them; a job
+ * sent to one runs on the other through the relay, its logs live; and when the relay dies
+ * the home nodes say so, and take up a slot again once it is back.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { loadIdentity } from '../../src/mesh/identity.js';
+import type { JobView, NodeStatus, PeerList } from '../../src/wire/gridx.js';
+import { eventually } from '../helpers/docker.js';
+import { buildInternet, canBuildNamespaces, type SimulatedInternet } from '../helpers/netns.js';
+import { tempDir } from '../helpers/node.js';
+import { CLI } from '../helpers/process.js';
+
+const API = 'http://127.0.0.1:8000';
+const P2P_PORT = 4001;
+const CLIENT = path.resolve('dist/src/sdk/client.js');
+
+interface NsNode {
+  ns: string;
+  dir: string;
+  peerId: string;
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<unknown>;
+}
+
+/** `gridx node` inside namespace `ns`, listening on all its addresses. */
+async function startNode(ns: string, dir: string, extra: string[], env: Record<string, string> = {}): Promise<NsNode> {
+  const { peerId } = await loadIdentity(dir);
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'node', '--data-dir', dir, '--api-port', '8000', '--p2p-port', String(P2P_PORT), '--p2p-host', '0.0.0.0', '--slots', '1', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await eventually(async () => out, (o) => /first node of a new mesh|joining through/.test(o) || child.exitCode !== null, 20_000);
+  if (child.exitCode !== null) throw new Error(`node in ${ns} did not start:\n${out}`);
+  return { ns, dir, peerId: peerId.toString(), child, output: () => out, exited };
+}
+
+/** Runs `body` (an async function body given `client`, a GridxClient on the node's API) inside `ns`; its printed lines. */
+function inNamespace(ns: string, body: string, onLine: (line: string) => void = () => {}): Promise<string[]> {
+  const script = `import { GridxClient } from ${JSON.stringify(CLIENT)};\nconst client = new GridxClient(${JSON.stringify(API)});\nconst say = (x) => console.log(JSON.stringify(x));\n${body}`;
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buffer = '';
+  let errors = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      lines.push(line);
+      onLine(line);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (errors += d.toString()));
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(lines) : reject(new Error(`in ${ns}: exit ${code}: ${errors}`)))),
+  );
+}
+
+async function status(node: NsNode): Promise<NodeStatus> {
+  return JSON.parse((await inNamespace(node.ns, 'say(await client.status());'))[0]!) as NodeStatus;
+}
+
+async function peers(node: NsNode): Promise<PeerList> {
+  return JSON.parse((await inNamespace(node.ns, 'say(await client.peers());'))[0]!) as PeerList;
+}
+
+/** The offer `node` holds of `of`, once it carries an address through a relay. */
+function relayedOffer(list: PeerList, of: NsNode) {
+  return list.peers.find((p) => p.peerId === of.peerId && p.offer.multiaddrs.some((a) => a.includes('/p2p-circuit')));
+}
+
+async function stop(node: NsNode | undefined): Promise<void> {
+  if (!node || node.child.exitCode !== null) return;
+  node.child.kill('SIGTERM');
+  await Promise.race([node.exited, new Promise((r) => setTimeout(r, 10_000))]);
+}
+
+const rootOnly = canBuildNamespaces() ? describe : describe.skip;
+
+rootOnly('nodes behind NAT on a simulated internet', () => {
+  let internet: SimulatedInternet;
+  let pub: NsNode;
+  let home1: NsNode;
+  let home2: NsNode;
+  let bootstrap: string;
+
+  beforeAll(async () => {
+    internet = buildInternet(2);
+    const pubDir = tempDir();
+    const dir1 = tempDir();
+    const dir2 = tempDir();
+    const id1 = (await loadIdentity(dir1)).peerId.toString();
+    const id2 = (await loadIdentity(dir2)).peerId.toString();
+    // The public node runs no forwarded jobs; home 1 forwards to home 2, which runs home 1's.
+    pub = await startNode(internet.publicNs, pubDir, [], { GRIDX_MESH_ACCEPT: 'none' });
+    bootstrap = `/ip4/${internet.publicIp}/tcp/${P2P_PORT}/p2p/${pub.peerId}`;
+    [home1, home2] = await Promise.all([
+      startNode(internet.homeNs[0]!, dir1, ['--bootstrap', bootstrap], { GRIDX_MESH_FORWARD_TO: id2, GRIDX_MESH_ACCEPT: 'none' }),
+      startNode(internet.homeNs[1]!, dir2, ['--bootstrap', bootstrap], { GRIDX_MESH_ACCEPT: id1 }),
+    ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all([home1, home2, pub].map(stop));
+    internet?.remove();
+  });
+
+  it('the public node relays; each home node holds a slot on it, and they see each other\'s offers with the relayed address', async () => {
+    const p = await eventually(() => status(pub), (s) => s.reachability?.relaying === true, 30_000);
+    expect(p.reachability).toMatchObject({ state: 'public', relays: [] });
+    for (const [home, other] of [[home1, home2], [home2, home1]] as const) {
+      const s = await eventually(() => status(home), (x) => (x.reachability?.relays.length ?? 0) > 0, 30_000);
+      expect(s.reachability).toEqual({ state: 'private', relaying: false, relays: [pub.peerId] });
+      const list = await eventually(() => peers(home), (l) => relayedOffer(l, other) !== undefined, 30_000);
+      expect(relayedOffer(list, other)!.offer.multiaddrs).toContain(`${bootstrap}/p2p-circuit/p2p/${other.peerId}`);
+    }
+    expect(home1.output()).toMatch(`reachable through the relay ${pub.peerId}`);
+  });
+
+  it('a job sent to home 1 runs on home 2 through the relay, its log lines arriving while it runs', async () => {
+    // Home 1's one slot is taken by a job pinned to it, so the next must go elsewhere.
+    await inNamespace(
+      home1.ns,
+      `const blocker = await client.submit({ image: ${JSON.stringify(LOCAL_IMAGE)}, command: ['sleep', '600'], pin: true }, { wait: false });
+       while ((await client.get(blocker.id)).status !== 'running') await new Promise((r) => setTimeout(r, 100));`,
+    );
+    const arrivals: Array<{ line: string; at: number }> = [];
+    const lines = await inNamespace(
+      home1.ns,
+      `const job = await client.submit({ image: ${JSON.stringify(LOCAL_IMAGE)}, command: ['sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 1; done'] }, { wait: false });
+       await client.follow(job.id, (e) => { if (e.stream === 'stdout') say({ log: e.data }); });
+       say({ end: await client.get(job.id) });`,
+      (line) => arrivals.push({ line, at: Date.now() }),
+    );
+    const end = (JSON.parse(lines.at(-1)!) as { end: JobView }).end;
+    expect(end).toMatchObject({ status: 'completed', stdout: 'tick 1\ntick 2\ntick 3\n', executedBy: home2.peerId });
+    const first = arrivals.find((a) => a.line.includes('tick 1'))!;
+    const last = arrivals.at(-1)!;
+    // Live: the first line came at least a second before the job ended (it sleeps 2 s after it).
+    expect(last.at - first.at).toBeGreaterThan(1000);
+    const list = await peers(home1);
+    expect(list.peers.find((p) => p.peerId === home2.peerId)?.connection).toBe('relayed');
+    expect((await peers(home2)).peers.find((p) => p.peerId === pub.peerId)?.connection).toBe('direct');
+  });
+
+  it('when the relay dies the home nodes say so; once it is back they hold a slot again and jobs flow', async () => {
+    pub.child.kill('SIGKILL');
+    await pub.exited;
+    for (const home of [home1, home2]) {
+      const s = await eventually(() => status(home), (x) => x.reachability?.relays.length === 0, 30_000);
+      expect(s.reachability?.state).toBe('private');
+      expect(home.output()).toMatch(`lost the relay ${pub.peerId}: peers outside this node's networks cannot reach it`);
+    }
+    pub = await startNode(internet.publicNs, pub.dir, [], { GRIDX_MESH_ACCEPT: 'none' });
+    for (const home of [home1, home2]) {
+      await eventually(() => status(home), (x) => x.reachability?.relays[0] === pub.peerId, 60_000);
+    }
+    const lines = await inNamespace(home1.ns, `say(await client.submit({ image: ${JSON.stringify(LOCAL_IMAGE)}, command: 'echo back' }));`);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ status: 'completed', stdout: 'back\n', executedBy: home2.peerId });
+  }, 120_000);
+});
