@@ -42,6 +42,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
 fi
 
+# ip and iptables: the NAT test builds a simulated internet out of network namespaces (as root).
+if as_root && ! { command -v ip >/dev/null 2>&1 && command -v iptables >/dev/null 2>&1; }; then
+  apt_install iproute2 iptables
+fi
+
 # 3. A Docker engine that answers.
 docker_up() { curl -sf --unix-socket "${GRIDX_DOCKER_SOCKET:-/var/run/docker.sock}" http://localhost/_ping >/dev/null 2>&1; }
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi

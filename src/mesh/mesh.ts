@@ -45,6 +45,7 @@ export function offersKey(): Promise<CID> {
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 const MAX_OFFERS_PER_MESSAGE = 1000;
 const EXCHANGE_ATTEMPTS = 3;
+const JOB_DIAL_ATTEMPTS = 3;
 const EXCHANGE_TIMEOUT_MS = 5_000;
 /**
  * Offers gather this long before they are pushed together, one stream per peer: at most
@@ -134,8 +135,12 @@ export class Mesh {
     return this.options.identity.peerId.toString();
   }
 
+  /**
+   * What peers may dial. A relay answers a reservation with all its addresses, loopback
+   * included; a relayed address through the relay's loopback would lead a peer to itself.
+   */
   get multiaddrs(): string[] {
-    return this.node?.getMultiaddrs().map(String) ?? [];
+    return (this.node?.getMultiaddrs().map(String) ?? []).filter((a) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(a));
   }
 
   get connectedPeers(): number {
@@ -283,8 +288,30 @@ export class Mesh {
 
   /** Opens a /gridx/job stream to `peerId`, dialling the addresses from its offer. */
   async openJobChannel(peerId: string, signal: AbortSignal): Promise<JsonChannel> {
-    const stream = await this.libp2p.dialProtocol(peerIdFromString(peerId), PROTOCOLS.job, { signal, runOnLimitedConnection: true });
-    return jsonChannel(stream);
+    const peer = peerIdFromString(peerId);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return jsonChannel(await this.openStream(peer, PROTOCOLS.job, signal));
+      } catch (err) {
+        // Two nodes behind NAT that dial each other through a relay at once each open a
+        // circuit, and libp2p drops the second as a duplicate: the next try uses the first.
+        if (signal.aborted || (err as Error).name !== 'ConnectionClosedError' || attempt === JOB_DIAL_ATTEMPTS) throw err;
+        this.log.debug(`the connection to ${peerId} closed as the job stream opened (attempt ${attempt}); trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
+  }
+
+  /**
+   * A stream to `peer` on a connection there is, a direct one first; else a new one. libp2p's
+   * own dial passes over connections with limits (relayed ones) and opens another circuit
+   * through the same relay, which it then refuses as a duplicate of the first.
+   */
+  private async openStream(peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+    const open = this.libp2p.getConnections(peer).filter((c) => c.status === 'open');
+    const connection = open.find((c) => c.limits === undefined) ?? open[0];
+    if (connection) return connection.newStream(protocol, { signal, runOnLimitedConnection: true });
+    return this.libp2p.dialProtocol(peer, protocol, { signal, runOnLimitedConnection: true });
   }
 
   /** Providers of OFFERS_KEY through the DHT, and their offers (for clients). */
@@ -363,7 +390,7 @@ export class Mesh {
     let stream: Stream | undefined;
     try {
       const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-      stream = await this.node.dialProtocol(peer, PROTOCOLS.offer, { signal, runOnLimitedConnection: true });
+      stream = await this.openStream(peer, PROTOCOLS.offer, signal);
       const channel = jsonChannel(stream);
       await channel.write({ type: 'hello', offers: this.known() }, { signal });
       const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
@@ -410,7 +437,7 @@ export class Mesh {
         const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
         if (protocols.length > 0 && !protocols.includes(PROTOCOLS.offer)) return;
         const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-        const stream = await this.node!.dialProtocol(peer, PROTOCOLS.offer, { signal, runOnLimitedConnection: true });
+        const stream = await this.openStream(peer, PROTOCOLS.offer, signal);
         try {
           await jsonChannel(stream).write({ type: 'push', offers }, { signal });
           await stream.close({ signal });

@@ -8,7 +8,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { loadIdentity } from '../../src/mesh/identity.js';
 import type { JobView, NodeStatus, PeerList } from '../../src/wire/gridx.js';
@@ -112,6 +112,14 @@ rootOnly('nodes behind NAT on a simulated internet', () => {
       startNode(internet.homeNs[1]!, dir2, ['--bootstrap', bootstrap], { GRIDX_MESH_ACCEPT: id1 }),
     ]);
   }, 60_000);
+
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const [name, node] of [['public', pub], ['home 1', home1], ['home 2', home2]] as const) {
+        console.log(`--- ${name} node's last lines:\n${node?.output().split('\n').slice(-25).join('\n')}`);
+      }
+    });
+  });
 
   afterAll(async () => {
     await Promise.all([home1, home2, pub].map(stop));
