@@ -15,19 +15,34 @@
  *               ask one node whether it is idle). Target: < 100 ms median.
  *   forward     `echo hi` sent to a busy node and forwarded to an idle peer, against the same
  *               job run on that peer directly. Target ≤ 1.15×.
+ *   scale       N nodes (--scale-sizes) in this process (no-op executors, real libp2p over
+ *               loopback) joined through --seeds seed nodes: how long a changed offer takes to
+ *               reach 50%, 99% and 100% of the other nodes (target: 99% within 1 s); bytes each
+ *               node writes to its TCP sockets per minute, at rest and while 10% of the nodes
+ *               leave and 10% join per minute (target: the same at every N); memory per node.
+ *               No baseline: absolute figures, compared across N.
+ *   idle        one `gridx node` process on its own; its resident memory 12 s after start
+ *               (target < 120 MiB).
  *
  * Usage: npm run bench:mesh -- [--sizes 5,20,50] [--process-sizes 5,20] [--rounds N]
- *                              [--runs N] [--only inproc,processes,forward]
+ *                              [--runs N] [--only inproc,processes,forward,scale,idle]
+ *                              [--scale-sizes 50,100,200] [--seeds 1] [--window 30]
+ *                              [--changes 10]
  *   --rounds × --runs is the number of samples per side for find and forward (default 5 × 6).
  */
 
 import '../src/polyfills.js';
 import { type ChildProcess, spawn } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import http from 'node:http';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -51,7 +66,11 @@ const { values } = parseArgs({
     'process-sizes': { type: 'string', default: '5,20' },
     rounds: { type: 'string', default: '5' },
     runs: { type: 'string', default: '6' },
-    only: { type: 'string', default: 'inproc,processes,forward' },
+    only: { type: 'string', default: 'inproc,processes,forward,scale,idle' },
+    'scale-sizes': { type: 'string', default: '50,100,200' },
+    seeds: { type: 'string', default: '1' },
+    window: { type: 'string', default: '30' },
+    changes: { type: 'string', default: '10' },
   },
 });
 const list = (s: string) => s.split(',').filter(Boolean).map(Number);
@@ -60,7 +79,13 @@ const PROCESS_SIZES = list(values['process-sizes']);
 const ROUNDS = Number(values.rounds);
 const RUNS = Number(values.runs);
 const ONLY = new Set(values.only.split(','));
-if (![ROUNDS, RUNS].every((n) => Number.isInteger(n) && n > 0)) throw new Error('--rounds and --runs take positive whole numbers');
+const SCALE_SIZES = list(values['scale-sizes']);
+const SEEDS = Number(values.seeds);
+const WINDOW_S = Number(values.window);
+const CHANGES = Number(values.changes);
+if (![ROUNDS, RUNS, SEEDS, WINDOW_S, CHANGES].every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error('--rounds, --runs, --seeds, --window and --changes take positive whole numbers');
+}
 const log = createLogger('error');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-mesh-'));
 const results: Record<string, unknown> = {};
@@ -273,6 +298,187 @@ async function forwarding(): Promise<void> {
   }
 }
 
+/**
+ * Bytes this process writes to TCP sockets, opened or accepted: libp2p's traffic after
+ * encryption and muxing, what a node puts on the wire apart from TCP/IP headers. Every node
+ * of the scale bench lives in this process, so the sum is the mesh's; no HTTP is spoken.
+ */
+class ByteMeter {
+  private closed = 0;
+  private readonly open = new Set<net.Socket>();
+  private readonly track = (message: unknown) => {
+    const socket = (message as { socket: net.Socket }).socket;
+    this.open.add(socket);
+    socket.once('close', () => {
+      this.closed += socket.bytesWritten;
+      this.open.delete(socket);
+    });
+  };
+
+  constructor() {
+    diagnostics.subscribe('net.client.socket', this.track);
+    diagnostics.subscribe('net.server.socket', this.track);
+  }
+
+  get written(): number {
+    let total = this.closed;
+    for (const socket of this.open) total += socket.bytesWritten;
+    return total;
+  }
+}
+
+const collectGarbage = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+})();
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Milliseconds until the share `p` of `times` (one per other node; Infinity: never) had arrived. */
+function reached(times: readonly number[], p: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+const fmtReach = (ms: number) => (Number.isFinite(ms) ? fmtMs(ms) : 'never (10 s)');
+
+async function scale(n: number, meter: ByteMeter): Promise<void> {
+  const make = (bootstrap: string[]) => new GridxNode({ config: config(bootstrap), log, executor: new NoopExecutor(), detectGpus: false });
+  const nodes: GridxNode[] = [];
+  const gone = new Set<GridxNode>();
+  collectGarbage();
+  const before = process.memoryUsage();
+  try {
+    const seeds: GridxNode[] = [];
+    for (let i = 0; i < Math.min(SEEDS, n); i++) {
+      const seed = make(seeds.map((x) => x.peerMesh!.multiaddrs[0]!));
+      await seed.start();
+      seeds.push(seed);
+    }
+    const seedAddrs = seeds.map((x) => x.peerMesh!.multiaddrs[0]!);
+    const viaSeed = () => make([seedAddrs[Math.floor(Math.random() * seedAddrs.length)]!]);
+    nodes.push(...seeds);
+    const t0 = performance.now();
+    const joiners = Array.from({ length: n - seeds.length }, viaSeed);
+    nodes.push(...joiners);
+    await Promise.all(joiners.map((j) => j.start()));
+    const started = performance.now() - t0;
+    const complete = () => nodes.filter((x) => x.peerMesh!.book.size >= n - 1).length;
+    while (complete() < n && performance.now() - t0 < 120_000) await sleep(20);
+    const formed = complete() === n ? performance.now() - t0 : undefined;
+    console.log(
+      `\n  N=${n} (${seeds.length} seed${seeds.length > 1 ? 's' : ''}): joiners started within ${fmtMs(started)}; ` +
+        (formed ? `every node held every offer after ${fmtMs(formed)}` : `after 120 s ${complete()} of ${n} nodes held every offer`),
+    );
+    await sleep(5_000); // the joins' DHT queries and first republications settle
+    collectGarbage();
+    const after = process.memoryUsage();
+    const rssPerNode = (after.rss - before.rss) / n;
+    const heapPerNode = (after.heapUsed - before.heapUsed) / n;
+    console.log(`  memory per node: ${(rssPerNode / 2 ** 20).toFixed(2)} MiB resident, ${(heapPerNode / 2 ** 20).toFixed(2)} MiB JS heap (growth of this process / N)`);
+
+    const live = () => nodes.filter((x) => !gone.has(x));
+    const degree = live().reduce((sum, x) => sum + x.peerMesh!.connectedPeers, 0) / live().length;
+    console.log(`  connections per node: ${degree.toFixed(1)} on average`);
+    /** Over a window: bytes written per node per minute, this process's CPU (1 = one core busy), its event loop's p99 delay. */
+    const measure = async (during: Promise<unknown>, windowMs: number) => {
+      const nodesBefore = live().length;
+      const start = meter.written;
+      const cpu = process.cpuUsage();
+      const lag = monitorEventLoopDelay({ resolution: 10 });
+      lag.enable();
+      await during;
+      lag.disable();
+      const { user, system } = process.cpuUsage(cpu);
+      return {
+        bytes: (meter.written - start) / ((nodesBefore + live().length) / 2) / (windowMs / 60_000),
+        cpu: (user + system) / 1000 / windowMs,
+        lagP99: lag.percentile(99) / 1e6,
+      };
+    };
+    const describe = (m: { bytes: number; cpu: number; lagP99: number }) =>
+      `${(m.bytes / 1024).toFixed(1)} KiB written per node per minute (process CPU ${m.cpu.toFixed(2)} cores, event loop delay p99 ${m.lagP99.toFixed(0)} ms)`;
+    const rest = await measure(sleep(WINDOW_S * 1000), WINDOW_S * 1000);
+    console.log(`  at rest, ${WINDOW_S} s: ${describe(rest)}`);
+
+    // A changed offer: a node re-signs (new seq); every other node's book is watched for it.
+    const shares = { p50: [] as number[], p99: [] as number[], p100: [] as number[] };
+    for (let c = 0; c < CHANGES; c++) {
+      const candidates = live().filter((x) => !seeds.includes(x));
+      const changer = candidates[Math.floor(Math.random() * candidates.length)]!;
+      const others = live().filter((x) => x !== changer);
+      const t = performance.now();
+      await changer.peerMesh!.publish();
+      const seq = changer.peerMesh!.signedOffer!.offer.seq;
+      const arrived = new Map<GridxNode, number>();
+      while (arrived.size < others.length && performance.now() - t < 10_000) {
+        for (const o of others) {
+          if (!arrived.has(o) && (o.peerMesh!.book.get(changer.id)?.seq ?? 0) >= seq) arrived.set(o, performance.now() - t);
+        }
+        await sleep(2);
+      }
+      const times = others.map((o) => arrived.get(o) ?? Infinity);
+      shares.p50.push(reached(times, 0.5));
+      shares.p99.push(reached(times, 0.99));
+      shares.p100.push(reached(times, 1));
+      await sleep(500);
+    }
+    const p = { p50: median(shares.p50), p99: median(shares.p99), p100: median(shares.p100) };
+    console.log(
+      `  an offer change (${CHANGES} changes, median): 50% of nodes in ${fmtReach(p.p50)}, 99% in ${fmtReach(p.p99)}, 100% in ${fmtReach(p.p100)}; ` +
+        `target 99% < 1 s ${p.p99 < 1000 ? 'MET' : 'MISSED'} (99% per change: ${shares.p99.map((x) => (Number.isFinite(x) ? Math.round(x) : '∞')).join(' ')} ms)`,
+    );
+
+    // Churn: 10% of the nodes leave and as many new ones join per minute, evenly spread.
+    const events = Math.max(1, Math.round((n * 0.1 * WINDOW_S) / 60));
+    const churning = (async () => {
+      for (let e = 0; e < events; e++) {
+        await sleep((WINDOW_S * 1000) / events / 2);
+        const leavers = live().filter((x) => !seeds.includes(x));
+        const leaver = leavers[Math.floor(Math.random() * leavers.length)]!;
+        gone.add(leaver);
+        await leaver.stop();
+        const joiner = viaSeed();
+        nodes.push(joiner);
+        await joiner.start();
+        await sleep((WINDOW_S * 1000) / events / 2);
+      }
+    })();
+    const churn = await measure(churning, WINDOW_S * 1000);
+    console.log(`  churn, ${events} left and ${events} joined in ${WINDOW_S} s: ${describe(churn)}`);
+    results[`scale_${n}`] = {
+      seeds: seeds.length,
+      formedMs: formed === undefined ? null : round(formed),
+      connectionsPerNode: round(degree),
+      cpuBusy: { rest: round(rest.cpu, 2), churn: round(churn.cpu, 2) },
+      eventLoopDelayP99Ms: { rest: round(rest.lagP99), churn: round(churn.lagP99) },
+      memoryPerNodeMiB: { rss: round(rssPerNode / 2 ** 20, 2), heap: round(heapPerNode / 2 ** 20, 2) },
+      kibPerNodeMinute: { rest: round(rest.bytes / 1024), churn: round(churn.bytes / 1024) },
+      changeReachedMs: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Number.isFinite(v) ? round(v) : null])),
+    };
+  } finally {
+    await Promise.all(nodes.filter((x) => !gone.has(x)).map((x) => x.stop()));
+  }
+}
+
+/** One `gridx node` on its own, as an operator starts it: its resident memory 12 s later. */
+async function idleMemory(): Promise<void> {
+  const cli = path.resolve('dist/src/cli/main.js');
+  const args = [cli, 'node', '--api-port', '0', '--p2p-port', '0', '--data-dir', path.join(root, `idle${dirs++}`)];
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, GRIDX_LOG_LEVEL: 'error' } });
+  try {
+    await sleep(12_000);
+    if (child.exitCode !== null) throw new Error(`the idle node exited ${child.exitCode}`);
+    const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const mib = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    console.log(`\nidle node, resident 12 s after start: ${mib.toFixed(1)} MiB; target < 120 MiB ${mib < 120 ? 'MET' : 'MISSED'}`);
+    results.idle = { rssMiB: round(mib) };
+  } finally {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`Grid-X mesh benchmark: ${os.cpus().length} cores, all nodes in one process on loopback`);
   if (ONLY.has('inproc')) {
@@ -284,6 +490,12 @@ async function main(): Promise<void> {
     for (const n of PROCESS_SIZES) await formationProcesses(n);
   }
   if (ONLY.has('forward')) await forwarding();
+  if (ONLY.has('scale')) {
+    console.log(`\nscale: nodes in this process over loopback, joined through ${SEEDS} seed node(s):`);
+    const meter = new ByteMeter();
+    for (const n of SCALE_SIZES) await scale(n, meter);
+  }
+  if (ONLY.has('idle')) await idleMemory();
   console.log(`\nRESULT ${JSON.stringify(results)}`);
 }
 

@@ -53,6 +53,13 @@ const EXCHANGE_TIMEOUT_MS = 5_000;
  * (mesh.peer_streams_per_second, 20 by default; peer-guard.ts), however busy this node is.
  */
 const PUSH_BATCH_MS = 100;
+/**
+ * How often a node that holds offers asks the DHT for providers it does not know: a query
+ * dials the peers closest to the key, on a small mesh all of them. A node that holds none
+ * (just started, or cut off) asks every DISCOVER_MS.
+ */
+const DISCOVER_MS = 15_000;
+const DISCOVER_SETTLED_MS = 120_000;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -115,6 +122,14 @@ export class Mesh {
   /** Offers waiting to be pushed, by peer id, with the peer each came from. */
   private readonly outbox = new Map<string, { signed: SignedOffer; from?: string }>();
   private stopped = false;
+  private discoveredAt = 0;
+  /**
+   * When this node last swapped books with each peer. Books are swapped on a connection to a
+   * peer whose offer this node does not hold (a newcomer, or one back from a partition), at
+   * most once per offer ttl; not on every connection: the DHT opens and drops connections
+   * all the time, and a full swap costs both sides the whole book.
+   */
+  private readonly swapped = new Map<string, number>();
   private readonly log: Logger;
   private readonly guard: PeerGuard;
   private reach?: ReachabilityService;
@@ -141,6 +156,11 @@ export class Mesh {
    */
   get multiaddrs(): string[] {
     return (this.node?.getMultiaddrs().map(String) ?? []).filter((a) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(a));
+  }
+
+  /** This node's offer as last signed and published; undefined before the first. */
+  get signedOffer(): SignedOffer | undefined {
+    return this.own;
   }
 
   get connectedPeers(): number {
@@ -225,6 +245,7 @@ export class Mesh {
     if (services.relay) this.reach?.relayHandler((services.relay as { onHop: StreamHandler }).onHop);
     await listening(options, async () => node.start());
     this.node = node;
+    this.discoveredAt = Date.now();
     this.guard.attach(node);
     if (!options.client) {
       // Both run over relayed connections too: a node behind NAT sells its capacity through one.
@@ -238,7 +259,12 @@ export class Mesh {
       });
     }
     node.addEventListener('peer:identify', (event) => {
-      if (event.detail.protocols.includes(PROTOCOLS.offer)) void this.exchange(event.detail.peerId);
+      const { peerId, protocols } = event.detail;
+      if (!protocols.includes(PROTOCOLS.offer)) return;
+      const id = peerId.toString();
+      if (this.book.get(id) && !options.client) return;
+      const last = this.swapped.get(id);
+      if (last === undefined || Date.now() - last > options.offerTtlMs) void this.exchange(peerId);
     });
     if (!options.client) {
       await this.publish();
@@ -246,7 +272,12 @@ export class Mesh {
       this.every(Math.max(options.offerTtlMs / 3, 500), () => this.publish());
       this.every(60_000, () => this.provide());
     }
-    this.every(15_000, () => this.discover());
+    this.every(DISCOVER_MS, () => {
+      if (this.book.size === 0 || Date.now() - this.discoveredAt >= DISCOVER_SETTLED_MS) return this.discover();
+    });
+    this.every(options.offerTtlMs, () => {
+      for (const [peer, at] of this.swapped) if (Date.now() - at > options.offerTtlMs) this.swapped.delete(peer);
+    });
     this.bootstrapLoop();
   }
 
@@ -317,6 +348,7 @@ export class Mesh {
   /** Providers of OFFERS_KEY through the DHT, and their offers (for clients). */
   async discover(signal: AbortSignal = AbortSignal.timeout(10_000)): Promise<number> {
     if (!this.node || this.stopped) return 0;
+    this.discoveredAt = Date.now();
     let found = 0;
     try {
       const key = await offersKey();
@@ -396,6 +428,7 @@ export class Mesh {
       const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
       if (reply?.type !== 'offers') throw new ProtocolError(`expected "offers", got ${JSON.stringify(reply?.type)}`);
       await this.take(reply.offers, peer.toString());
+      this.swapped.set(peer.toString(), Date.now());
       await stream.close();
     } catch (err) {
       stream?.abort(err as Error);
@@ -510,6 +543,7 @@ export class Mesh {
       if (message?.type === 'hello') {
         await channel.write({ type: 'offers', offers: this.known() });
         await this.take(message.offers, from);
+        this.swapped.set(from, Date.now());
       } else if (message?.type === 'push') {
         await this.take(message.offers, from);
       } else {
