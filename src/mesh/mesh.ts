@@ -2,11 +2,11 @@
  * The mesh: a libp2p node (TCP, noise, yamux, identify, ping, Kademlia DHT) that keeps
  * this node's signed offer published and a book of its peers' offers.
  *
- * Offers travel three ways: on every new connection the two sides swap all the offers
- * they know (/gridx/offer/1.0.0 "hello"), so a node that joins through one bootstrap peer
- * learns the whole mesh in one round trip; a changed offer is pushed to connected peers,
- * which pass on what was new to them; and every node is a DHT provider of OFFERS_KEY, so
- * clients and partitioned nodes find providers without knowing any of them.
+ * Offers travel three ways: on a connection to a peer whose offer one side lacks, the two
+ * swap all the offers they know (/gridx/offer/1.0.0 "hello"), so a node that joins through
+ * one bootstrap peer learns the whole mesh in one round trip; a changed offer is pushed to
+ * connected peers, which pass on what was new to them; and every node is a DHT provider of
+ * OFFERS_KEY, so clients and partitioned nodes find providers without knowing any of them.
  */
 
 import { noise } from '@chainsafe/libp2p-noise';
