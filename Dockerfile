@@ -13,5 +13,5 @@ RUN npx tsc -p tsconfig.build.json
 ENV GRIDX_HOST=0.0.0.0 GRIDX_DATA_DIR=/data
 EXPOSE 8000 8468
 VOLUME /data
-ENTRYPOINT ["node", "dist/src/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/src/cli/main.js"]
 CMD ["node"]

@@ -51,6 +51,7 @@ import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { loadConfig } from '../src/config/load.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { connectDocker, ensureLocalImage, LOCAL_IMAGE } from '../src/executor/docker/engine.js';
 import { LABELS } from '../src/executor/docker/sandbox.js';
 import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
@@ -219,7 +220,7 @@ async function formationProcesses(n: number): Promise<void> {
   const children: ChildProcess[] = [];
   const spawnNode = (i: number, bootstrap?: string) =>
     new Promise<{ url: string; p2p: string }>((resolve, reject) => {
-      const args = [cli, 'node', '--api-port', '0', '--p2p-port', '0', '--slots', '1', '--data-dir', path.join(root, `p${dirs++}`)];
+      const args = [...NODE_FLAGS, cli, 'node', '--api-port', '0', '--p2p-port', '0', '--slots', '1', '--data-dir', path.join(root, `p${dirs++}`)];
       if (bootstrap) args.push('--bootstrap', bootstrap);
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, GRIDX_LOG_LEVEL: 'error' } });
       children.push(child);
@@ -464,7 +465,7 @@ async function scale(n: number, meter: ByteMeter): Promise<void> {
 /** One `gridx node` on its own, as an operator starts it: its resident memory 12 s later. */
 async function idleMemory(): Promise<void> {
   const cli = path.resolve('dist/src/cli/main.js');
-  const args = [cli, 'node', '--api-port', '0', '--p2p-port', '0', '--data-dir', path.join(root, `idle${dirs++}`)];
+  const args = [...NODE_FLAGS, cli, 'node', '--api-port', '0', '--p2p-port', '0', '--data-dir', path.join(root, `idle${dirs++}`)];
   const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, GRIDX_LOG_LEVEL: 'error' } });
   try {
     await sleep(12_000);

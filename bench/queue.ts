@@ -32,6 +32,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile } from 'graphile-worker';
 import pg from 'pg';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { loadConfig } from '../src/config/load.js';
 import { openTestPostgres } from './test-postgres.js';
 import { NoopExecutor } from '../src/executor/noop/noop-executor.js';
@@ -556,7 +557,7 @@ async function fleetRun(paid: boolean): Promise<Figures> {
   const worker = await accounts.create('runner', 'bench-worker');
   if (paid) await ledger.credit(payer.account.id, BigInt(HTTP_TASKS) * 10n ** 18n, 'bench');
   const cli = path.resolve('dist/src/cli/main.js');
-  const node = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [];
+  const node = [...NODE_FLAGS, ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : [])];
   const env = { ...process.env, GRIDX_RATE_LIMIT: '0', GRIDX_ACCOUNT_QUEUED: String(HTTP_TASKS), GRIDX_MAX_QUEUED: String(HTTP_TASKS), GRIDX_ACCOUNT_RUNNING: '100000', GRIDX_LOG_LEVEL: 'warn' };
   const children: ChildProcess[] = [];
   const started = (child: ChildProcess, ready: RegExp) =>

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GridxError } from '../errors.js';
+import { NODE_FLAGS } from './node-flags.js';
 import { table, usageError } from './output.js';
 
 export const DEVNET_USAGE = `usage: gridx devnet [--nodes N] [--slots N] [--api-port P] [--p2p-port P] [--data-dir DIR]
@@ -87,7 +88,7 @@ export async function devnetCommand(argv: string[], env: NodeJS.ProcessEnv): Pro
 
 function startChild(index: number, args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const info: Child = { index, process: child, api: '' };
     const prefix = `[node-${index}] `;

@@ -1,17 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import '../polyfills.js';
 import { quote } from '../errors.js';
 import { VERSION } from '../version.js';
-import { accountCommand, balanceCommand, tokenCommand, withdrawCommand } from './account-command.js';
-import { demoCommand } from './demo-command.js';
-import { devnetCommand } from './devnet-command.js';
-import { doctorCommand } from './doctor-command.js';
-import { blobCommand, getCommand } from './files-command.js';
-import { jobsCommand, peersCommand, statusCommand } from './info-commands.js';
-import { nodeCommand, serverCommand } from './node-command.js';
 import { CliExit, errorLine } from './output.js';
-import { runCommand } from './run-command.js';
-import { runnerCommand } from './runner-command.js';
 
 const USAGE = `gridx ${VERSION}: a decentralized mesh for trading compute
 
@@ -37,23 +28,29 @@ commands:
 
 gridx <command> --help shows a command's options.`;
 
-const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
-  node: nodeCommand,
-  server: serverCommand,
-  runner: runnerCommand,
-  run: runCommand,
-  get: getCommand,
-  blob: blobCommand,
-  status: statusCommand,
-  doctor: doctorCommand,
-  jobs: jobsCommand,
-  peers: peersCommand,
-  devnet: devnetCommand,
-  demo: demoCommand,
-  account: accountCommand,
-  balance: balanceCommand,
-  withdraw: withdrawCommand,
-  token: tokenCommand,
+type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
+
+/**
+ * Each command's module loads when the command runs: `gridx node` does not load the chain
+ * client unless settlement is on, and `gridx status` loads no libp2p.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  node: async () => (await import('./node-command.js')).nodeCommand,
+  server: async () => (await import('./node-command.js')).serverCommand,
+  runner: async () => (await import('./runner-command.js')).runnerCommand,
+  run: async () => (await import('./run-command.js')).runCommand,
+  get: async () => (await import('./files-command.js')).getCommand,
+  blob: async () => (await import('./files-command.js')).blobCommand,
+  status: async () => (await import('./info-commands.js')).statusCommand,
+  doctor: async () => (await import('./doctor-command.js')).doctorCommand,
+  jobs: async () => (await import('./info-commands.js')).jobsCommand,
+  peers: async () => (await import('./info-commands.js')).peersCommand,
+  devnet: async () => (await import('./devnet-command.js')).devnetCommand,
+  demo: async () => (await import('./demo-command.js')).demoCommand,
+  account: async () => (await import('./account-command.js')).accountCommand,
+  balance: async () => (await import('./account-command.js')).balanceCommand,
+  withdraw: async () => (await import('./account-command.js')).withdrawCommand,
+  token: async () => (await import('./account-command.js')).tokenCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -66,12 +63,12 @@ async function main(argv: string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = COMMANDS[name];
+  if (!load) {
     console.error(`gridx: unknown command ${quote(name)}\n\n${USAGE}`);
     return 2;
   }
-  return command(rest, process.env);
+  return (await load())(rest, process.env);
 }
 
 main(process.argv.slice(2)).then(

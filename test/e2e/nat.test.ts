@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { loadIdentity } from '../../src/mesh/identity.js';
 import type { JobView, NodeStatus, PeerList } from '../../src/wire/gridx.js';
@@ -33,7 +34,7 @@ interface NsNode {
 /** `gridx node` inside namespace `ns`, listening on all its addresses. */
 async function startNode(ns: string, dir: string, extra: string[], env: Record<string, string> = {}): Promise<NsNode> {
   const { peerId } = await loadIdentity(dir);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'node', '--data-dir', dir, '--api-port', '8000', '--p2p-port', String(P2P_PORT), '--p2p-host', '0.0.0.0', '--slots', '1', ...extra], {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...NODE_FLAGS, CLI, 'node', '--data-dir', dir, '--api-port', '8000', '--p2p-port', String(P2P_PORT), '--p2p-host', '0.0.0.0', '--slots', '1', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 export const CLI = path.resolve('dist/src/cli/main.js');
 
@@ -51,7 +52,7 @@ export async function spawnNode(
 ): Promise<NodeProcess> {
   port ??= await freePort();
   const p2p = extra.includes('--p2p-port') || extra.includes('--no-mesh') ? [] : ['--p2p-port', '0'];
-  const child = spawn(process.execPath, [CLI, role, '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, role, '--api-port', String(port), '--data-dir', dataDir, ...p2p, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -71,7 +72,7 @@ export async function spawnNode(
 
 /** Starts `gridx runner` as its own process and waits until it has registered. */
 export async function spawnRunner(serverUrl: string, dataDir: string, extra: string[] = []): Promise<NodeProcess & { id: string }> {
-  const child = spawn(process.execPath, [CLI, 'runner', '--server', serverUrl, '--data-dir', dataDir, ...extra], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'runner', '--server', serverUrl, '--data-dir', dataDir, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
