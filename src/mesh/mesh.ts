@@ -60,6 +60,12 @@ const PUSH_BATCH_MS = 100;
  */
 const DISCOVER_MS = 15_000;
 const DISCOVER_SETTLED_MS = 120_000;
+/**
+ * A node that joined provides OFFERS_KEY this long (up to twice, spread at random) after: the
+ * provide dials the peers closest to the key, on a small mesh every one, and a mesh whose
+ * nodes start together would spend its first seconds on those handshakes instead of offers.
+ */
+const PROVIDE_AFTER_JOIN_MS = 5_000;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -365,6 +371,16 @@ export class Mesh {
     return found;
   }
 
+  /** Runs `fn` once after `ms`, unless the mesh stops first. */
+  private later(ms: number, fn: () => unknown): void {
+    const timer = setTimeout(() => {
+      this.timers.splice(this.timers.indexOf(timer), 1);
+      void fn();
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
   private every(ms: number, fn: () => unknown): void {
     const timer = setInterval(() => void fn(), ms);
     timer.unref();
@@ -402,15 +418,13 @@ export class Mesh {
             await this.node.dial(ma, { signal: AbortSignal.timeout(5_000) });
             this.log.info(`joined the mesh through ${address}`);
             delay = 500;
-            void this.provide();
+            this.later(PROVIDE_AFTER_JOIN_MS * (1 + Math.random()), () => this.provide());
           } catch (err) {
             this.log.warn(`bootstrap ${address} did not answer (${messageOf(err)}); retrying in ${Math.round(delay / 1000)}s`);
             delay = Math.min(delay * 2, 30_000);
           }
         }
-        const timer = setTimeout(() => void attempt(), connected ? 5_000 : delay);
-        timer.unref();
-        this.timers.push(timer);
+        this.later(connected ? 5_000 : delay, attempt);
       };
       void attempt();
     }
