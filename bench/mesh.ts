@@ -59,7 +59,7 @@ import { createLogger } from '../src/logger.js';
 import { GridxNode } from '../src/node/node.js';
 import { GridxClient } from '../src/sdk/client.js';
 import { findNodes } from '../src/sdk/mesh-client.js';
-import { flipped, fmtMs, median, round, timed, verdict } from './stats.js';
+import { flipped, fmtMs, median, pool, round, timed, verdict } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -362,7 +362,9 @@ async function scale(n: number, meter: ByteMeter): Promise<void> {
     const t0 = performance.now();
     const joiners = Array.from({ length: n - seeds.length }, viaSeed);
     nodes.push(...joiners);
-    await Promise.all(joiners.map((j) => j.start()));
+    // At most 25 start at once: two hundred at once starve one event loop past fastify's plugin timeout.
+    const queue = [...joiners];
+    await pool(queue.length, 25, () => queue.shift()!.start());
     const started = performance.now() - t0;
     const complete = () => nodes.filter((x) => x.peerMesh!.book.size >= n - 1).length;
     while (complete() < n && performance.now() - t0 < 120_000) await sleep(20);
@@ -494,7 +496,10 @@ async function main(): Promise<void> {
   if (ONLY.has('scale')) {
     console.log(`\nscale: nodes in this process over loopback, joined through ${SEEDS} seed node(s):`);
     const meter = new ByteMeter();
-    for (const n of SCALE_SIZES) await scale(n, meter);
+    for (const n of SCALE_SIZES) {
+      // A size this machine cannot hold is reported, and the next size still runs.
+      await scale(n, meter).catch((err: unknown) => console.log(`\n  N=${n}: did not complete: ${err instanceof Error ? err.message : String(err)}`));
+    }
   }
   if (ONLY.has('idle')) await idleMemory();
   console.log(`\nRESULT ${JSON.stringify(results)}`);

@@ -54,18 +54,18 @@ const EXCHANGE_TIMEOUT_MS = 5_000;
  */
 const PUSH_BATCH_MS = 100;
 /**
- * How often a node that holds offers asks the DHT for providers it does not know: a query
- * dials the peers closest to the key, on a small mesh all of them. A node that holds none
- * (just started, or cut off) asks every DISCOVER_MS.
+ * How often a node that holds offers asks the DHT for providers it does not know (pushes
+ * keep it current otherwise): a query dials the peers closest to the key, on a small mesh
+ * all of them. A node that holds none (just started, or cut off) asks every DISCOVER_MS.
  */
 const DISCOVER_MS = 15_000;
-const DISCOVER_SETTLED_MS = 120_000;
+const DISCOVER_SETTLED_MS = 300_000;
 /**
- * A node that joined provides OFFERS_KEY this long (up to twice, spread at random) after: the
- * provide dials the peers closest to the key, on a small mesh every one, and a mesh whose
- * nodes start together would spend its first seconds on those handshakes instead of offers.
+ * A node provides OFFERS_KEY when it joins and every PROVIDE_MS: a provide dials the 20
+ * peers closest to the key. Provider records last 48 h in the DHT; the record only has to
+ * follow the closest peers as the mesh churns.
  */
-const PROVIDE_AFTER_JOIN_MS = 5_000;
+const PROVIDE_MS = 600_000;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -276,7 +276,7 @@ export class Mesh {
       await this.publish();
       // Well before expiry, so that peers never see this node's offer lapse.
       this.every(Math.max(options.offerTtlMs / 3, 500), () => this.publish());
-      this.every(60_000, () => this.provide());
+      this.every(PROVIDE_MS, () => this.provide());
     }
     this.every(DISCOVER_MS, () => {
       if (this.book.size === 0 || Date.now() - this.discoveredAt >= DISCOVER_SETTLED_MS) return this.discover();
@@ -418,7 +418,7 @@ export class Mesh {
             await this.node.dial(ma, { signal: AbortSignal.timeout(5_000) });
             this.log.info(`joined the mesh through ${address}`);
             delay = 500;
-            this.later(PROVIDE_AFTER_JOIN_MS * (1 + Math.random()), () => this.provide());
+            void this.provide();
           } catch (err) {
             this.log.warn(`bootstrap ${address} did not answer (${messageOf(err)}); retrying in ${Math.round(delay / 1000)}s`);
             delay = Math.min(delay * 2, 30_000);
