@@ -56,14 +56,18 @@ const PUSH_BATCH_MS = 100;
 /**
  * How often a node that holds offers asks the DHT for providers it does not know (pushes
  * keep it current otherwise): a query dials the peers closest to the key, on a small mesh
- * all of them. A node that holds none (just started, or cut off) asks every DISCOVER_MS.
+ * all of them. A node that holds none, or has no peer (just started, or cut off), asks
+ * every DISCOVER_MS.
  */
 const DISCOVER_MS = 15_000;
+/** How often a node that holds offers and has peers asks: pushes keep it current. */
 const DISCOVER_SETTLED_MS = 300_000;
+/** How long the side that was dialled waits for the dialler to start the swap. */
+const INBOUND_SWAP_WAIT_MS = 1_000;
 /**
- * A node provides OFFERS_KEY when it joins and every PROVIDE_MS: a provide dials the 20
- * peers closest to the key. Provider records last 48 h in the DHT; the record only has to
- * follow the closest peers as the mesh churns.
+ * A node provides OFFERS_KEY when it joins (a first node: when its first peer comes) and
+ * every PROVIDE_MS: a provide dials the 20 peers closest to the key. Provider records last
+ * 48 h in the DHT; the record only has to follow the closest peers as the mesh churns.
  */
 const PROVIDE_MS = 600_000;
 /** How long status changes gather before the offer is re-signed. */
@@ -265,13 +269,23 @@ export class Mesh {
       });
     }
     node.addEventListener('peer:identify', (event) => {
-      const { peerId, protocols } = event.detail;
+      const { peerId, protocols, connection } = event.detail;
       if (!protocols.includes(PROTOCOLS.offer)) return;
       const id = peerId.toString();
-      if (this.book.get(id) && !options.client) return;
-      const last = this.swapped.get(id);
-      if (last === undefined || Date.now() - last > options.offerTtlMs) void this.exchange(peerId);
+      // A client holds no book worth keeping: it swaps with every peer it meets.
+      const wanted = () => (options.client || !this.book.get(id)) && Date.now() - (this.swapped.get(id) ?? -Infinity) > options.offerTtlMs;
+      // One swap carries both books: the side that dialled starts it, the other only if
+      // none came within a second (the dialler may be an older node, or may hold our offer).
+      if (connection.direction === 'outbound') {
+        if (wanted()) void this.exchange(peerId);
+      } else {
+        this.later(INBOUND_SWAP_WAIT_MS, () => wanted() && this.exchange(peerId));
+      }
     });
+    if (!options.client && options.bootstrap.length === 0) {
+      // A first node joins nobody: it provides once its first peer has come.
+      node.addEventListener('peer:connect', () => this.later(1_000, () => this.provide()), { once: true });
+    }
     if (!options.client) {
       await this.publish();
       // Well before expiry, so that peers never see this node's offer lapse.
@@ -279,7 +293,8 @@ export class Mesh {
       this.every(PROVIDE_MS, () => this.provide());
     }
     this.every(DISCOVER_MS, () => {
-      if (this.book.size === 0 || Date.now() - this.discoveredAt >= DISCOVER_SETTLED_MS) return this.discover();
+      const cutOff = this.book.size === 0 || this.connectedPeers === 0;
+      if (cutOff || Date.now() - this.discoveredAt >= DISCOVER_SETTLED_MS) return this.discover();
     });
     this.every(options.offerTtlMs, () => {
       for (const [peer, at] of this.swapped) if (Date.now() - at > options.offerTtlMs) this.swapped.delete(peer);
@@ -373,8 +388,10 @@ export class Mesh {
 
   /** Runs `fn` once after `ms`, unless the mesh stops first. */
   private later(ms: number, fn: () => unknown): void {
+    if (this.stopped) return;
     const timer = setTimeout(() => {
-      this.timers.splice(this.timers.indexOf(timer), 1);
+      const i = this.timers.indexOf(timer);
+      if (i >= 0) this.timers.splice(i, 1);
       void fn();
     }, ms);
     timer.unref();
@@ -434,6 +451,7 @@ export class Mesh {
   private async exchange(peer: PeerId, attempt = 1): Promise<void> {
     if (!this.node || this.stopped) return;
     let stream: Stream | undefined;
+    this.swapped.set(peer.toString(), Date.now());
     try {
       const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
       stream = await this.openStream(peer, PROTOCOLS.offer, signal);
@@ -442,14 +460,13 @@ export class Mesh {
       const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
       if (reply?.type !== 'offers') throw new ProtocolError(`expected "offers", got ${JSON.stringify(reply?.type)}`);
       await this.take(reply.offers, peer.toString());
-      this.swapped.set(peer.toString(), Date.now());
       await stream.close();
     } catch (err) {
       stream?.abort(err as Error);
       if (this.stopped) return;
       this.log.debug(`offer exchange with ${peer} failed (attempt ${attempt}): ${messageOf(err)}`);
       // A busy peer can miss the first swap; else they would meet only at the next republish.
-      if (attempt < EXCHANGE_ATTEMPTS) setTimeout(() => void this.exchange(peer, attempt + 1), 500 * attempt).unref();
+      if (attempt < EXCHANGE_ATTEMPTS) this.later(500 * attempt, () => this.exchange(peer, attempt + 1));
     }
   }
 
@@ -555,9 +572,9 @@ export class Mesh {
         signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
       });
       if (message?.type === 'hello') {
+        this.swapped.set(from, Date.now());
         await channel.write({ type: 'offers', offers: this.known() });
         await this.take(message.offers, from);
-        this.swapped.set(from, Date.now());
       } else if (message?.type === 'push') {
         await this.take(message.offers, from);
       } else {
