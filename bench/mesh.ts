@@ -40,6 +40,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -182,7 +183,7 @@ async function formation(n: number): Promise<void> {
     const started = performance.now() - t0;
     while (!nodes.every((x) => x.peerMesh!.book.size === n - 1)) {
       if (performance.now() - t0 > 60_000) throw new Error(`mesh of ${n} not formed within 60 s`);
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     const formed = performance.now() - t0;
     console.log(`
@@ -267,10 +268,10 @@ async function forwarding(): Promise<void> {
   try {
     const ca = new GridxClient(a.url!);
     const cb = new GridxClient(b.url!);
-    while ((await ca.status()).peers < 1) await new Promise((r) => setTimeout(r, 20));
+    while ((await ca.status()).peers < 1) await sleep(20);
     // Keep A's only slot busy, so everything sent to A is forwarded to B.
     const blocker = await ca.submit({ image: LOCAL_IMAGE, command: ['sleep', '600'], pin: true }, { wait: false });
-    while ((await ca.get(blocker.id)).status !== 'running') await new Promise((r) => setTimeout(r, 20));
+    while ((await ca.get(blocker.id)).status !== 'running') await sleep(20);
     const run = async (client: GridxClient, pin: boolean, expectOn: string) => {
       const job = await client.submit({ image: LOCAL_IMAGE, command: 'echo hi', pin });
       if (job.status !== 'completed' || job.stdout !== 'hi\n' || job.executedBy !== expectOn) {
@@ -281,7 +282,7 @@ async function forwarding(): Promise<void> {
     // before the next sample starts (the blocker on A carries A's label, not B's).
     const settle = async () => {
       while ((await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${b.id}`] } })).length > 0) {
-        await new Promise((r) => setTimeout(r, 10));
+        await sleep(10);
       }
     };
     const forwarded: Side = { name: 'forwarded', once: () => run(ca, false, b.id), settle };
@@ -328,12 +329,15 @@ class ByteMeter {
   }
 }
 
-const collectGarbage = (() => {
-  v8.setFlagsFromString('--expose-gc');
-  return vm.runInNewContext('gc') as () => void;
-})();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** V8's gc(), exposed on first use: only the scale part needs it. */
+let gc: (() => void) | undefined;
+function collectGarbage(): void {
+  if (!gc) {
+    v8.setFlagsFromString('--expose-gc');
+    gc = vm.runInNewContext('gc') as () => void;
+  }
+  gc();
+}
 
 /** Milliseconds until the share `p` of `times` (one per other node; Infinity: never) had arrived. */
 function reached(times: readonly number[], p: number): number {
