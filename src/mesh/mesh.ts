@@ -70,6 +70,8 @@ const INBOUND_SWAP_WAIT_MS = 1_000;
  * 48 h in the DHT; the record only has to follow the closest peers as the mesh churns.
  */
 const PROVIDE_MS = 600_000;
+/** A ping unanswered this long aborts the connection (libp2p's connection monitor; its own floor is 5 s). */
+const PING_TIMEOUT_MS = 15_000;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -217,6 +219,9 @@ export class Mesh {
         inboundConnectionThreshold: 1000,
         maxIncomingPendingConnections: 1000,
       },
+      // A node sells its CPUs to jobs, so its event loop may stall for seconds, and the
+      // connection carries running jobs: a dead peer is still found, a little later.
+      connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MS } },
       services: {
         identify: identify(),
         ping: ping(),

@@ -58,14 +58,20 @@ export interface DispatcherDeps {
   placement?: Placement;
 }
 
-const SUSPEND_REFUSED_MS = 5_000;
-const SUSPEND_FAILED_MS = 30_000;
+/** A peer that refused a job, or could not be reached to take it: out of placement, and out of that job's. */
+const REFUSED = { suspendMs: 5_000, jobMs: 60_000 };
+/** A peer whose connection broke, or that failed, under a running job: it may be back in a while. */
+const FAILED = { suspendMs: 30_000, jobMs: 30_000 };
 
 export class Dispatcher implements Startable, LeaseHolder {
   /** jobId → what runs it now. */
   private readonly active = new Map<string, Active>();
-  /** jobId → peers that refused or failed it; not asked again for that job. */
-  private readonly failedPeers = new Map<string, Set<string>>();
+  /**
+   * jobId → peers that refused or failed it → until when that job does not ask them again.
+   * It ends: a peer whose connection broke under a job may be back, and may be the only one
+   * that can run it (the job's attempts bound how often that can happen).
+   */
+  private readonly failedPeers = new Map<string, Map<string, number>>();
   private readonly cancelRequested = new Set<string>();
   private readonly tasks = new Set<Promise<void>>();
   private started = false;
@@ -166,7 +172,7 @@ export class Dispatcher implements Startable, LeaseHolder {
     // Replicas run here or on runners, where the distinct-worker rule can be kept; never forwarded.
     if (job.pinned || job.parent || !placement) return localOk ? local : undefined;
     if (localOk && !placement.prefersRemote(job)) return local;
-    const peer = placement.choosePeer(job, this.failedPeers.get(job.id) ?? new Set());
+    const peer = placement.choosePeer(job, this.avoided(job.id));
     if (peer) return { holder: peer.peerId, executor: peer.executor, remote: true };
     return localOk ? local : undefined;
   }
@@ -224,7 +230,7 @@ export class Dispatcher implements Startable, LeaseHolder {
       if (this.stopping) return void (await lifecycle.requeueOrFail(job, 'the node stopped while it started', 'node_restarted'));
       if (target.remote && !this.cancelRequested.has(job.id)) {
         // The peer said no (busy, limits) or could not be reached: not the job's fault.
-        this.avoid(job.id, target.holder, SUSPEND_REFUSED_MS);
+        this.avoid(job.id, target.holder, REFUSED);
         log.info(`job ${job.id}: peer ${target.holder} did not take it (${messageOf(err)}); placing it elsewhere`);
         await lifecycle.unclaim(job, executionId, `peer ${target.holder} did not take it: ${messageOf(err)}`);
         return;
@@ -242,7 +248,7 @@ export class Dispatcher implements Startable, LeaseHolder {
       result = await executor.wait(executionId);
     } catch (err) {
       if (target.remote) {
-        this.avoid(job.id, target.holder, SUSPEND_FAILED_MS);
+        this.avoid(job.id, target.holder, FAILED);
         log.warn(`job ${job.id}: peer ${target.holder} failed under it: ${messageOf(err)}`);
         await lifecycle.requeueOrFail(job, `peer ${target.holder} failed or vanished while it ran`, 'peer_failed');
         return;
@@ -260,10 +266,22 @@ export class Dispatcher implements Startable, LeaseHolder {
     if (!written) log.warn(`job ${job.id}: result of execution ${executionId} arrived after its lease ended; ignored`);
   }
 
-  private avoid(jobId: string, peerId: string, ms: number): void {
+  private avoid(jobId: string, peerId: string, { suspendMs, jobMs }: { suspendMs: number; jobMs: number }): void {
     let peers = this.failedPeers.get(jobId);
-    if (!peers) this.failedPeers.set(jobId, (peers = new Set()));
-    peers.add(peerId);
-    this.deps.placement?.suspend(peerId, ms);
+    if (!peers) this.failedPeers.set(jobId, (peers = new Map()));
+    peers.set(peerId, Date.now() + jobMs);
+    this.deps.placement?.suspend(peerId, suspendMs);
+  }
+
+  /** The peers `jobId` does not ask now. */
+  private avoided(jobId: string): Set<string> {
+    const peers = this.failedPeers.get(jobId);
+    const now = Date.now();
+    const avoided = new Set<string>();
+    for (const [peerId, until] of peers ?? []) {
+      if (until > now) avoided.add(peerId);
+      else peers!.delete(peerId);
+    }
+    return avoided;
   }
 }

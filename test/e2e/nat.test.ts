@@ -163,7 +163,8 @@ rootOnly('nodes behind NAT on a simulated internet', () => {
     const list = await peers(home1);
     expect(list.peers.find((p) => p.peerId === home2.peerId)?.connection).toBe('relayed');
     expect((await peers(home2)).peers.find((p) => p.peerId === pub.peerId)?.connection).toBe('direct');
-  });
+    // Time for one break of the relayed connection: the job is requeued and comes back to home 2 (30 s).
+  }, 90_000);
 
   it('when the relay dies the home nodes say so; once it is back they hold a slot again and jobs flow', async () => {
     pub.child.kill('SIGKILL');

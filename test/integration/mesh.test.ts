@@ -100,6 +100,19 @@ describe('mesh (in-process nodes, real Docker)', () => {
     expect(copy.status).toBe('cancelled');
   });
 
+  it('a job whose connection to its peer breaks is requeued and runs on that peer again once the peer is back', async () => {
+    const [a, b] = await mesh(2);
+    const blocker = await a!.client.submit({ image, command: ['sleep', '120'], pin: true }, { wait: false });
+    await eventually(() => a!.client.get(blocker.id), (j) => j.status === 'running');
+    const job = await a!.client.submit({ image, command: ['sh', '-c', 'echo run; sleep 2'] }, { wait: false });
+    await eventually(() => a!.client.get(job.id), (j) => j.status === 'running' && j.executedBy === b!.node.id, 10_000);
+    // B is the only place the job can go (A's slot is taken): it must not be written off.
+    await a!.node.peerMesh!.libp2p.hangUp(b!.node.peerMesh!.libp2p.peerId);
+    const end = await eventually(() => a!.client.get(job.id), (j) => j.status !== 'running' && j.status !== 'pending' && j.status !== 'scheduled', 55_000);
+    expect(end).toMatchObject({ status: 'completed', stdout: 'run\n', executedBy: b!.node.id, attempts: 2 });
+    await a!.client.cancel(blocker.id);
+  }, 70_000);
+
   it('takes a job bigger than its own limits when a peer allows it; refuses when none does', async () => {
     const small = await startMeshNode({ env: { GRIDX_MEMORY_LIMIT: '64m' } });
     nodes.push(small);

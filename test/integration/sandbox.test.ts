@@ -127,7 +127,8 @@ describe('sandbox (real Docker)', () => {
   });
 
   it('a fork bomb is contained by the pids limit while the node keeps answering', async () => {
-    const bomb = sh('bomb() { bomb | bomb & }; bomb; sleep 2; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null', {
+    // The limit is read first: once the bomb holds every pid, the shell cannot fork a cat.
+    const bomb = sh('cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; bomb() { bomb | bomb & }; bomb; sleep 2', {
       timeout: '6s',
     });
     await new Promise((r) => setTimeout(r, 1000));
