@@ -1,12 +1,15 @@
 /**
- * The mesh: a libp2p node (TCP, noise, yamux, identify, ping, Kademlia DHT) that keeps
- * this node's signed offer published and a book of its peers' offers.
+ * The mesh: a libp2p node (TCP, noise, yamux, identify, ping, Kademlia DHT, gossipsub,
+ * circuit relay) that keeps this node's signed offer published and a book of its peers'.
  *
- * Offers travel three ways: on a connection to a peer whose offer one side lacks, the two
- * swap all the offers they know (/gridx/offer/1.0.0 "hello"), so a node that joins through
- * one bootstrap peer learns the whole mesh in one round trip; a changed offer is pushed to
- * connected peers, which pass on what was new to them; and every node is a DHT provider of
- * OFFERS_KEY, so clients and partitioned nodes find providers without knowing any of them.
+ * Offers travel three ways. A node publishes its own offer on a gossipsub topic
+ * (OFFERS_TOPIC) when it changes and well before it expires; every node checks an offer
+ * before it passes it on (validate()), and peers that pass on bad ones lose score and are
+ * banned. A node that meets a peer whose offer it lacks (it joined, or a partition healed)
+ * reads that peer's book in one request, answered in pages (/gridx/offer/2.0.0), and hands
+ * over its own offer with it, which the peer publishes on the topic at once: the newcomer's
+ * own topic mesh is still forming. And every node is a DHT provider of OFFERS_KEY, so
+ * clients and partitioned nodes find providers without knowing any of them.
  */
 
 import { noise } from '@chainsafe/libp2p-noise';
@@ -14,6 +17,8 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { autoNAT } from '@libp2p/autonat';
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { dcutr } from '@libp2p/dcutr';
+import { type GossipSub, type Message, StrictNoSign, TopicValidatorResult, gossipsub } from '@libp2p/gossipsub';
+import { createTopicScoreParams } from '@libp2p/gossipsub/score';
 import { identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, Stream, StreamHandler } from '@libp2p/interface';
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht';
@@ -29,7 +34,7 @@ import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { OfferBook, signOffer } from './offer-book.js';
+import { OFFER_BOOK_CAPACITY, OfferBook, signOffer } from './offer-book.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
@@ -43,27 +48,45 @@ export function offersKey(): Promise<CID> {
 }
 
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
-const MAX_OFFERS_PER_MESSAGE = 1000;
-const EXCHANGE_ATTEMPTS = 3;
-const JOB_DIAL_ATTEMPTS = 3;
-const EXCHANGE_TIMEOUT_MS = 5_000;
+/** The gossipsub topic offers travel on. */
+export const OFFERS_TOPIC = '/gridx/offers/1';
+/** Offers in one page of a book. */
+const BOOK_PAGE = 1000;
+const BOOK_ATTEMPTS = 3;
+/** Pages a book may have: a full book (offer-book.ts) and this node's own offer. */
+const MAX_BOOK_PAGES = Math.ceil((OFFER_BOOK_CAPACITY + 1) / BOOK_PAGE);
+/** How long one page may take to come. */
+const BOOK_TIMEOUT_MS = 5_000;
 /**
- * Offers gather this long before they are pushed together, one stream per peer: at most
- * ten push streams a second to a peer, well inside the rate a peer allows each protocol
- * (mesh.peer_streams_per_second, 20 by default; peer-guard.ts), however busy this node is.
+ * Reads of this node's book one peer may start per offer ttl: one when it meets this node,
+ * and retries. A read sends up to the whole book (7 MB at 10,000 offers) for a request of a
+ * few hundred bytes; more reads are an offence.
  */
-const PUSH_BATCH_MS = 100;
+const BOOK_READS_PER_TTL = 3;
+/** Largest offer message on the topic; an offer is well under a kilobyte. */
+const MAX_OFFER_BYTES = 64 * 1024;
+/** Offers of one peer accepted in a second; past it they are dropped (and their publisher, if it sent them itself, offends). */
+const OFFERS_PER_PEER_PER_SECOND = 10;
 /**
- * How often a node that holds offers asks the DHT for providers it does not know (pushes
- * keep it current otherwise): a query dials the peers closest to the key, on a small mesh
+ * gossipsub's mesh degree: the peers a node passes each offer to (D), and how many it
+ * keeps before pruning (Dhi). A node that joined through one bootstrap peer has that hub
+ * as its only topic peer at first; a hub with gossipsub's default Dhi of 12 would pass
+ * offers on to a dozen peers and leave the rest to lazy gossip a heartbeat later.
+ */
+const GOSSIP_D = 8;
+const GOSSIP_DHI = 64;
+const JOB_DIAL_ATTEMPTS = 3;
+/**
+ * How often a node that holds offers asks the DHT for providers it does not know (the
+ * topic keeps it current otherwise): a query dials the peers closest to the key, on a small mesh
  * all of them. A node that holds none, or has no peer (just started, or cut off), asks
  * every DISCOVER_MS.
  */
 const DISCOVER_MS = 15_000;
-/** How often a node that holds offers and has peers asks: pushes keep it current. */
+/** How often a node that holds offers and has peers asks: the topic keeps it current. */
 const DISCOVER_SETTLED_MS = 300_000;
-/** How long the side that was dialled waits for the dialler to start the swap. */
-const INBOUND_SWAP_WAIT_MS = 1_000;
+/** How long the side that was dialled waits for the dialler's offer before it reads the dialler's book. */
+const INBOUND_READ_WAIT_MS = 1_000;
 /**
  * A node provides OFFERS_KEY when it joins (a first node: when its first peer comes) and
  * every PROVIDE_MS: a provide dials the 20 peers closest to the key. Provider records last
@@ -130,18 +153,18 @@ export class Mesh {
   private timers: NodeJS.Timeout[] = [];
   private publishTimer?: NodeJS.Timeout;
   private publishedAt = 0;
-  private flushTimer?: NodeJS.Timeout;
-  /** Offers waiting to be pushed, by peer id, with the peer each came from. */
-  private readonly outbox = new Map<string, { signed: SignedOffer; from?: string }>();
   private stopped = false;
   private discoveredAt = 0;
   /**
-   * When this node last swapped books with each peer. Books are swapped on a connection to a
-   * peer whose offer this node does not hold (a newcomer, or one back from a partition), at
-   * most once per offer ttl; not on every connection: the DHT opens and drops connections
-   * all the time, and a full swap costs both sides the whole book.
+   * When this node last read each peer's book. It reads a book on meeting a peer whose offer
+   * it does not hold (a newcomer, or one back from a partition), at most once per offer ttl;
+   * not on every connection: the DHT opens and drops connections all the time.
    */
-  private readonly swapped = new Map<string, number>();
+  private readonly read = new Map<string, number>();
+  /** When each peer read this node's book in the current offer ttl (at most BOOK_READS_PER_TTL). */
+  private readonly readsBy = new Map<string, number[]>();
+  /** When each peer's last accepted offers came in (at most OFFERS_PER_PEER_PER_SECOND). */
+  private readonly accepted = new Map<string, number[]>();
   private readonly log: Logger;
   private readonly guard: PeerGuard;
   private reach?: ReachabilityService;
@@ -236,6 +259,7 @@ export class Mesh {
         ...(options.client
           ? {}
           : {
+              pubsub: gossipsub(gossipOptions()),
               autoNAT: autoNAT(),
               dcutr: dcutr(),
               reachability: reachability({ mode: relay.mode, log: options.log, onChange: () => this.requestPublish() }),
@@ -272,19 +296,22 @@ export class Mesh {
         maxInboundStreams: 256,
         runOnLimitedConnection: true,
       });
+      const pubsub = this.pubsub!;
+      pubsub.topicValidators.set(OFFERS_TOPIC, (peer, message) => this.validate(peer.toString(), message));
+      pubsub.subscribe(OFFERS_TOPIC);
     }
     node.addEventListener('peer:identify', (event) => {
       const { peerId, protocols, connection } = event.detail;
       if (!protocols.includes(PROTOCOLS.offer)) return;
       const id = peerId.toString();
-      // A client holds no book worth keeping: it swaps with every peer it meets.
-      const wanted = () => (options.client || !this.book.get(id)) && Date.now() - (this.swapped.get(id) ?? -Infinity) > options.offerTtlMs;
-      // One swap carries both books: the side that dialled starts it, the other only if
-      // none came within a second (the dialler may be an older node, or may hold our offer).
+      // A client holds no book worth keeping: it reads the book of every peer it meets.
+      const wanted = () => (options.client || !this.book.get(id)) && Date.now() - (this.read.get(id) ?? -Infinity) > options.offerTtlMs;
+      // The side that dialled reads; the other only if the dialler's offer did not come
+      // with its read within a second (it may hold this node's offer already).
       if (connection.direction === 'outbound') {
-        if (wanted()) void this.exchange(peerId);
+        if (wanted()) void this.readBook(peerId);
       } else {
-        this.later(INBOUND_SWAP_WAIT_MS, () => wanted() && this.exchange(peerId));
+        this.later(INBOUND_READ_WAIT_MS, () => wanted() && this.readBook(peerId));
       }
     });
     if (!options.client && options.bootstrap.length === 0) {
@@ -302,7 +329,10 @@ export class Mesh {
       if (cutOff || Date.now() - this.discoveredAt >= DISCOVER_SETTLED_MS) return this.discover();
     });
     this.every(options.offerTtlMs, () => {
-      for (const [peer, at] of this.swapped) if (Date.now() - at > options.offerTtlMs) this.swapped.delete(peer);
+      const now = Date.now();
+      for (const [peer, at] of this.read) if (now - at > options.offerTtlMs) this.read.delete(peer);
+      for (const [peer, times] of this.readsBy) if (times.every((at) => now - at > options.offerTtlMs)) this.readsBy.delete(peer);
+      for (const [peer, times] of this.accepted) if (times.every((at) => now - at >= 1000)) this.accepted.delete(peer);
     });
     this.bootstrapLoop();
   }
@@ -311,8 +341,11 @@ export class Mesh {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.publishTimer);
-    clearTimeout(this.flushTimer);
     await this.node?.stop();
+  }
+
+  private get pubsub(): GossipSub | undefined {
+    return (this.node?.services as { pubsub?: GossipSub } | undefined)?.pubsub;
   }
 
   /** Re-publishes soon if the offer changed; many changes in a burst make one offer. */
@@ -325,9 +358,13 @@ export class Mesh {
     }, wait);
   }
 
-  /** Signs the current offer and pushes it to every connected peer. */
+  /**
+   * Signs the current offer and publishes it on the offers topic; within
+   * MIN_PUBLISH_INTERVAL_MS of the last, later (peers take more than a few a second for a flood).
+   */
   async publish(options: { onlyIfChanged?: boolean } = {}): Promise<void> {
     if (this.stopped || !this.node) return;
+    if (Date.now() - this.publishedAt < MIN_PUBLISH_INTERVAL_MS) return this.requestPublish();
     try {
       const fields = await this.options.describe();
       const { seq: _s, issuedAt: _i, expiresAt: _e, v: _v, peerId: _p, ...last } = this.own?.offer ?? {};
@@ -337,7 +374,7 @@ export class Mesh {
       this.seq = Math.max(this.seq + 1, now);
       const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.options.offerTtlMs };
       this.own = await signOffer(offer, this.options.identity.privateKey);
-      this.push([this.own]);
+      await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
     }
@@ -383,7 +420,7 @@ export class Mesh {
         found++;
         if (this.book.get(provider.id.toString())) continue;
         if (provider.multiaddrs.length > 0) await this.node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs });
-        await this.exchange(provider.id);
+        await this.readBook(provider.id);
       }
     } catch (err) {
       if (!signal.aborted) this.log.debug(`discovery: ${messageOf(err)}`);
@@ -452,26 +489,33 @@ export class Mesh {
     }
   }
 
-  /** Sends a hello with everything we know and takes everything the peer knows. */
-  private async exchange(peer: PeerId, attempt = 1): Promise<void> {
+  /**
+   * Reads `peer`'s book: one request, answered in pages of BOOK_PAGE offers. This node's own
+   * offer goes with the request; the peer publishes it on the topic if it is new there.
+   */
+  private async readBook(peer: PeerId, attempt = 1): Promise<void> {
     if (!this.node || this.stopped) return;
+    const id = peer.toString();
+    this.read.set(id, Date.now());
     let stream: Stream | undefined;
-    this.swapped.set(peer.toString(), Date.now());
     try {
-      const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-      stream = await this.openStream(peer, PROTOCOLS.offer, signal);
+      stream = await this.openStream(peer, PROTOCOLS.offer, AbortSignal.timeout(BOOK_TIMEOUT_MS));
       const channel = jsonChannel(stream);
-      await channel.write({ type: 'hello', offers: this.known() }, { signal });
-      const reply = await channel.read<{ type?: string; offers?: unknown }>({ signal });
-      if (reply?.type !== 'offers') throw new ProtocolError(`expected "offers", got ${JSON.stringify(reply?.type)}`);
-      await this.take(reply.offers, peer.toString());
+      await channel.write({ type: 'read', ...(this.own ? { offer: this.own } : {}) }, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      for (let pages = 1; ; pages++) {
+        const page = await channel.read<{ type?: string; offers?: unknown; more?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+        if (page?.type !== 'page') throw new ProtocolError(`expected "page", got ${JSON.stringify(page?.type)}`);
+        await this.take(page.offers, id);
+        if (page.more !== true) break;
+        if (pages === MAX_BOOK_PAGES) throw new ProtocolError(`a book of more than ${MAX_BOOK_PAGES} pages`);
+      }
       await stream.close();
     } catch (err) {
       stream?.abort(err as Error);
       if (this.stopped) return;
-      this.log.debug(`offer exchange with ${peer} failed (attempt ${attempt}): ${messageOf(err)}`);
-      // A busy peer can miss the first swap; else they would meet only at the next republish.
-      if (attempt < EXCHANGE_ATTEMPTS) this.later(500 * attempt, () => this.exchange(peer, attempt + 1));
+      this.log.debug(`reading the book of ${id} failed (attempt ${attempt}): ${messageOf(err)}`);
+      // A busy peer can miss the first read; else this node would wait for every offer's next publication.
+      if (attempt < BOOK_ATTEMPTS) this.later(500 * attempt, () => this.readBook(peer, attempt + 1));
     }
   }
 
@@ -479,79 +523,82 @@ export class Mesh {
     return this.own ? [this.own, ...this.book.signedOffers()] : this.book.signedOffers();
   }
 
-  /**
-   * Queues offers for the connected peers (not back to `from`, nor to the offer's own
-   * node). Offers queued within PUSH_BATCH_MS leave together, one stream per peer: a hub
-   * that hears many joins at once sends each peer one batch, not one stream per join.
-   */
-  private push(offers: SignedOffer[], from?: string): void {
-    for (const signed of offers) this.outbox.set(signed.offer.peerId, { signed, ...(from ? { from } : {}) });
-    if (this.outbox.size > 0 && !this.flushTimer) {
-      this.flushTimer = setTimeout(() => void this.flush(), PUSH_BATCH_MS);
-    }
-  }
-
-  private async flush(): Promise<void> {
-    this.flushTimer = undefined;
-    const batch = [...this.outbox.values()];
-    this.outbox.clear();
-    if (!this.node || this.stopped || batch.length === 0) return;
-    await Promise.allSettled(
-      this.node.getPeers().map(async (peer) => {
-        const id = peer.toString();
-        const offers = batch.filter((b) => b.from !== id && b.signed.offer.peerId !== id).map((b) => b.signed);
-        if (offers.length === 0) return;
-        // A peer not yet identified is tried anyway: skipping it would leave it without
-        // these offers until the next republish. One known not to speak the protocol is skipped.
-        const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
-        if (protocols.length > 0 && !protocols.includes(PROTOCOLS.offer)) return;
-        const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-        const stream = await this.openStream(peer, PROTOCOLS.offer, signal);
-        try {
-          await jsonChannel(stream).write({ type: 'push', offers }, { signal });
-          await stream.close({ signal });
-        } catch (err) {
-          stream.abort(err as Error);
-        }
-      }),
-    );
-  }
-
-  /** Admits offers from `from`; new ones are added to the peer store and passed on. */
+  /** Admits offers from a page of `from`'s book; new ones' addresses go to the peer store. */
   private async take(raw: unknown, from: string): Promise<void> {
     if (!Array.isArray(raw)) throw new ProtocolError('offers must be an array');
-    if (raw.length > MAX_OFFERS_PER_MESSAGE) throw new ProtocolError(`too many offers (${raw.length})`);
-    const fresh: SignedOffer[] = [];
+    if (raw.length > BOOK_PAGE) throw new ProtocolError(`too many offers in a page (${raw.length})`);
+    let fresh = 0;
     for (const item of raw) {
       const verdict = await this.book.consider(item);
       if (verdict === 'accepted') {
-        const signed = item as SignedOffer;
-        fresh.push(signed);
-        const addrs = signed.offer.multiaddrs.flatMap((a) => {
-          try {
-            return [multiaddr(a)];
-          } catch {
-            return [];
-          }
-        });
-        if (addrs.length > 0) {
-          await this.node?.peerStore.merge(peerIdFromString(signed.offer.peerId), { multiaddrs: addrs }).catch(() => {});
-        }
+        fresh++;
+        await this.remember(item as SignedOffer);
       } else if (verdict === 'forged' || verdict === 'malformed') {
-        const who = (item as SignedOffer)?.offer?.peerId ?? 'unknown';
-        this.log.warn(`dropped a ${verdict} offer for ${who} received from ${from}`);
+        this.log.warn(`dropped a ${verdict} offer for ${(item as SignedOffer)?.offer?.peerId ?? 'unknown'} received from ${from}`);
       }
     }
-    if (fresh.length > 0) {
-      this.options.onOffersChanged?.();
-      // An offer that came from its own node is passed on to every other connection;
-      // one that came second-hand is not. An update then costs one message per neighbour
-      // of a neighbour rather than a flood, and a mesh joined through a common bootstrap
-      // (diameter two) hears everything. Farther peers are met by DHT discovery, whose
-      // hello swaps all offers.
-      const firstHand = fresh.filter((o) => o.offer.peerId === from);
-      this.push(firstHand, from);
+    if (fresh > 0) this.options.onOffersChanged?.();
+  }
+
+  /** The peer store learns where an offer's node listens. */
+  private async remember(signed: SignedOffer): Promise<void> {
+    const addrs = signed.offer.multiaddrs.flatMap((a) => {
+      try {
+        return [multiaddr(a)];
+      } catch {
+        return [];
+      }
+    });
+    if (addrs.length > 0) await this.node?.peerStore.merge(peerIdFromString(signed.offer.peerId), { multiaddrs: addrs }).catch(() => {});
+  }
+
+  /**
+   * gossipsub's check of an offer before it is delivered and passed on. Reject (the peer
+   * that passed it on loses score, and offends here): too big, not JSON, forged, malformed,
+   * or more than OFFERS_PER_PEER_PER_SECOND from the offer's own node. Ignore (no penalty):
+   * replayed or already held, expired in flight, this node's own, a book with no room, or a
+   * burst passed on by others (they may reorder it).
+   */
+  private async validate(peer: string, message: Message): Promise<TopicValidatorResult> {
+    const reject = (why: string) => {
+      this.log.warn(`dropped an offer from ${peer}: ${why}`);
+      this.guard.offended(peer, 'sent invalid offers');
+      return TopicValidatorResult.Reject;
+    };
+    if (message.data.length > MAX_OFFER_BYTES) return reject(`${message.data.length} bytes`);
+    let signed: SignedOffer;
+    try {
+      signed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(message.data)) as SignedOffer;
+    } catch {
+      return reject('not JSON');
     }
+    const owner = String(signed?.offer?.peerId);
+    const now = Date.now();
+    const recent = (this.accepted.get(owner) ?? []).filter((at) => now - at < 1000);
+    if (recent.length >= OFFERS_PER_PEER_PER_SECOND) {
+      return peer === owner ? reject(`more than ${OFFERS_PER_PEER_PER_SECOND} offers a second`) : TopicValidatorResult.Ignore;
+    }
+    const verdict = await this.book.consider(signed);
+    if (verdict === 'forged' || verdict === 'malformed') return reject(`a ${verdict} offer for ${owner}`);
+    if (verdict !== 'accepted') return TopicValidatorResult.Ignore;
+    recent.push(now);
+    this.accepted.set(owner, recent);
+    await this.remember(signed);
+    this.options.onOffersChanged?.();
+    return TopicValidatorResult.Accept;
+  }
+
+  /** The offer a peer hands over with a read of this node's book: its own, published on the topic for it when new. */
+  private async handedOver(raw: unknown, from: string): Promise<void> {
+    const owner = (raw as SignedOffer | null)?.offer?.peerId;
+    if (owner !== from) throw new ProtocolError(`handed over an offer for ${String(owner)}`);
+    const verdict = await this.book.consider(raw);
+    if (verdict === 'forged' || verdict === 'malformed') throw new ProtocolError(`handed over a ${verdict} offer`);
+    if (verdict !== 'accepted') return;
+    const signed = raw as SignedOffer;
+    await this.remember(signed);
+    this.options.onOffersChanged?.();
+    await this.pubsub?.publish(OFFERS_TOPIC, offerMessage(signed)).catch((err: unknown) => this.log.debug(`publishing the offer of ${from}: ${messageOf(err)}`));
   }
 
   /** Whether `from` may open this stream now; a stream past its rate is reset. */
@@ -573,17 +620,20 @@ export class Mesh {
     if (!this.admitted(stream, from, PROTOCOLS.offer)) return;
     try {
       const channel = jsonChannel(stream);
-      const message = await channel.read<{ type?: string; offers?: unknown }>({
-        signal: AbortSignal.timeout(EXCHANGE_TIMEOUT_MS),
-      });
-      if (message?.type === 'hello') {
-        this.swapped.set(from, Date.now());
-        await channel.write({ type: 'offers', offers: this.known() });
-        await this.take(message.offers, from);
-      } else if (message?.type === 'push') {
-        await this.take(message.offers, from);
-      } else {
-        throw new ProtocolError(`unknown message type ${JSON.stringify(message?.type)}`);
+      const message = await channel.read<{ type?: string; offer?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      if (message?.type !== 'read') throw new ProtocolError(`unknown message type ${JSON.stringify(message?.type)}`);
+      const now = Date.now();
+      const reads = (this.readsBy.get(from) ?? []).filter((at) => now - at <= this.options.offerTtlMs);
+      if (reads.length >= BOOK_READS_PER_TTL) {
+        throw new ProtocolError(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
+      }
+      reads.push(now);
+      this.readsBy.set(from, reads);
+      if (message.offer !== undefined) await this.handedOver(message.offer, from);
+      const offers = this.known();
+      for (let i = 0; i === 0 || i < offers.length; i += BOOK_PAGE) {
+        const page = { type: 'page', offers: offers.slice(i, i + BOOK_PAGE), more: i + BOOK_PAGE < offers.length };
+        await channel.write(page, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       }
       await stream.close();
     } catch (err) {
@@ -618,4 +668,48 @@ async function listening<T>(options: { host: string; port: number }, start: () =
       { cause: err },
     );
   }
+}
+
+function offerMessage(signed: SignedOffer): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(signed));
+}
+
+/**
+ * gossipsub as the offers topic uses it. Messages carry no gossipsub signature: an offer is
+ * signed by its own node's key, which the validator checks, and any node may publish a
+ * peer's offer (the one a newcomer hands over). Scores come from misbehaviour only: each
+ * invalid offer a peer passes on counts (squared, weight -20, decaying by 1 % a second), so
+ * one costs -20 (below the gossip threshold of -10: no gossip to or from it) and two -80
+ * (graylisted: all it sends is ignored) until they decay; the validator's offences ban it
+ * after a few. Many peers behind one IP address lose score too (gossipsub's colocation
+ * factor), except on loopback, where a development mesh lives.
+ */
+function gossipOptions(): Parameters<typeof gossipsub>[0] {
+  return {
+    globalSignaturePolicy: StrictNoSign,
+    emitSelf: false,
+    fallbackToFloodsub: false,
+    allowPublishToZeroTopicPeers: true,
+    ignoreDuplicatePublishError: true,
+    runOnLimitedConnection: true,
+    allowedTopics: [OFFERS_TOPIC],
+    maxInboundDataLength: MAX_OFFER_BYTES,
+    D: GOSSIP_D,
+    Dlo: GOSSIP_D / 2,
+    Dhi: GOSSIP_DHI,
+    scoreParams: {
+      IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),
+      topics: {
+        [OFFERS_TOPIC]: createTopicScoreParams({
+          topicWeight: 1,
+          timeInMeshWeight: 0,
+          firstMessageDeliveriesWeight: 0,
+          meshMessageDeliveriesWeight: 0,
+          meshFailurePenaltyWeight: 0,
+          invalidMessageDeliveriesWeight: -20,
+          invalidMessageDeliveriesDecay: 0.99,
+        }),
+      },
+    },
+  };
 }

@@ -8,7 +8,8 @@ import type { Stream } from '@libp2p/interface';
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils';
 
 export const PROTOCOLS = {
-  offer: '/gridx/offer/1.0.0',
+  /** A peer's offer book, read in pages (offers themselves travel by gossipsub). */
+  offer: '/gridx/offer/2.0.0',
   job: '/gridx/job/1.0.0',
 } as const;
 

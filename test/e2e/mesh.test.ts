@@ -2,6 +2,7 @@
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { type GossipSub, StrictNoSign, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
@@ -9,6 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { OFFERS_TOPIC } from '../../src/mesh/mesh.js';
 import { signOffer } from '../../src/mesh/offer-book.js';
 import { PROTOCOLS, jsonChannel } from '../../src/mesh/wire.js';
 import { signedBytes } from '../../src/domain/result-digest.js';
@@ -139,7 +141,7 @@ describe('a five-node mesh of processes', () => {
   });
 
   describe('hostile peers', () => {
-    let attacker: Libp2p;
+    let attacker: Libp2p<{ pubsub: GossipSub }>;
     let attackerKey: Awaited<ReturnType<typeof generateKeyPair>>;
     const extras: Libp2p[] = [];
     const newPeer = async (privateKey?: typeof attackerKey) => {
@@ -149,10 +151,21 @@ describe('a five-node mesh of processes', () => {
         transports: [tcp()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
-        services: { identify: identify() },
+        services: {
+          identify: identify(),
+          pubsub: gossipsub({ globalSignaturePolicy: StrictNoSign, allowPublishToZeroTopicPeers: true, fallbackToFloodsub: false }),
+        },
       });
+      peer.services.pubsub.subscribe(OFFERS_TOPIC);
       extras.push(peer);
       return peer;
+    };
+    /** Publishes `signed` on the offers topic once node 0 is known to subscribe to it. */
+    const publishOffer = async (from: Libp2p<{ pubsub: GossipSub }>, signed: unknown) => {
+      await from.dial(multiaddr(p2pAddress(nodes[0]!)));
+      const target = (await new GridxClient(nodes[0]!.url).status()).peerId;
+      await eventually(async () => from.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), (ids) => ids.includes(target), 10_000);
+      await from.services.pubsub.publish(OFFERS_TOPIC, new TextEncoder().encode(JSON.stringify(signed)));
     };
     beforeAll(async () => {
       attackerKey = await generateKeyPair('Ed25519');
@@ -162,7 +175,7 @@ describe('a five-node mesh of processes', () => {
       await Promise.all(extras.map((p) => p.stop()));
     });
 
-    /** The attacker pushes an offer (its own, validly signed) that ranks it first: idle, many slots, the image cached. */
+    /** The attacker publishes an offer (its own, validly signed) that ranks it first: idle, many slots, the image cached. */
     async function advertiseIdle(a: GridxClient): Promise<void> {
       const template = (await a.peers()).peers.find((p) => p.peerId !== attacker.peerId.toString())!.offer;
       const now = Date.now();
@@ -181,9 +194,7 @@ describe('a five-node mesh of processes', () => {
         },
         attackerKey,
       );
-      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
-      await jsonChannel(stream).write({ type: 'push', offers: [lie] });
-      await stream.close();
+      await publishOffer(attacker, lie);
     }
 
     it('garbage, truncated and oversized messages on every protocol: stream reset, node fine, the sender banned', async () => {
@@ -205,7 +216,7 @@ describe('a five-node mesh of processes', () => {
       }
       const status = await new GridxClient(nodes[0]!.url).status();
       expect(status.peers).toBeGreaterThanOrEqual(3);
-      await eventually(async () => nodes[0]!.output(), (out) => /\/gridx\/(offer|job)\/1\.0\.0 from \S+: .*stream reset/.test(out));
+      await eventually(async () => nodes[0]!.output(), (out) => /\/gridx\/(offer\/2|job\/1)\.0\.0 from \S+: .*stream reset/.test(out));
       await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${vandal.peerId} sent`) && out.includes('kept out for 600s'));
       const opened = await vandal.dialProtocol(target, PROTOCOLS.offer, { signal: AbortSignal.timeout(5000) }).then(() => true, () => false);
       expect(opened).toBe(false);
@@ -230,6 +241,43 @@ describe('a five-node mesh of processes', () => {
       await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${flooder.peerId} opens /gridx/job/1.0.0 streams faster than 20/s`));
     });
 
+    it('a peer flooding offers is dropped past ten a second and banned; jobs submitted meanwhile are placed and run', async () => {
+      const key = await generateKeyPair('Ed25519');
+      const flooder = await newPeer(key);
+      const a = new GridxClient(nodes[0]!.url);
+      const template = (await a.peers()).peers[0]!.offer;
+      const now = Date.now();
+      const own = (i: number) =>
+        signOffer({ ...template, peerId: flooder.peerId.toString(), apiUrl: 'http://127.0.0.1:9', multiaddrs: [], seq: now + i, issuedAt: now, expiresAt: now + 60_000 }, key);
+      await publishOffer(flooder, await own(0));
+      const flood = (async () => {
+        for (let i = 1; i < 200; i++) await flooder.services.pubsub.publish(OFFERS_TOPIC, new TextEncoder().encode(JSON.stringify(await own(i)))).catch(() => {});
+      })();
+      const jobs = await Promise.all([1, 2, 3].map((i) => a.submit({ image, command: ['echo', `placed ${i}`] })));
+      await flood;
+      for (const [i, job] of jobs.entries()) expect(job).toMatchObject({ status: 'completed', stdout: `placed ${i + 1}\n` });
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`dropped an offer from ${flooder.peerId}: more than 10 offers a second`));
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`peer ${flooder.peerId} sent invalid offers`));
+      // Its only connection, to node 0, is closed.
+      await eventually(async () => flooder.getConnections().length, (n) => n === 0);
+    });
+
+    it('a peer that reads this node\'s whole book over and over is cut off after three reads per offer ttl', async () => {
+      const reader = await newPeer();
+      const target = multiaddr(p2pAddress(nodes[0]!));
+      const read = async () => {
+        const stream = await reader.dialProtocol(target, PROTOCOLS.offer);
+        const channel = jsonChannel(stream);
+        await channel.write({ type: 'read' });
+        const page = await channel.read<{ type: string; offers: unknown[]; more: boolean }>();
+        await stream.close().catch(() => {});
+        return page;
+      };
+      for (let i = 0; i < 3; i++) expect(await read()).toMatchObject({ type: 'page', more: false, offers: expect.any(Array) });
+      await expect(read()).rejects.toThrow();
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`from ${reader.peerId}: read this node's book more than 3 times in 30s`));
+    });
+
     it('a forged offer in another peer’s name is dropped, with a log line', async () => {
       const a = new GridxClient(nodes[0]!.url);
       const peers = await a.peers();
@@ -238,10 +286,8 @@ describe('a five-node mesh of processes', () => {
         { ...victim, apiUrl: 'http://127.0.0.66:1', seq: victim.seq + 1_000_000, slots: { total: 64, free: 64 } },
         await generateKeyPair('Ed25519'),
       );
-      const stream = await attacker.dialProtocol(multiaddr(p2pAddress(nodes[0]!)), PROTOCOLS.offer);
-      await jsonChannel(stream).write({ type: 'push', offers: [forged] });
-      await stream.close();
-      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`dropped a forged offer for ${victim.peerId}`));
+      await publishOffer(attacker, forged);
+      await eventually(async () => nodes[0]!.output(), (out) => out.includes(`dropped an offer from ${attacker.peerId}: a forged offer for ${victim.peerId}`));
       const after = await a.peers();
       const same = after.peers.find((p) => p.offer.peerId === victim.peerId)!;
       expect(same.offer.apiUrl).toBe(victim.apiUrl);

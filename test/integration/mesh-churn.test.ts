@@ -17,7 +17,8 @@ it('a node whose offer changes every few milliseconds stays connected to, and cu
   const busyId = busy.node.peerMesh!.peerId;
   await eventually(async () => peer.node.peerMesh!.book.get(busyId), (offer) => offer !== undefined);
   // Short jobs end as fast as they start, and each start and end changes the busy node's
-  // offer; here it is re-signed every 5 ms for two seconds, each time pushed to its peer.
+  // offer; here it is asked to publish every 5 ms for two seconds (it publishes at most
+  // four a second, and its peer drops a node's offers past ten a second as a flood).
   const jobs = Promise.all(Array.from({ length: 200 }, () => busy.client.submit({ image: 'gridx/busybox:local', command: 'true', pin: true })));
   for (let i = 0; i < 400; i++) {
     void busy.node.peerMesh!.publish();
