@@ -59,10 +59,18 @@ const MAX_BOOK_PAGES = Math.ceil((OFFER_BOOK_CAPACITY + 1) / BOOK_PAGE);
 const BOOK_TIMEOUT_MS = 5_000;
 /**
  * Reads of this node's book one peer may start per offer ttl: one when it meets this node,
- * and retries. A read sends up to the whole book (7 MB at 10,000 offers) for a request of a
- * few hundred bytes; more reads are an offence.
+ * the follow-up, and retries. A read sends up to the whole book (7 MB at 10,000 offers) for
+ * a request of a few hundred bytes; more reads are an offence.
  */
-const BOOK_READS_PER_TTL = 3;
+const BOOK_READS_PER_TTL = 4;
+/**
+ * A node that read a peer's book reads what came to the peer since, this long after: an
+ * offer the peer took between the two may not have reached this node by the topic (the
+ * two were still exchanging subscriptions), and would wait for its next publication.
+ */
+const FOLLOW_UP_MS = 1_000;
+/** How long a read waits for the reader's subscription to the topic (subscribed()). */
+const SUBSCRIPTION_WAIT_MS = 1_000;
 /** Largest offer message on the topic; an offer is well under a kilobyte. */
 const MAX_OFFER_BYTES = 64 * 1024;
 /** Offers of one peer accepted in a second; past it they are dropped (and their publisher, if it sent them itself, offends). */
@@ -493,7 +501,7 @@ export class Mesh {
    * Reads `peer`'s book: one request, answered in pages of BOOK_PAGE offers. This node's own
    * offer goes with the request; the peer publishes it on the topic if it is new there.
    */
-  private async readBook(peer: PeerId, attempt = 1): Promise<void> {
+  private async readBook(peer: PeerId, attempt = 1, since?: number): Promise<void> {
     if (!this.node || this.stopped) return;
     const id = peer.toString();
     this.read.set(id, Date.now());
@@ -501,26 +509,32 @@ export class Mesh {
     try {
       stream = await this.openStream(peer, PROTOCOLS.offer, AbortSignal.timeout(BOOK_TIMEOUT_MS));
       const channel = jsonChannel(stream);
-      await channel.write({ type: 'read', ...(this.own ? { offer: this.own } : {}) }, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      const request = { type: 'read', ...(since === undefined && this.own ? { offer: this.own } : {}), ...(since === undefined ? {} : { since }) };
+      await channel.write(request, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      let at: unknown;
       for (let pages = 1; ; pages++) {
-        const page = await channel.read<{ type?: string; offers?: unknown; more?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+        const page = await channel.read<{ type?: string; offers?: unknown; more?: unknown; at?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
         if (page?.type !== 'page') throw new ProtocolError(`expected "page", got ${JSON.stringify(page?.type)}`);
         await this.take(page.offers, id);
+        at ??= page.at;
         if (page.more !== true) break;
         if (pages === MAX_BOOK_PAGES) throw new ProtocolError(`a book of more than ${MAX_BOOK_PAGES} pages`);
       }
       await stream.close();
+      if (since === undefined && !this.options.client && typeof at === 'number') this.later(FOLLOW_UP_MS, () => this.readBook(peer, 1, at as number));
     } catch (err) {
       stream?.abort(err as Error);
       if (this.stopped) return;
       this.log.debug(`reading the book of ${id} failed (attempt ${attempt}): ${messageOf(err)}`);
       // A busy peer can miss the first read; else this node would wait for every offer's next publication.
-      if (attempt < BOOK_ATTEMPTS) this.later(500 * attempt, () => this.readBook(peer, attempt + 1));
+      if (attempt < BOOK_ATTEMPTS) this.later(500 * attempt, () => this.readBook(peer, attempt + 1, since));
     }
   }
 
-  private known(): SignedOffer[] {
-    return this.own ? [this.own, ...this.book.signedOffers()] : this.book.signedOffers();
+  /** This node's own offer and those it holds; those it took (or signed) at or after `since`. */
+  private known(since = -Infinity): SignedOffer[] {
+    const held = this.book.signedOffers(Date.now(), since);
+    return this.own && this.own.offer.issuedAt >= since ? [this.own, ...held] : held;
   }
 
   /** Admits offers from a page of `from`'s book; new ones' addresses go to the peer store. */
@@ -620,8 +634,9 @@ export class Mesh {
     if (!this.admitted(stream, from, PROTOCOLS.offer)) return;
     try {
       const channel = jsonChannel(stream);
-      const message = await channel.read<{ type?: string; offer?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      const message = await channel.read<{ type?: string; offer?: unknown; since?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       if (message?.type !== 'read') throw new ProtocolError(`unknown message type ${JSON.stringify(message?.type)}`);
+      if (message.since !== undefined && typeof message.since !== 'number') throw new ProtocolError('"since" must be a time in ms');
       const now = Date.now();
       const reads = (this.readsBy.get(from) ?? []).filter((at) => now - at <= this.options.offerTtlMs);
       if (reads.length >= BOOK_READS_PER_TTL) {
@@ -630,15 +645,41 @@ export class Mesh {
       reads.push(now);
       this.readsBy.set(from, reads);
       if (message.offer !== undefined) await this.handedOver(message.offer, from);
-      const offers = this.known();
+      await this.subscribed(connection.remotePeer);
+      // `at` is this node's clock: a follow-up read asks for what came since.
+      const at = Date.now();
+      const offers = this.known(message.since);
       for (let i = 0; i === 0 || i < offers.length; i += BOOK_PAGE) {
-        const page = { type: 'page', offers: offers.slice(i, i + BOOK_PAGE), more: i + BOOK_PAGE < offers.length };
+        const page = { type: 'page', offers: offers.slice(i, i + BOOK_PAGE), more: i + BOOK_PAGE < offers.length, at };
         await channel.write(page, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       }
       await stream.close();
     } catch (err) {
       this.failed(stream, from, PROTOCOLS.offer, err);
     }
+  }
+
+  /**
+   * Waits (up to SUBSCRIPTION_WAIT_MS) until `peer`, if it speaks gossipsub, is known to be
+   * on the offers topic: offers this node takes after that reach it by the topic, so a book
+   * read from here on misses none.
+   */
+  private async subscribed(peer: PeerId): Promise<void> {
+    const pubsub = this.pubsub;
+    const on = () => pubsub!.getSubscribers(OFFERS_TOPIC).some((p) => p.equals(peer));
+    if (!pubsub || on()) return;
+    const protocols = (await this.node!.peerStore.get(peer).catch(() => undefined))?.protocols ?? [];
+    if (!protocols.some((p) => pubsub.protocols.includes(p))) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pubsub.removeEventListener('subscription-change', check);
+        resolve();
+      };
+      const check = () => on() && done();
+      const timer = setTimeout(done, SUBSCRIPTION_WAIT_MS);
+      pubsub.addEventListener('subscription-change', check);
+    });
   }
 
   private async onJobStream(stream: Stream, connection: Connection): Promise<void> {

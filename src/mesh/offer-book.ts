@@ -33,6 +33,8 @@ export async function verifyOffer(signed: SignedOffer): Promise<boolean> {
 
 interface Entry {
   signed: SignedOffer;
+  /** When this book took the offer (this node's clock). */
+  receivedAt: number;
   /** Peer not to be chosen again before this time (it refused or failed a job). */
   suspendedUntil: number;
   /** Slots handed out (positive) or given back (negative) since the offer arrived. */
@@ -68,14 +70,14 @@ export class OfferBook {
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
     this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: offer.expiresAt });
     const previous = this.entries.get(offer.peerId);
-    this.entries.set(offer.peerId, { signed: s, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
+    this.entries.set(offer.peerId, { signed: s, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
     return 'accepted';
   }
 
-  /** Current, unexpired signed offers (what this node passes on to peers). */
-  signedOffers(now = Date.now()): SignedOffer[] {
+  /** Current, unexpired signed offers (what this node passes on to peers); those it took at or after `since`. */
+  signedOffers(now = Date.now(), since = -Infinity): SignedOffer[] {
     this.prune(now);
-    return [...this.entries.values()].map((e) => e.signed);
+    return [...this.entries.values()].filter((e) => e.receivedAt >= since).map((e) => e.signed);
   }
 
   offers(now = Date.now()): Offer[] {
