@@ -34,7 +34,7 @@ import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { OFFER_BOOK_CAPACITY, OfferBook, signOffer } from './offer-book.js';
+import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, signOffer } from './offer-book.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
@@ -50,17 +50,18 @@ export function offersKey(): Promise<CID> {
 export const DHT_PROTOCOL = '/gridx/kad/1.0.0';
 /** The gossipsub topic offers travel on. */
 export const OFFERS_TOPIC = '/gridx/offers/1';
-/** Offers in one page of a book. */
+/** Offers in one page of a book, and its bytes at most (well inside MAX_MESSAGE_BYTES). */
 const BOOK_PAGE = 1000;
+const BOOK_PAGE_BYTES = 2 * 1024 * 1024;
 const BOOK_ATTEMPTS = 3;
 /** Pages a book may have: a full book (offer-book.ts) and this node's own offer. */
-const MAX_BOOK_PAGES = Math.ceil((OFFER_BOOK_CAPACITY + 1) / BOOK_PAGE);
+const MAX_BOOK_PAGES = Math.ceil(((OFFER_BOOK_CAPACITY + 1) * MAX_OFFER_BYTES) / BOOK_PAGE_BYTES);
 /** How long one page may take to come. */
 const BOOK_TIMEOUT_MS = 5_000;
 /**
  * Reads of this node's book one peer may start per offer ttl: one when it meets this node,
  * the follow-up, and retries. A read sends up to the whole book (7 MB at 10,000 offers) for
- * a request of a few hundred bytes; more reads are an offence.
+ * a request of a few hundred bytes; more are refused.
  */
 const BOOK_READS_PER_TTL = 4;
 /**
@@ -71,8 +72,6 @@ const BOOK_READS_PER_TTL = 4;
 const FOLLOW_UP_MS = 1_000;
 /** How long a read waits for the reader's subscription to the topic (subscribed()). */
 const SUBSCRIPTION_WAIT_MS = 1_000;
-/** Largest offer message on the topic; an offer is well under a kilobyte. */
-const MAX_OFFER_BYTES = 64 * 1024;
 /** Offers of one peer accepted in a second; past it they are dropped (and their publisher, if it sent them itself, offends). */
 const OFFERS_PER_PEER_PER_SECOND = 10;
 /**
@@ -527,7 +526,9 @@ export class Mesh {
       if (this.stopped) return;
       this.log.debug(`reading the book of ${id} failed (attempt ${attempt}): ${messageOf(err)}`);
       // A busy peer can miss the first read; else this node would wait for every offer's next publication.
-      if (attempt < BOOK_ATTEMPTS) this.later(500 * attempt, () => this.readBook(peer, attempt + 1, since));
+      // A peer that sent what it should not is not asked again.
+      const hostile = err instanceof ProtocolError && !(err instanceof StreamEndedError);
+      if (attempt < BOOK_ATTEMPTS && !hostile) this.later(500 * attempt, () => this.readBook(peer, attempt + 1, since));
     }
   }
 
@@ -537,21 +538,29 @@ export class Mesh {
     return this.own && this.own.offer.issuedAt >= since ? [this.own, ...held] : held;
   }
 
-  /** Admits offers from a page of `from`'s book; new ones' addresses go to the peer store. */
+  /**
+   * Admits offers from a page of `from`'s book; new ones' addresses go to the peer store. A
+   * forged or malformed offer ends the read (an honest peer passes on only offers it checked).
+   */
   private async take(raw: unknown, from: string): Promise<void> {
     if (!Array.isArray(raw)) throw new ProtocolError('offers must be an array');
     if (raw.length > BOOK_PAGE) throw new ProtocolError(`too many offers in a page (${raw.length})`);
     let fresh = 0;
-    for (const item of raw) {
-      const verdict = await this.book.consider(item);
-      if (verdict === 'accepted') {
-        fresh++;
-        await this.remember(item as SignedOffer);
-      } else if (verdict === 'forged' || verdict === 'malformed') {
-        this.log.warn(`dropped a ${verdict} offer for ${(item as SignedOffer)?.offer?.peerId ?? 'unknown'} received from ${from}`);
+    try {
+      for (const item of raw) {
+        const verdict = await this.book.consider(item);
+        if (verdict === 'accepted') {
+          fresh++;
+          await this.remember(item as SignedOffer);
+        } else if (verdict === 'forged' || verdict === 'malformed') {
+          this.log.warn(`dropped a ${verdict} offer for ${String((item as SignedOffer | null)?.offer?.peerId)} received from ${from}`);
+          this.guard.offended(from, 'sent forged or malformed offers');
+          throw new ProtocolError(`a ${verdict} offer in its book`);
+        }
       }
+    } finally {
+      if (fresh > 0) this.options.onOffersChanged?.();
     }
-    if (fresh > 0) this.options.onOffersChanged?.();
   }
 
   /** The peer store learns where an offer's node listens. */
@@ -586,7 +595,7 @@ export class Mesh {
     } catch {
       return reject('not JSON');
     }
-    const owner = String(signed?.offer?.peerId);
+    const owner = typeof signed?.offer?.peerId === 'string' ? signed.offer.peerId : '';
     const now = Date.now();
     const recent = (this.accepted.get(owner) ?? []).filter((at) => now - at < 1000);
     if (recent.length >= OFFERS_PER_PEER_PER_SECOND) {
@@ -605,7 +614,7 @@ export class Mesh {
   /** The offer a peer hands over with a read of this node's book: its own, published on the topic for it when new. */
   private async handedOver(raw: unknown, from: string): Promise<void> {
     const owner = (raw as SignedOffer | null)?.offer?.peerId;
-    if (owner !== from) throw new ProtocolError(`handed over an offer for ${String(owner)}`);
+    if (typeof owner !== 'string' || owner !== from) throw new ProtocolError('handed over an offer that is not its own');
     const verdict = await this.book.consider(raw);
     if (verdict === 'forged' || verdict === 'malformed') throw new ProtocolError(`handed over a ${verdict} offer`);
     if (verdict !== 'accepted') return;
@@ -640,7 +649,8 @@ export class Mesh {
       const now = Date.now();
       const reads = (this.readsBy.get(from) ?? []).filter((at) => now - at <= this.options.offerTtlMs);
       if (reads.length >= BOOK_READS_PER_TTL) {
-        throw new ProtocolError(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
+        // Refused, not an offence: an honest peer's retries under load can get here too.
+        throw new Error(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
       }
       reads.push(now);
       this.readsBy.set(from, reads);
@@ -649,10 +659,18 @@ export class Mesh {
       // `at` is this node's clock: a follow-up read asks for what came since.
       const at = Date.now();
       const offers = this.known(message.since);
-      for (let i = 0; i === 0 || i < offers.length; i += BOOK_PAGE) {
-        const page = { type: 'page', offers: offers.slice(i, i + BOOK_PAGE), more: i + BOOK_PAGE < offers.length, at };
-        await channel.write(page, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+      let page: SignedOffer[] = [];
+      let bytes = 0;
+      for (const [i, signed] of offers.entries()) {
+        page.push(signed);
+        bytes += JSON.stringify(signed).length;
+        const last = i === offers.length - 1;
+        if (!last && page.length < BOOK_PAGE && bytes < BOOK_PAGE_BYTES - MAX_OFFER_BYTES) continue;
+        await channel.write({ type: 'page', offers: page, more: !last, at }, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
+        page = [];
+        bytes = 0;
       }
+      if (offers.length === 0) await channel.write({ type: 'page', offers: [], more: false, at }, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       await stream.close();
     } catch (err) {
       this.failed(stream, from, PROTOCOLS.offer, err);

@@ -14,6 +14,11 @@ export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'mal
 
 /** Peers a book holds by default: far past a mesh that one gossip topic serves well. */
 export const OFFER_BOOK_CAPACITY = 10_000;
+/** Largest signed offer, as JSON: an honest one is under a kilobyte, 256 cached image names included well under this. */
+export const MAX_OFFER_BYTES = 32 * 1024;
+/** How far ahead of this node's clock an offer may say it was issued, and the longest ttl it may claim. */
+const CLOCK_SKEW_MS = 60_000;
+const MAX_TTL_MS = 3_600_000;
 
 export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
   const signature = await key.sign(offerBytes(offer));
@@ -60,6 +65,9 @@ export class OfferBook {
     const s = signed as SignedOffer;
     if (s === null || typeof s !== 'object' || malformedOffer(s.offer) !== undefined) return 'malformed';
     const { offer } = s;
+    if (typeof s.signature !== 'string' || JSON.stringify(s).length > MAX_OFFER_BYTES) return 'malformed';
+    // An offer dated ahead, or living long, would outrank and outlast honest ones in a full book.
+    if (offer.issuedAt > now + CLOCK_SKEW_MS || offer.expiresAt - offer.issuedAt > MAX_TTL_MS) return 'malformed';
     if (offer.peerId === this.selfId) return 'self';
     if (offer.expiresAt <= now) return 'expired';
     const replayed = () => offer.seq <= (this.seen.get(offer.peerId)?.seq ?? -1);
@@ -70,7 +78,8 @@ export class OfferBook {
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
     this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: offer.expiresAt });
     const previous = this.entries.get(offer.peerId);
-    this.entries.set(offer.peerId, { signed: s, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
+    // Only what the signature covers is kept and passed on.
+    this.entries.set(offer.peerId, { signed: { offer, signature: s.signature }, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
     return 'accepted';
   }
 

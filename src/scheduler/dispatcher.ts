@@ -69,7 +69,8 @@ export class Dispatcher implements Startable, LeaseHolder {
   /**
    * jobId → peers that refused or failed it → until when that job does not ask them again.
    * It ends: a peer whose connection broke under a job may be back, and may be the only one
-   * that can run it (the job's attempts bound how often that can happen).
+   * that can run it. A failure costs the job an attempt; a refusal does not, so a peer that
+   * keeps refusing is asked again once a minute while the job waits (one stream each time).
    */
   private readonly failedPeers = new Map<string, Map<string, number>>();
   private readonly cancelRequested = new Set<string>();

@@ -207,7 +207,8 @@ describe('node process faults', () => {
     const first = await spawnNode(dataDir, ['--slots', '1']);
     const client = new GridxClient(first.url);
     const nodeId = (await client.status()).nodeId;
-    const script = 'head -c 150000000 /dev/zero > /outputs/big; for i in $(seq 1 300); do echo $i > /outputs/f$i; done';
+    // Enough files that collecting them takes a while even on a fast run: the kill must land inside it.
+    const script = 'head -c 150000000 /dev/zero > /outputs/big; for i in $(seq 1 2000); do echo $i > /outputs/f$i; done';
     const job = await client.submit({ image, command: ['sh', '-c', script] }, { wait: false });
     await eventually(() => client.get(job.id), (j) => j.status === 'running', 20_000);
     // The container is removed before its /outputs is collected: gone while the job still runs.
@@ -223,7 +224,7 @@ describe('node process faults', () => {
     const again = new GridxClient(second.url);
     try {
       const done = await eventually(() => again.get(job.id), (j) => j.finishedAt !== undefined, 60_000);
-      expect(done).toMatchObject({ status: 'completed', outputs: { files: 301, exceeded: false } });
+      expect(done).toMatchObject({ status: 'completed', outputs: { files: 2001, exceeded: false } });
       expect(done.executions!.map((e) => e.status)).toEqual(['interrupted', 'completed']);
       const dest = tempDir('gridx-collect-kill-');
       const manifest = await again.downloadOutputs(job.id, dest);

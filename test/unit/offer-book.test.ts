@@ -68,6 +68,19 @@ describe('offers', () => {
     expect(book.size).toBe(1);
   });
 
+  it('drops bloated offers and offers dated ahead or claiming a long life; keeps only what the signature covers', async () => {
+    const { key, id } = await peer();
+    const book = new OfferBook('self');
+    const now = Date.now();
+    const big = await signOffer(offer(id, { images: Array.from({ length: 256 }, (_, i) => `${'x'.repeat(200)}:${i}`) }), key);
+    expect(await book.consider(big)).toBe('malformed');
+    expect(await book.consider(await signOffer(offer(id, { issuedAt: now + 3_600_000, expiresAt: now + 3_630_000 }), key))).toBe('malformed');
+    expect(await book.consider(await signOffer(offer(id, { expiresAt: now + 7 * 86_400_000 }), key))).toBe('malformed');
+    const padded = { ...(await signOffer(offer(id), key)), junk: 'y'.repeat(1000) };
+    expect(await book.consider(padded)).toBe('accepted');
+    expect(book.signedOffers()[0]).toEqual({ offer: padded.offer, signature: padded.signature });
+  });
+
   it('drops offers once they expire', async () => {
     const p = await peer();
     const book = new OfferBook('me');
