@@ -34,8 +34,9 @@ import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, signOffer } from './offer-book.js';
+import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
+import { RecentEvents } from './recent.js';
 import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
 
@@ -168,16 +169,17 @@ export class Mesh {
    * not on every connection: the DHT opens and drops connections all the time.
    */
   private readonly read = new Map<string, number>();
-  /** When each peer read this node's book in the current offer ttl (at most BOOK_READS_PER_TTL). */
-  private readonly readsBy = new Map<string, number[]>();
-  /** When each peer's last accepted offers came in (at most OFFERS_PER_PEER_PER_SECOND). */
-  private readonly accepted = new Map<string, number[]>();
+  /** Reads of this node's book by each peer in the last offer ttl (at most BOOK_READS_PER_TTL). */
+  private readonly readsBy: RecentEvents;
+  /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
+  private readonly accepted = new RecentEvents(1000);
   private readonly log: Logger;
   private readonly guard: PeerGuard;
   private reach?: ReachabilityService;
 
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
+    this.readsBy = new RecentEvents(options.offerTtlMs);
     this.log = options.log;
     // Without settings (a client, which serves nothing), the documented defaults.
     const guard = options.guard ?? {
@@ -338,8 +340,8 @@ export class Mesh {
     this.every(options.offerTtlMs, () => {
       const now = Date.now();
       for (const [peer, at] of this.read) if (now - at > options.offerTtlMs) this.read.delete(peer);
-      for (const [peer, times] of this.readsBy) if (times.every((at) => now - at > options.offerTtlMs)) this.readsBy.delete(peer);
-      for (const [peer, times] of this.accepted) if (times.every((at) => now - at >= 1000)) this.accepted.delete(peer);
+      this.readsBy.sweep(now);
+      this.accepted.sweep(now);
     });
     this.bootstrapLoop();
   }
@@ -548,10 +550,9 @@ export class Mesh {
     let fresh = 0;
     try {
       for (const item of raw) {
-        const verdict = await this.book.consider(item);
+        const verdict = await this.admit(item);
         if (verdict === 'accepted') {
           fresh++;
-          await this.remember(item as SignedOffer);
         } else if (verdict === 'forged' || verdict === 'malformed') {
           this.log.warn(`dropped a ${verdict} offer for ${String((item as SignedOffer | null)?.offer?.peerId)} received from ${from}`);
           this.guard.offended(from, 'sent forged or malformed offers');
@@ -563,8 +564,11 @@ export class Mesh {
     }
   }
 
-  /** The peer store learns where an offer's node listens. */
-  private async remember(signed: SignedOffer): Promise<void> {
+  /** The book's verdict on an offer from the network; once accepted, the peer store learns where its node listens. */
+  private async admit(raw: unknown): Promise<OfferVerdict> {
+    const verdict = await this.book.consider(raw);
+    if (verdict !== 'accepted') return verdict;
+    const signed = raw as SignedOffer;
     const addrs = signed.offer.multiaddrs.flatMap((a) => {
       try {
         return [multiaddr(a)];
@@ -573,6 +577,7 @@ export class Mesh {
       }
     });
     if (addrs.length > 0) await this.node?.peerStore.merge(peerIdFromString(signed.offer.peerId), { multiaddrs: addrs }).catch(() => {});
+    return verdict;
   }
 
   /**
@@ -596,17 +601,13 @@ export class Mesh {
       return reject('not JSON');
     }
     const owner = typeof signed?.offer?.peerId === 'string' ? signed.offer.peerId : '';
-    const now = Date.now();
-    const recent = (this.accepted.get(owner) ?? []).filter((at) => now - at < 1000);
-    if (recent.length >= OFFERS_PER_PEER_PER_SECOND) {
+    if (this.accepted.count(owner) >= OFFERS_PER_PEER_PER_SECOND) {
       return peer === owner ? reject(`more than ${OFFERS_PER_PEER_PER_SECOND} offers a second`) : TopicValidatorResult.Ignore;
     }
-    const verdict = await this.book.consider(signed);
+    const verdict = await this.admit(signed);
     if (verdict === 'forged' || verdict === 'malformed') return reject(`a ${verdict} offer for ${owner}`);
     if (verdict !== 'accepted') return TopicValidatorResult.Ignore;
-    recent.push(now);
-    this.accepted.set(owner, recent);
-    await this.remember(signed);
+    this.accepted.record(owner);
     this.options.onOffersChanged?.();
     return TopicValidatorResult.Accept;
   }
@@ -615,13 +616,11 @@ export class Mesh {
   private async handedOver(raw: unknown, from: string): Promise<void> {
     const owner = (raw as SignedOffer | null)?.offer?.peerId;
     if (typeof owner !== 'string' || owner !== from) throw new ProtocolError('handed over an offer that is not its own');
-    const verdict = await this.book.consider(raw);
+    const verdict = await this.admit(raw);
     if (verdict === 'forged' || verdict === 'malformed') throw new ProtocolError(`handed over a ${verdict} offer`);
     if (verdict !== 'accepted') return;
-    const signed = raw as SignedOffer;
-    await this.remember(signed);
     this.options.onOffersChanged?.();
-    await this.pubsub?.publish(OFFERS_TOPIC, offerMessage(signed)).catch((err: unknown) => this.log.debug(`publishing the offer of ${from}: ${messageOf(err)}`));
+    await this.pubsub?.publish(OFFERS_TOPIC, offerMessage(raw as SignedOffer)).catch((err: unknown) => this.log.debug(`publishing the offer of ${from}: ${messageOf(err)}`));
   }
 
   /** Whether `from` may open this stream now; a stream past its rate is reset. */
@@ -646,14 +645,11 @@ export class Mesh {
       const message = await channel.read<{ type?: string; offer?: unknown; since?: unknown }>({ signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       if (message?.type !== 'read') throw new ProtocolError(`unknown message type ${JSON.stringify(message?.type)}`);
       if (message.since !== undefined && typeof message.since !== 'number') throw new ProtocolError('"since" must be a time in ms');
-      const now = Date.now();
-      const reads = (this.readsBy.get(from) ?? []).filter((at) => now - at <= this.options.offerTtlMs);
-      if (reads.length >= BOOK_READS_PER_TTL) {
+      if (this.readsBy.count(from) >= BOOK_READS_PER_TTL) {
         // Refused, not an offence: an honest peer's retries under load can get here too.
         throw new Error(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
       }
-      reads.push(now);
-      this.readsBy.set(from, reads);
+      this.readsBy.record(from);
       if (message.offer !== undefined) await this.handedOver(message.offer, from);
       await this.subscribed(connection.remotePeer);
       // `at` is this node's clock: a follow-up read asks for what came since.
