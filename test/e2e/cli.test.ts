@@ -211,14 +211,18 @@ describe('node process faults', () => {
     const script = 'head -c 150000000 /dev/zero > /outputs/big; for i in $(seq 1 2000); do echo $i > /outputs/f$i; done';
     const job = await client.submit({ image, command: ['sh', '-c', script] }, { wait: false });
     await eventually(() => client.get(job.id), (j) => j.status === 'running', 20_000);
-    // The container is removed before its /outputs is collected: gone while the job still runs.
-    await eventually(
-      async () => ((await containersOf(nodeId)).length === 0 ? (await client.get(job.id)).status : 'container'),
-      (s) => s !== 'container',
-      60_000,
-    ).then((status) => expect(status, 'the kill must land during collection').toBe('running'));
-    first.child.kill('SIGKILL');
-    await first.exited;
+    try {
+      // The container is removed before its /outputs is collected: gone while the job still runs.
+      await eventually(
+        async () => ((await containersOf(nodeId)).length === 0 ? (await client.get(job.id)).status : 'container'),
+        (s) => s !== 'container',
+        60_000,
+      ).then((status) => expect(status, 'the kill must land during collection').toBe('running'));
+    } finally {
+      // Killed even when the check fails: a failed run must not leave the node running.
+      first.child.kill('SIGKILL');
+      await first.exited;
+    }
 
     const second = await spawnNode(dataDir, ['--slots', '1']);
     const again = new GridxClient(second.url);
