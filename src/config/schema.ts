@@ -318,13 +318,13 @@ export const SETTINGS = {
   offerTtlMs: {
     key: 'mesh.offer_ttl',
     env: 'GRIDX_OFFER_TTL',
-    expect: 'a duration of at least 2s, such as "30s"',
+    expect: 'a duration from 2s to 1h, such as "30s"',
     parse: (raw: unknown) => {
       const ms = duration(raw);
-      return ms !== undefined && ms >= 2000 ? ms : undefined;
+      return ms !== undefined && ms >= 2000 && ms <= 3_600_000 ? ms : undefined;
     },
     default: () => 30_000,
-    doc: 'How long an offer is valid; it is re-published well before it expires.',
+    doc: 'How long an offer is valid, at least; it is re-signed a third of the way through, and lives longer on a mesh of more than 20 nodes, so that re-signing stays at 2 offers a second across the mesh. Peers drop offers that claim more than 1h.',
   },
   announceApiUrl: {
     key: 'mesh.announce_api_url',

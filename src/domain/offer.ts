@@ -58,6 +58,12 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** What an offer says of its node, less what changes with every signing (seq and dates): equal terms, nothing new. */
+export function offerTerms(offer: Partial<Offer>): string {
+  const { seq: _s, issuedAt: _i, expiresAt: _e, ...terms } = offer;
+  return canonicalJson(terms);
+}
+
 export function offerBytes(offer: Offer): Uint8Array {
   return new TextEncoder().encode(canonicalJson(offer));
 }

@@ -8,7 +8,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { JobSpec } from '../domain/job.js';
-import { type Offer, type SignedOffer, malformedOffer, offerBytes, rankOffers } from '../domain/offer.js';
+import { type Offer, type SignedOffer, malformedOffer, offerBytes, offerTerms, rankOffers } from '../domain/offer.js';
 
 export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self' | 'full';
 
@@ -18,7 +18,7 @@ export const OFFER_BOOK_CAPACITY = 10_000;
 export const MAX_OFFER_BYTES = 32 * 1024;
 /** How far ahead of this node's clock an offer may say it was issued, and the longest ttl it may claim. */
 const CLOCK_SKEW_MS = 60_000;
-const MAX_TTL_MS = 3_600_000;
+export const MAX_TTL_MS = 3_600_000;
 
 export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
   const signature = await key.sign(offerBytes(offer));
@@ -78,8 +78,10 @@ export class OfferBook {
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
     this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: offer.expiresAt });
     const previous = this.entries.get(offer.peerId);
+    // Slots handed out count until an offer with new terms shows them; a re-signing of the same terms does not.
+    const reserved = previous && offerTerms(previous.signed.offer) === offerTerms(offer) ? previous.reserved : 0;
     // Only what the signature covers is kept and passed on.
-    this.entries.set(offer.peerId, { signed: { offer, signature: s.signature }, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved: 0 });
+    this.entries.set(offer.peerId, { signed: { offer, signature: s.signature }, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved });
     return 'accepted';
   }
 
@@ -94,8 +96,8 @@ export class OfferBook {
   }
 
   get(peerId: string, now = Date.now()): Offer | undefined {
-    this.prune(now);
-    return this.entries.get(peerId)?.signed.offer;
+    const offer = this.entries.get(peerId)?.signed.offer;
+    return offer && offer.expiresAt > now ? offer : undefined;
   }
 
   get size(): number {
@@ -121,7 +123,7 @@ export class OfferBook {
     });
   }
 
-  /** Counts a slot of `peerId` as taken until its next offer says otherwise. */
+  /** Counts a slot of `peerId` as taken until an offer with new terms says otherwise. */
   reserve(peerId: string): void {
     const entry = this.entries.get(peerId);
     if (entry) entry.reserved++;

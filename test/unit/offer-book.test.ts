@@ -127,6 +127,22 @@ describe('offers', () => {
     expect(book.candidates(SPEC, new Set([a.id]))).toEqual([]);
   });
 
+  it('a slot handed out stays counted while the peer re-signs the same terms, and until its terms change', async () => {
+    const a = await peer();
+    const book = new OfferBook('me');
+    const now = Date.now();
+    await book.consider(await signOffer(offer(a.id, { slots: { total: 1, free: 1 }, seq: now }), a.key));
+    book.reserve(a.id);
+    expect(book.candidates(SPEC)).toEqual([]);
+    // The periodic re-signing, before the peer started the job: still taken.
+    expect(await book.consider(await signOffer(offer(a.id, { slots: { total: 1, free: 1 }, seq: now + 1 }), a.key))).toBe('accepted');
+    expect(book.candidates(SPEC)).toEqual([]);
+    // The peer says it is busy, then idle again: its own word counts.
+    await book.consider(await signOffer(offer(a.id, { status: 'busy', slots: { total: 1, free: 0 }, seq: now + 2 }), a.key));
+    await book.consider(await signOffer(offer(a.id, { slots: { total: 1, free: 1 }, seq: now + 3 }), a.key));
+    expect(book.candidates(SPEC).map((o) => o.peerId)).toEqual([a.id]);
+  });
+
   it('misfit names what does not fit', () => {
     const limits = { cpus: 1, memoryBytes: 100, timeoutMs: 1000, gpus: 0, networks: ['none'] };
     expect(misfit({ ...SPEC, resources: { cpus: 2, memoryBytes: 1, gpus: 0 }, timeoutMs: 1 }, limits)).toContain('cpus');
