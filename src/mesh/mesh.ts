@@ -29,12 +29,13 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { type Offer, type SignedOffer, canonicalJson } from '../domain/offer.js';
+import { type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
+import { MAX_OFFER_BYTES, MAX_TTL_MS, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
+import { inOneWrite } from './one-write.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { RecentEvents } from './recent.js';
 import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
@@ -81,8 +82,19 @@ const OFFERS_PER_PEER_PER_SECOND = 10;
  * as its only topic peer at first; a hub with gossipsub's default Dhi of 12 would pass
  * offers on to a dozen peers and leave the rest to lazy gossip a heartbeat later.
  */
-const GOSSIP_D = 8;
-const GOSSIP_DHI = 64;
+const GOSSIP_D = 6;
+const GOSSIP_DHI = 12;
+/**
+ * Topic peers a node keeps connections to, dialling peers from its book at random while it
+ * has fewer: gossipsub builds its mesh only among connected peers and dials nobody itself.
+ * Without this a node that joined through one bootstrap peer hangs off that hub alone, and
+ * past the hub's Dhi the hub prunes it and it hears offers only by lazy gossip (a 100-node
+ * mesh did not form). Random links make the topic mesh a random graph a few hops across.
+ */
+const TOPIC_PEERS = 8;
+/** How often a node checks it has TOPIC_PEERS (and right after it read a book), and dials at most this many at once. */
+const UPKEEP_MS = 10_000;
+const UPKEEP_DIALS = 2;
 const JOB_DIAL_ATTEMPTS = 3;
 /**
  * How often a node that holds offers asks the DHT for providers it does not know (the
@@ -101,8 +113,21 @@ const INBOUND_READ_WAIT_MS = 1_000;
  * 48 h in the DHT; the record only has to follow the closest peers as the mesh churns.
  */
 const PROVIDE_MS = 600_000;
-/** A ping unanswered this long aborts the connection (libp2p's connection monitor; its own floor is 5 s). */
+/**
+ * A node sells its CPUs, so its event loop may stall for seconds: a ping unanswered this long
+ * aborts the connection (libp2p's connection monitor; its own floor is 5 s), and a connection
+ * may take this long to open, either way (libp2p's 5 or 6 s and 10 s: a loaded node's handshakes
+ * timed out, were retried, and loaded it more; 100 nodes in one process never formed).
+ */
 const PING_TIMEOUT_MS = 15_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+/**
+ * Re-signed offers the whole mesh publishes per second to keep them from expiring, at most:
+ * a node re-signs its unchanged offer every ttl/3, and lengthens its ttl past mesh.offer_ttl
+ * as the mesh grows (to MAX_TTL_MS), so that what every node receives at rest does not grow
+ * with the number of nodes. Changed offers go out at once, whatever this says.
+ */
+const MESH_REFRESHES_PER_SECOND = 2;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -173,6 +198,9 @@ export class Mesh {
   private readonly readsBy: RecentEvents;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
+  /** Peers the upkeep failed to dial in the last offer ttl: not tried again before. */
+  private readonly unreachable: RecentEvents;
+  private upkeeping = false;
   private readonly log: Logger;
   private readonly guard: PeerGuard;
   private reach?: ReachabilityService;
@@ -180,6 +208,7 @@ export class Mesh {
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
     this.readsBy = new RecentEvents(options.offerTtlMs);
+    this.unreachable = new RecentEvents(options.offerTtlMs);
     this.log = options.log;
     // Without settings (a client, which serves nothing), the documented defaults.
     const guard = options.guard ?? {
@@ -243,20 +272,25 @@ export class Mesh {
       // The relay transport dials peers through relays, and holds this node's own slot when
       // it is not reachable (reachability.ts listens on /p2p-circuit then).
       transports: [tcp(), circuitRelayTransport()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [inOneWrite(noise())],
       streamMuxers: [yamux()],
       connectionGater: this.guard.gater(),
       connectionManager: {
         maxConnections: 1000,
         inboundConnectionThreshold: 1000,
         maxIncomingPendingConnections: 1000,
+        dialTimeout: CONNECT_TIMEOUT_MS,
+        addressDialTimeout: CONNECT_TIMEOUT_MS,
+        inboundUpgradeTimeout: CONNECT_TIMEOUT_MS,
       },
-      // A node sells its CPUs to jobs, so its event loop may stall for seconds, and the
-      // connection carries running jobs: a dead peer is still found, a little later.
+      // The connection carries running jobs: a dead peer is still found, a little later.
       connectionMonitor: { pingTimeout: { minTimeout: PING_TIMEOUT_MS } },
       services: {
         identify: identify(),
-        ping: ping(),
+        // The monitor pings every 10 s and waits up to 15 s: a second ping while the first
+        // waits was refused (ping allows one outbound stream by default), and the monitor
+        // aborted the connection for it; on a loaded node, a third of all connections.
+        ping: ping({ maxOutboundStreams: 4 }),
         dht: kadDHT({
           protocol: DHT_PROTOCOL,
           clientMode: options.client ?? false,
@@ -329,9 +363,9 @@ export class Mesh {
     }
     if (!options.client) {
       await this.publish();
-      // Well before expiry, so that peers never see this node's offer lapse.
-      this.every(Math.max(options.offerTtlMs / 3, 500), () => this.publish());
+      this.refreshLater();
       this.every(PROVIDE_MS, () => this.provide());
+      this.every(UPKEEP_MS, () => this.keepTopicPeers());
     }
     this.every(DISCOVER_MS, () => {
       const cutOff = this.book.size === 0 || this.connectedPeers === 0;
@@ -342,6 +376,7 @@ export class Mesh {
       for (const [peer, at] of this.read) if (now - at > options.offerTtlMs) this.read.delete(peer);
       this.readsBy.sweep(now);
       this.accepted.sweep(now);
+      this.unreachable.sweep(now);
     });
     this.bootstrapLoop();
   }
@@ -355,6 +390,30 @@ export class Mesh {
 
   private get pubsub(): GossipSub | undefined {
     return (this.node?.services as { pubsub?: GossipSub } | undefined)?.pubsub;
+  }
+
+  /**
+   * How long this node's offers live: mesh.offer_ttl, or longer on a large mesh (see
+   * MESH_REFRESHES_PER_SECOND); the book's size stands for the mesh's.
+   */
+  private ttlMs(): number {
+    const spread = ((this.book.size + 1) / MESH_REFRESHES_PER_SECOND) * 1000 * 3;
+    return Math.min(Math.max(this.options.offerTtlMs, spread), MAX_TTL_MS);
+  }
+
+  /**
+   * Re-signs the offer about a third of a ttl from now, well before it expires (peers never
+   * see it lapse), unless a change re-signed it in the second half of the wait; at a random
+   * point of the last fifth of that third, so that nodes started together do not all
+   * publish at once.
+   */
+  private refreshLater(): void {
+    const wait = (this.ttlMs() / 3) * (0.8 + 0.2 * Math.random());
+    this.later(wait, async () => {
+      const own = this.own?.offer;
+      if (!own || Date.now() - own.issuedAt >= wait / 2) await this.publish();
+      this.refreshLater();
+    });
   }
 
   /** Re-publishes soon if the offer changed; many changes in a burst make one offer. */
@@ -376,12 +435,11 @@ export class Mesh {
     if (Date.now() - this.publishedAt < MIN_PUBLISH_INTERVAL_MS) return this.requestPublish();
     try {
       const fields = await this.options.describe();
-      const { seq: _s, issuedAt: _i, expiresAt: _e, v: _v, peerId: _p, ...last } = this.own?.offer ?? {};
-      if (options.onlyIfChanged && canonicalJson(last) === canonicalJson({ ...fields, multiaddrs: this.multiaddrs })) return;
+      if (options.onlyIfChanged && this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs: this.multiaddrs })) return;
       const now = Date.now();
       this.publishedAt = now;
       this.seq = Math.max(this.seq + 1, now);
-      const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.options.offerTtlMs };
+      const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.ttlMs() };
       this.own = await signOffer(offer, this.options.identity.privateKey);
       await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
     } catch (err) {
@@ -483,7 +541,7 @@ export class Mesh {
           : this.node.getPeers().length > 0;
         if (!connected) {
           try {
-            await this.node.dial(ma, { signal: AbortSignal.timeout(5_000) });
+            await this.node.dial(ma, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
             this.log.info(`joined the mesh through ${address}`);
             delay = 500;
             void this.provide();
@@ -492,7 +550,8 @@ export class Mesh {
             delay = Math.min(delay * 2, 30_000);
           }
         }
-        this.later(connected ? 5_000 : delay, attempt);
+        // Jittered: nodes that started together and failed together would retry together.
+        this.later(connected ? 5_000 : delay * (0.5 + Math.random()), attempt);
       };
       void attempt();
     }
@@ -522,7 +581,10 @@ export class Mesh {
         if (pages === MAX_BOOK_PAGES) throw new ProtocolError(`a book of more than ${MAX_BOOK_PAGES} pages`);
       }
       await stream.close();
-      if (since === undefined && !this.options.client && typeof at === 'number') this.later(FOLLOW_UP_MS, () => this.readBook(peer, 1, at as number));
+      if (since === undefined && !this.options.client) {
+        if (typeof at === 'number') this.later(FOLLOW_UP_MS, () => this.readBook(peer, 1, at as number));
+        void this.keepTopicPeers();
+      }
     } catch (err) {
       stream?.abort(err as Error);
       if (this.stopped) return;
@@ -534,6 +596,39 @@ export class Mesh {
     }
   }
 
+  /**
+   * Dials peers from the book at random, a few at a time, while this node has fewer than
+   * TOPIC_PEERS connected peers on the offers topic. Only direct addresses: a peer behind
+   * NAT dials out itself, and a relay's slots are kept for jobs. A peer that does not answer
+   * is not tried again for an offer ttl.
+   */
+  private async keepTopicPeers(): Promise<void> {
+    const node = this.node;
+    const pubsub = this.pubsub;
+    if (!node || !pubsub || this.stopped || this.upkeeping) return;
+    const missing = TOPIC_PEERS - pubsub.getSubscribers(OFFERS_TOPIC).length;
+    if (missing <= 0) return;
+    const direct = (o: Offer) => o.multiaddrs.some((a) => !a.includes('/p2p-circuit'));
+    const candidates = shuffled(this.book.offers().filter((o) => direct(o) && this.unreachable.count(o.peerId) === 0)).filter(
+      (o) => node.getConnections(peerIdFromString(o.peerId)).length === 0,
+    );
+    this.upkeeping = true;
+    try {
+      await Promise.all(
+        candidates.slice(0, Math.min(missing, UPKEEP_DIALS)).map(async (o) => {
+          try {
+            await node.dial(peerIdFromString(o.peerId), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+          } catch (err) {
+            this.unreachable.record(o.peerId);
+            this.log.debug(`dialling ${o.peerId} for the offers topic failed: ${messageOf(err)}`);
+          }
+        }),
+      );
+    } finally {
+      this.upkeeping = false;
+    }
+  }
+
   /** This node's own offer and those it holds; those it took (or signed) at or after `since`. */
   private known(since = -Infinity): SignedOffer[] {
     const held = this.book.signedOffers(Date.now(), since);
@@ -541,42 +636,44 @@ export class Mesh {
   }
 
   /**
-   * Admits offers from a page of `from`'s book; new ones' addresses go to the peer store. A
-   * forged or malformed offer ends the read (an honest peer passes on only offers it checked).
+   * Admits offers from a page of `from`'s book. A forged or malformed offer ends the read
+   * (an honest peer passes on only offers it checked).
    */
   private async take(raw: unknown, from: string): Promise<void> {
     if (!Array.isArray(raw)) throw new ProtocolError('offers must be an array');
     if (raw.length > BOOK_PAGE) throw new ProtocolError(`too many offers in a page (${raw.length})`);
-    let fresh = 0;
-    try {
-      for (const item of raw) {
-        const verdict = await this.admit(item);
-        if (verdict === 'accepted') {
-          fresh++;
-        } else if (verdict === 'forged' || verdict === 'malformed') {
-          this.log.warn(`dropped a ${verdict} offer for ${String((item as SignedOffer | null)?.offer?.peerId)} received from ${from}`);
-          this.guard.offended(from, 'sent forged or malformed offers');
-          throw new ProtocolError(`a ${verdict} offer in its book`);
-        }
+    for (const item of raw) {
+      const verdict = await this.admit(item);
+      if (verdict === 'forged' || verdict === 'malformed') {
+        this.log.warn(`dropped a ${verdict} offer for ${String((item as SignedOffer | null)?.offer?.peerId)} received from ${from}`);
+        this.guard.offended(from, 'sent forged or malformed offers');
+        throw new ProtocolError(`a ${verdict} offer in its book`);
       }
-    } finally {
-      if (fresh > 0) this.options.onOffersChanged?.();
     }
   }
 
-  /** The book's verdict on an offer from the network; once accepted, the peer store learns where its node listens. */
+  /**
+   * The book's verdict on an offer from the network. Most accepted offers are a node's
+   * periodic re-signing of the same terms: only a new peer or new terms reach placement
+   * (onOffersChanged: the dispatcher reads its queue again), and only new addresses the
+   * peer store; at 10,000 nodes a node takes a thousand offers a second.
+   */
   private async admit(raw: unknown): Promise<OfferVerdict> {
+    const before = this.book.get(String((raw as SignedOffer | null)?.offer?.peerId));
     const verdict = await this.book.consider(raw);
     if (verdict !== 'accepted') return verdict;
-    const signed = raw as SignedOffer;
-    const addrs = signed.offer.multiaddrs.flatMap((a) => {
+    const { offer } = raw as SignedOffer;
+    if (before && offerTerms(before) === offerTerms(offer)) return verdict;
+    this.options.onOffersChanged?.();
+    if (before && before.multiaddrs.join(' ') === offer.multiaddrs.join(' ')) return verdict;
+    const addrs = offer.multiaddrs.flatMap((a) => {
       try {
         return [multiaddr(a)];
       } catch {
         return [];
       }
     });
-    if (addrs.length > 0) await this.node?.peerStore.merge(peerIdFromString(signed.offer.peerId), { multiaddrs: addrs }).catch(() => {});
+    if (addrs.length > 0) await this.node?.peerStore.merge(peerIdFromString(offer.peerId), { multiaddrs: addrs }).catch(() => {});
     return verdict;
   }
 
@@ -608,7 +705,6 @@ export class Mesh {
     if (verdict === 'forged' || verdict === 'malformed') return reject(`a ${verdict} offer for ${owner}`);
     if (verdict !== 'accepted') return TopicValidatorResult.Ignore;
     this.accepted.record(owner);
-    this.options.onOffersChanged?.();
     return TopicValidatorResult.Accept;
   }
 
@@ -619,7 +715,6 @@ export class Mesh {
     const verdict = await this.admit(raw);
     if (verdict === 'forged' || verdict === 'malformed') throw new ProtocolError(`handed over a ${verdict} offer`);
     if (verdict !== 'accepted') return;
-    this.options.onOffersChanged?.();
     await this.pubsub?.publish(OFFERS_TOPIC, offerMessage(raw as SignedOffer)).catch((err: unknown) => this.log.debug(`publishing the offer of ${from}: ${messageOf(err)}`));
   }
 
@@ -725,6 +820,15 @@ async function listening<T>(options: { host: string; port: number }, start: () =
   }
 }
 
+/** `items` in random order (Fisher–Yates). */
+function shuffled<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
 function offerMessage(signed: SignedOffer): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(signed));
 }
@@ -743,12 +847,14 @@ function gossipOptions(): Parameters<typeof gossipsub>[0] {
   return {
     globalSignaturePolicy: StrictNoSign,
     emitSelf: false,
+    floodPublish: false,
     fallbackToFloodsub: false,
     allowPublishToZeroTopicPeers: true,
     ignoreDuplicatePublishError: true,
     runOnLimitedConnection: true,
     allowedTopics: [OFFERS_TOPIC],
     maxInboundDataLength: MAX_OFFER_BYTES,
+    idontwantMinDataSize: 16 * 1024,
     D: GOSSIP_D,
     Dlo: GOSSIP_D / 2,
     Dhi: GOSSIP_DHI,
