@@ -273,7 +273,8 @@ export class Mesh {
       // it is not reachable (reachability.ts listens on /p2p-circuit then).
       transports: [tcp(), circuitRelayTransport()],
       connectionEncrypters: [inOneWrite(noise())],
-      streamMuxers: [yamux()],
+      // No yamux keep-alive: the connection monitor pings every connection already.
+      streamMuxers: [yamux({ enableKeepAlive: false })],
       connectionGater: this.guard.gater(),
       connectionManager: {
         maxConnections: 1000,
@@ -402,16 +403,18 @@ export class Mesh {
   }
 
   /**
-   * Re-signs the offer about a third of a ttl from now, well before it expires (peers never
-   * see it lapse), unless a change re-signed it in the second half of the wait; at a random
-   * point of the last fifth of that third, so that nodes started together do not all
-   * publish at once.
+   * Re-signs the offer a third of the way through its life, well before it expires (peers
+   * never see it lapse), at a random point of the last fifth of that third, so that nodes
+   * started together do not all publish at once. A change that re-signed it since moves the
+   * time on: it is the new offer's third that counts.
    */
   private refreshLater(): void {
-    const wait = (this.ttlMs() / 3) * (0.8 + 0.2 * Math.random());
-    this.later(wait, async () => {
-      const own = this.own?.offer;
-      if (!own || Date.now() - own.issuedAt >= wait / 2) await this.publish();
+    const own = this.own?.offer;
+    const issuedAt = own?.issuedAt ?? Date.now();
+    const life = own ? own.expiresAt - own.issuedAt : this.ttlMs();
+    const due = issuedAt + (life / 3) * (0.8 + 0.2 * Math.random());
+    this.later(Math.max(due - Date.now(), MIN_PUBLISH_INTERVAL_MS), async () => {
+      if (this.own?.offer === own) await this.publish();
       this.refreshLater();
     });
   }
@@ -847,7 +850,6 @@ function gossipOptions(): Parameters<typeof gossipsub>[0] {
   return {
     globalSignaturePolicy: StrictNoSign,
     emitSelf: false,
-    floodPublish: false,
     fallbackToFloodsub: false,
     allowPublishToZeroTopicPeers: true,
     ignoreDuplicatePublishError: true,
