@@ -1,4 +1,4 @@
-/** A busy node's offer changes with every job; its peers must not take that for a flood. */
+/** The mesh as it changes: a busy node's offer changes with every job (its peers must not take that for a flood), and links drop. */
 import { afterEach, expect, it } from 'vitest';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { eventually } from '../helpers/docker.js';
@@ -31,4 +31,22 @@ it('a node whose offer changes every few milliseconds stays connected to, and cu
   const before = peer.node.peerMesh!.book.get(busyId)!.seq;
   await busy.client.submit({ image: 'gridx/busybox:local', command: 'true', pin: true });
   await eventually(async () => peer.node.peerMesh!.book.get(busyId)?.seq ?? 0, (seq) => seq > before);
+});
+
+it('nodes that joined through one bootstrap node keep connections to each other for the offers topic, and make them again when they drop', async () => {
+  const seed = await startMeshNode({ executor: new NoopExecutor() });
+  nodes.push(seed);
+  const joiners: TestNode[] = [];
+  for (let i = 0; i < 3; i++) {
+    joiners.push(await startMeshNode({ executor: new NoopExecutor(), bootstrap: [seed.node.peerMesh!.multiaddrs[0]!] }));
+  }
+  nodes.push(...joiners);
+  const linked = () =>
+    joiners.every((a) => joiners.every((b) => a === b || a.node.peerMesh!.libp2p.getConnections(b.node.peerMesh!.libp2p.peerId).length > 0));
+  await eventually(async () => linked(), (ok) => ok, 20_000);
+  // Dropped, the joiners hold only the seed: gossipsub dials nobody, and the DHT asks again
+  // in minutes. Each node dials peers from its book while it has fewer than it keeps.
+  for (const a of joiners) for (const b of joiners) if (a !== b) await a.node.peerMesh!.libp2p.hangUp(b.node.peerMesh!.libp2p.peerId);
+  expect(linked()).toBe(false);
+  await eventually(async () => linked(), (ok) => ok, 20_000);
 });
