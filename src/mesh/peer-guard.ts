@@ -118,18 +118,20 @@ export class PeerGuard {
   }
 
   /**
-   * Drops the strikes of peers whose last offence is past memory, at most once a minute: a
-   * peer that offends once under each of many keys would otherwise leave an entry each.
+   * Drops the strikes of peers whose last offence is past memory, and bans that have ended,
+   * at most once a minute: a peer that offends (or gets banned) under each of many keys
+   * would otherwise leave an entry each.
    */
   private forget(now: number): void {
     if (now - this.swept < STRIKE_MEMORY_MS) return;
     this.swept = now;
     for (const [peer, times] of this.strikes) if (now - times[times.length - 1]! >= STRIKE_MEMORY_MS) this.strikes.delete(peer);
+    for (const [peer, until] of this.banned) if (now >= until) this.banned.delete(peer);
   }
 
-  /** How many peers the guard remembers offences of (tests). */
+  /** How many peers the guard remembers offences or bans of (tests). */
   get remembered(): number {
-    return this.strikes.size;
+    return this.strikes.size + this.banned.size;
   }
 
   isBanned(peer: string): boolean {

@@ -114,4 +114,15 @@ describe('PeerGuard', () => {
     guard.offended('latest', 'sent garbage');
     expect(guard.remembered).toBe(1);
   });
+
+  it('forgets bans that have ended: a peer banned under each of many keys leaves no trail', () => {
+    let now = 0;
+    const guard = new PeerGuard({ connectionsPerIp: 10, streamsPerSecond: 5, strikes: 5, banMs: 10_000, log: silentLogger, now: () => now });
+    for (let i = 0; i < 1000; i++) for (let s = 0; s < 5; s++) guard.offended(`key-${i}`, 'sent garbage');
+    expect(guard.isBanned('key-999')).toBe(true);
+    expect(guard.remembered).toBe(1000);
+    now += 61_000;
+    guard.offended('latest', 'sent garbage');
+    expect(guard.remembered).toBe(1);
+  });
 });
