@@ -132,6 +132,8 @@ const CONNECT_TIMEOUT_MS = 15_000;
  * with the number of nodes. Changed offers go out at once, whatever this says.
  */
 const MESH_REFRESHES_PER_SECOND = 2;
+/** How long the last offer of a node that stops lives: long enough to reach the mesh. */
+const WITHDRAWN_TTL_MS = 2_000;
 /** How long status changes gather before the offer is re-signed. */
 const PUBLISH_DEBOUNCE_MS = 5;
 /** A node re-signs its offer at most this often: a busy node changes status with every job. */
@@ -387,10 +389,30 @@ export class Mesh {
   }
 
   async stop(): Promise<void> {
+    if (!this.stopped) await this.withdraw();
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.publishTimer);
     await this.node?.stop();
+  }
+
+  /**
+   * Tells the mesh this node is going: a last offer with no free slot that expires in
+   * WITHDRAWN_TTL_MS. Peers take it (a newer seq) and drop it when it expires, instead of
+   * holding the last one to its expiry (up to an hour on a large mesh). A node that dies
+   * without stopping withdraws nothing: its offer expires.
+   */
+  private async withdraw(): Promise<void> {
+    const last = this.own?.offer;
+    if (!last || !this.pubsub) return;
+    const now = Date.now();
+    this.seq = Math.max(this.seq + 1, now);
+    const offer: Offer = { ...last, status: 'busy', slots: { ...last.slots, free: 0 }, seq: this.seq, issuedAt: now, expiresAt: now + WITHDRAWN_TTL_MS };
+    try {
+      await this.pubsub.publish(OFFERS_TOPIC, offerMessage(await signOffer(offer, this.options.identity.privateKey)));
+    } catch (err) {
+      this.log.debug(`withdrawing the offer: ${messageOf(err)}`);
+    }
   }
 
   private get pubsub(): GossipSub | undefined {

@@ -49,9 +49,9 @@ interface Entry {
 export class OfferBook {
   private readonly entries = new Map<string, Entry>();
   /**
-   * Highest seq seen per peer and when that offer expires, kept after the offer left the
-   * book (evicted) so an older one cannot be replayed; past its expiry, any older offer
-   * has expired too.
+   * Highest seq seen per peer, kept after the offer left the book (evicted, or a short-lived
+   * withdrawal expired) so an older one cannot be replayed, until every offer it saw of that
+   * peer has expired: an older offer may outlive a newer one (a node's withdrawal lives 2 s).
    */
   private readonly seen = new Map<string, { seq: number; expiresAt: number }>();
 
@@ -76,7 +76,7 @@ export class OfferBook {
     // Checked again: another copy may have been accepted while the signature was checked.
     if (replayed()) return 'replayed';
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
-    this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: offer.expiresAt });
+    this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: Math.max(offer.expiresAt, this.seen.get(offer.peerId)?.expiresAt ?? 0) });
     const previous = this.entries.get(offer.peerId);
     // Slots handed out count until an offer with new terms shows them; a re-signing of the same terms does not.
     const reserved = previous && offerTerms(previous.signed.offer) === offerTerms(offer) ? previous.reserved : 0;

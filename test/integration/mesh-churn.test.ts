@@ -50,3 +50,14 @@ it('nodes that joined through one bootstrap node keep connections to each other 
   expect(linked()).toBe(false);
   await eventually(async () => linked(), (ok) => ok, 20_000);
 });
+
+it('a node that stops withdraws its offer: its peers drop it within seconds, not at its expiry', async () => {
+  const going = await startMeshNode({ executor: new NoopExecutor() });
+  const peer = await startMeshNode({ executor: new NoopExecutor(), bootstrap: [going.node.peerMesh!.multiaddrs[0]!] });
+  nodes.push(peer);
+  const id = going.node.peerMesh!.peerId;
+  await eventually(async () => peer.node.peerMesh!.book.get(id), (offer) => offer !== undefined);
+  expect(peer.node.peerMesh!.book.get(id)!.expiresAt - Date.now()).toBeGreaterThan(20_000);
+  await going.stop();
+  await eventually(async () => peer.node.peerMesh!.book.get(id), (offer) => offer === undefined, 5_000);
+});

@@ -143,6 +143,18 @@ describe('offers', () => {
     expect(book.candidates(SPEC).map((o) => o.peerId)).toEqual([a.id]);
   });
 
+  it("an older offer that outlives a newer one (a node's short-lived withdrawal) is still a replay once the newer one has expired", async () => {
+    const a = await peer();
+    const book = new OfferBook('me');
+    const now = Date.now();
+    const last = await signOffer(offer(a.id, { seq: now, issuedAt: now, expiresAt: now + 60_000 }), a.key);
+    expect(await book.consider(last, now)).toBe('accepted');
+    const withdrawal = await signOffer(offer(a.id, { seq: now + 1, issuedAt: now, expiresAt: now + 2_000, status: 'busy', slots: { total: 1, free: 0 } }), a.key);
+    expect(await book.consider(withdrawal, now)).toBe('accepted');
+    expect(book.offers(now + 3_000)).toEqual([]);
+    expect(await book.consider(last, now + 3_000)).toBe('replayed');
+  });
+
   it('misfit names what does not fit', () => {
     const limits = { cpus: 1, memoryBytes: 100, timeoutMs: 1000, gpus: 0, networks: ['none'] };
     expect(misfit({ ...SPEC, resources: { cpus: 2, memoryBytes: 1, gpus: 0 }, timeoutMs: 1 }, limits)).toContain('cpus');
