@@ -6,6 +6,7 @@
 
 import os from 'node:os';
 import path from 'node:path';
+import { MAX_OFFER_TTL_MS } from '../domain/offer.js';
 import { LEDGER_SETTINGS } from './ledger-settings.js';
 import { type MeshAccept, TRUST_SETTINGS } from './trust-settings.js';
 import { SANDBOX_SETTINGS } from './sandbox-settings.js';
@@ -321,7 +322,7 @@ export const SETTINGS = {
     expect: 'a duration from 2s to 1h, such as "30s"',
     parse: (raw: unknown) => {
       const ms = duration(raw);
-      return ms !== undefined && ms >= 2000 && ms <= 3_600_000 ? ms : undefined;
+      return ms !== undefined && ms >= 2000 && ms <= MAX_OFFER_TTL_MS ? ms : undefined;
     },
     default: () => 30_000,
     doc: 'How long an offer is valid, at least; it is re-signed a third of the way through, and lives longer on a mesh of more than 20 nodes, so that re-signing stays at 2 offers a second across the mesh. Peers drop offers that claim more than 1h.',

@@ -58,6 +58,9 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** The longest an offer may claim to live: peers drop a longer one as malformed (mesh.offer_ttl is held to it). */
+export const MAX_OFFER_TTL_MS = 3_600_000;
+
 /** What an offer says of its node, less what changes with every signing (seq and dates): equal terms, nothing new. */
 export function offerTerms(offer: Partial<Offer>): string {
   const { seq: _s, issuedAt: _i, expiresAt: _e, ...terms } = offer;

@@ -29,12 +29,12 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
+import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { MAX_OFFER_BYTES, MAX_TTL_MS, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
+import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
 import { inOneWrite } from './one-write.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { RecentEvents } from './recent.js';
@@ -78,9 +78,9 @@ const SUBSCRIPTION_WAIT_MS = 1_000;
 const OFFERS_PER_PEER_PER_SECOND = 10;
 /**
  * gossipsub's mesh degree: the peers a node passes each offer to (D), and how many it
- * keeps before pruning (Dhi). A node that joined through one bootstrap peer has that hub
- * as its only topic peer at first; a hub with gossipsub's default Dhi of 12 would pass
- * offers on to a dozen peers and leave the rest to lazy gossip a heartbeat later.
+ * keeps before pruning (Dhi); gossipsub's own. A hub that held every joiner in its mesh
+ * (Dhi 64) forwarded each offer 64 times; the topic-peer upkeep (TOPIC_PEERS) spreads the
+ * joiners' links instead. D 4 / Dhi 8 sent no fewer bytes and spread offers slower.
  */
 const GOSSIP_D = 6;
 const GOSSIP_DHI = 12;
@@ -128,7 +128,7 @@ const CONNECT_TIMEOUT_MS = 15_000;
 /**
  * Re-signed offers the whole mesh publishes per second to keep them from expiring, at most:
  * a node re-signs its unchanged offer every ttl/3, and lengthens its ttl past mesh.offer_ttl
- * as the mesh grows (to MAX_TTL_MS), so that what every node receives at rest does not grow
+ * as the mesh grows (to MAX_OFFER_TTL_MS), so that what every node receives at rest does not grow
  * with the number of nodes. Changed offers go out at once, whatever this says.
  */
 const MESH_REFRESHES_PER_SECOND = 2;
@@ -405,11 +405,8 @@ export class Mesh {
   private async withdraw(): Promise<void> {
     const last = this.own?.offer;
     if (!last || !this.pubsub) return;
-    const now = Date.now();
-    this.seq = Math.max(this.seq + 1, now);
-    const offer: Offer = { ...last, status: 'busy', slots: { ...last.slots, free: 0 }, seq: this.seq, issuedAt: now, expiresAt: now + WITHDRAWN_TTL_MS };
     try {
-      await this.pubsub.publish(OFFERS_TOPIC, offerMessage(await signOffer(offer, this.options.identity.privateKey)));
+      await this.pubsub.publish(OFFERS_TOPIC, offerMessage(await this.sign({ ...last, status: 'busy', slots: { ...last.slots, free: 0 } }, WITHDRAWN_TTL_MS)));
     } catch (err) {
       this.log.debug(`withdrawing the offer: ${messageOf(err)}`);
     }
@@ -425,7 +422,7 @@ export class Mesh {
    */
   private ttlMs(): number {
     const spread = ((this.book.size + 1) / MESH_REFRESHES_PER_SECOND) * 1000 * 3;
-    return Math.min(Math.max(this.options.offerTtlMs, spread), MAX_TTL_MS);
+    return Math.min(Math.max(this.options.offerTtlMs, spread), MAX_OFFER_TTL_MS);
   }
 
   /**
@@ -465,15 +462,20 @@ export class Mesh {
     try {
       const fields = await this.options.describe();
       if (options.onlyIfChanged && this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs: this.multiaddrs })) return;
-      const now = Date.now();
-      this.publishedAt = now;
-      this.seq = Math.max(this.seq + 1, now);
-      const offer: Offer = { ...fields, v: 1, peerId: this.peerId, multiaddrs: this.multiaddrs, seq: this.seq, issuedAt: now, expiresAt: now + this.ttlMs() };
-      this.own = await signOffer(offer, this.options.identity.privateKey);
+      this.publishedAt = Date.now();
+      this.own = await this.sign({ ...fields, multiaddrs: this.multiaddrs }, this.ttlMs());
       await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
     }
+  }
+
+  /** This node's offer of `fields`, with the next seq, living `ttlMs` from now, signed. */
+  private async sign(fields: OfferFields & Pick<Offer, 'multiaddrs'>, ttlMs: number): Promise<SignedOffer> {
+    const now = Date.now();
+    this.seq = Math.max(this.seq + 1, now);
+    const offer: Offer = { ...fields, v: 1, peerId: this.peerId, seq: this.seq, issuedAt: now, expiresAt: now + ttlMs };
+    return signOffer(offer, this.options.identity.privateKey);
   }
 
   /** Opens a /gridx/job stream to `peerId`, dialling the addresses from its offer. */
@@ -685,13 +687,15 @@ export class Mesh {
    * peer store; at 10,000 nodes a node takes a thousand offers a second.
    */
   private async admit(raw: unknown): Promise<OfferVerdict> {
-    const before = this.book.get(String((raw as SignedOffer | null)?.offer?.peerId));
+    const id = String((raw as SignedOffer | null)?.offer?.peerId);
+    const before = this.book.held(id);
     const verdict = await this.book.consider(raw);
     if (verdict !== 'accepted') return verdict;
-    const { offer } = raw as SignedOffer;
-    if (before && offerTerms(before) === offerTerms(offer)) return verdict;
+    const after = this.book.held(id);
+    if (!after || before?.terms === after.terms) return verdict;
     this.options.onOffersChanged?.();
-    if (before && before.multiaddrs.join(' ') === offer.multiaddrs.join(' ')) return verdict;
+    const { offer } = after;
+    if (before && before.offer.multiaddrs.join(' ') === offer.multiaddrs.join(' ')) return verdict;
     const addrs = offer.multiaddrs.flatMap((a) => {
       try {
         return [multiaddr(a)];

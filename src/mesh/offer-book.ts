@@ -8,7 +8,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { JobSpec } from '../domain/job.js';
-import { type Offer, type SignedOffer, malformedOffer, offerBytes, offerTerms, rankOffers } from '../domain/offer.js';
+import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, malformedOffer, offerBytes, offerTerms, rankOffers } from '../domain/offer.js';
 
 export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self' | 'full';
 
@@ -16,9 +16,8 @@ export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'mal
 export const OFFER_BOOK_CAPACITY = 10_000;
 /** Largest signed offer, as JSON: an honest one is under a kilobyte, 256 cached image names included well under this. */
 export const MAX_OFFER_BYTES = 32 * 1024;
-/** How far ahead of this node's clock an offer may say it was issued, and the longest ttl it may claim. */
+/** How far ahead of this node's clock an offer may say it was issued. */
 const CLOCK_SKEW_MS = 60_000;
-export const MAX_TTL_MS = 3_600_000;
 
 export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
   const signature = await key.sign(offerBytes(offer));
@@ -38,6 +37,8 @@ export async function verifyOffer(signed: SignedOffer): Promise<boolean> {
 
 interface Entry {
   signed: SignedOffer;
+  /** offerTerms of the offer: a re-signing of the same terms is told from a change without computing them again. */
+  terms: string;
   /** When this book took the offer (this node's clock). */
   receivedAt: number;
   /** Peer not to be chosen again before this time (it refused or failed a job). */
@@ -67,7 +68,7 @@ export class OfferBook {
     const { offer } = s;
     if (typeof s.signature !== 'string' || JSON.stringify(s).length > MAX_OFFER_BYTES) return 'malformed';
     // An offer dated ahead, or living long, would outrank and outlast honest ones in a full book.
-    if (offer.issuedAt > now + CLOCK_SKEW_MS || offer.expiresAt - offer.issuedAt > MAX_TTL_MS) return 'malformed';
+    if (offer.issuedAt > now + CLOCK_SKEW_MS || offer.expiresAt - offer.issuedAt > MAX_OFFER_TTL_MS) return 'malformed';
     if (offer.peerId === this.selfId) return 'self';
     if (offer.expiresAt <= now) return 'expired';
     const replayed = () => offer.seq <= (this.seen.get(offer.peerId)?.seq ?? -1);
@@ -78,10 +79,11 @@ export class OfferBook {
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
     this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: Math.max(offer.expiresAt, this.seen.get(offer.peerId)?.expiresAt ?? 0) });
     const previous = this.entries.get(offer.peerId);
+    const terms = offerTerms(offer);
     // Slots handed out count until an offer with new terms shows them; a re-signing of the same terms does not.
-    const reserved = previous && offerTerms(previous.signed.offer) === offerTerms(offer) ? previous.reserved : 0;
+    const reserved = previous?.terms === terms ? previous.reserved : 0;
     // Only what the signature covers is kept and passed on.
-    this.entries.set(offer.peerId, { signed: { offer, signature: s.signature }, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved });
+    this.entries.set(offer.peerId, { signed: { offer, signature: s.signature }, terms, receivedAt: now, suspendedUntil: previous?.suspendedUntil ?? 0, reserved });
     return 'accepted';
   }
 
@@ -96,8 +98,13 @@ export class OfferBook {
   }
 
   get(peerId: string, now = Date.now()): Offer | undefined {
-    const offer = this.entries.get(peerId)?.signed.offer;
-    return offer && offer.expiresAt > now ? offer : undefined;
+    return this.held(peerId, now)?.offer;
+  }
+
+  /** The unexpired offer held for `peerId` and its terms (offerTerms), to tell a re-signing from a change. */
+  held(peerId: string, now = Date.now()): { offer: Offer; terms: string } | undefined {
+    const entry = this.entries.get(peerId);
+    return entry && entry.signed.offer.expiresAt > now ? { offer: entry.signed.offer, terms: entry.terms } : undefined;
   }
 
   get size(): number {
