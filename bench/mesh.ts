@@ -16,7 +16,8 @@
  *   forward     `echo hi` sent to a busy node and forwarded to an idle peer, against the same
  *               job run on that peer directly. Target ≤ 1.15×.
  *   scale       N nodes (--scale-sizes) in this process (no-op executors, real libp2p over
- *               loopback) joined through --seeds seed nodes: how long a changed offer takes to
+ *               loopback), spread over --threads worker threads (default: one per core, so
+ *               that the mesh is not held to one event loop), joined through --seeds seed nodes: how long a changed offer takes to
  *               reach 50%, 99% and 100% of the other nodes (target: 99% within 1 s); bytes each
  *               node writes to its TCP sockets per minute, at rest and while 10% of the nodes
  *               leave and 10% join per minute (target: the same at every N); memory per node.
@@ -26,24 +27,20 @@
  *
  * Usage: npm run bench:mesh -- [--sizes 5,20,50] [--process-sizes 5,20] [--rounds N]
  *                              [--runs N] [--only inproc,processes,forward,scale,idle]
- *                              [--scale-sizes 50,100,200] [--seeds 1] [--window 30]
+ *                              [--scale-sizes 50,100,200] [--seeds 1] [--threads N] [--window 30]
  *                              [--changes 10]
  *   --rounds × --runs is the number of samples per side for find and forward (default 5 × 6).
  */
 
 import '../src/polyfills.js';
 import { type ChildProcess, spawn } from 'node:child_process';
-import diagnostics from 'node:diagnostics_channel';
 import fs from 'node:fs';
 import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -60,7 +57,8 @@ import { createLogger } from '../src/logger.js';
 import { GridxNode } from '../src/node/node.js';
 import { GridxClient } from '../src/sdk/client.js';
 import { findNodes } from '../src/sdk/mesh-client.js';
-import { flipped, fmtMs, median, pool, round, timed, verdict } from './stats.js';
+import type { Methods } from './mesh-scale-worker.js';
+import { flipped, fmtMs, median, round, timed, verdict } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -71,6 +69,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'inproc,processes,forward,scale,idle' },
     'scale-sizes': { type: 'string', default: '50,100,200' },
     seeds: { type: 'string', default: '1' },
+    threads: { type: 'string', default: String(os.cpus().length) },
     window: { type: 'string', default: '30' },
     changes: { type: 'string', default: '10' },
   },
@@ -83,10 +82,11 @@ const RUNS = Number(values.runs);
 const ONLY = new Set(values.only.split(','));
 const SCALE_SIZES = list(values['scale-sizes']);
 const SEEDS = Number(values.seeds);
+const THREADS = Number(values.threads);
 const WINDOW_S = Number(values.window);
 const CHANGES = Number(values.changes);
-if (![ROUNDS, RUNS, SEEDS, WINDOW_S, CHANGES].every((n) => Number.isInteger(n) && n > 0)) {
-  throw new Error('--rounds, --runs, --seeds, --window and --changes take positive whole numbers');
+if (![ROUNDS, RUNS, SEEDS, THREADS, WINDOW_S, CHANGES].every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error('--rounds, --runs, --seeds, --threads, --window and --changes take positive whole numbers');
 }
 const log = createLogger('error');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gridx-bench-mesh-'));
@@ -300,43 +300,38 @@ async function forwarding(): Promise<void> {
   }
 }
 
-/**
- * Bytes this process writes to TCP sockets, opened or accepted: libp2p's traffic after
- * encryption and muxing, what a node puts on the wire apart from TCP/IP headers. Every node
- * of the scale bench lives in this process, so the sum is the mesh's; no HTTP is spoken.
- */
-class ByteMeter {
-  private closed = 0;
-  private readonly open = new Set<net.Socket>();
-  private readonly track = (message: unknown) => {
-    const socket = (message as { socket: net.Socket }).socket;
-    this.open.add(socket);
-    socket.once('close', () => {
-      this.closed += socket.bytesWritten;
-      this.open.delete(socket);
+/** A worker thread of the scale part (mesh-scale-worker.ts) holding a share of the nodes, called by method name. */
+class NodeThread {
+  private readonly worker: Worker;
+  private next = 0;
+  private readonly waiting = new Map<number, { resolve: (x: unknown) => void; reject: (err: Error) => void }>();
+
+  constructor(name: string) {
+    this.worker = new Worker(new URL('./mesh-scale-worker.js', import.meta.url), { workerData: { root, name } });
+    this.worker.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
+      const call = this.waiting.get(id)!;
+      this.waiting.delete(id);
+      if (error === undefined) call.resolve(result);
+      else call.reject(new Error(error));
     });
-  };
-
-  constructor() {
-    diagnostics.subscribe('net.client.socket', this.track);
-    diagnostics.subscribe('net.server.socket', this.track);
+    this.worker.on('error', (err) => {
+      for (const call of this.waiting.values()) call.reject(err);
+      this.waiting.clear();
+    });
   }
 
-  get written(): number {
-    let total = this.closed;
-    for (const socket of this.open) total += socket.bytesWritten;
-    return total;
+  call<M extends keyof Methods>(method: M, ...args: Parameters<Methods[M]>): Promise<Awaited<ReturnType<Methods[M]>>> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (x: unknown) => void, reject });
+      this.worker.postMessage({ id, method, args: args[0] });
+    });
   }
-}
 
-/** V8's gc(), exposed on first use: only the scale part needs it. */
-let gc: (() => void) | undefined;
-function collectGarbage(): void {
-  if (!gc) {
-    v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc') as () => void;
+  async close(): Promise<void> {
+    await this.call('stop').catch(() => {});
+    await this.worker.terminate();
   }
-  gc();
 }
 
 /** Milliseconds until the share `p` of `times` (one per other node; Infinity: never) had arrived. */
@@ -346,65 +341,59 @@ function reached(times: readonly number[], p: number): number {
 }
 
 const fmtReach = (ms: number) => (Number.isFinite(ms) ? fmtMs(ms) : 'never (10 s)');
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-async function scale(n: number, meter: ByteMeter): Promise<void> {
-  const make = (bootstrap: string[]) => new GridxNode({ config: config(bootstrap), log, executor: new NoopExecutor(), detectGpus: false });
-  const nodes: GridxNode[] = [];
-  const gone = new Set<GridxNode>();
-  collectGarbage();
-  const before = process.memoryUsage();
+async function scale(n: number): Promise<void> {
+  const threads = Array.from({ length: Math.min(THREADS, n) }, (_, i) => new NodeThread(`t${i}-`));
+  const each = <M extends keyof Methods>(method: M, ...args: Parameters<Methods[M]>) => Promise.all(threads.map((t) => t.call(method, ...args)));
+  /** A thread chosen with odds by its non-seed live nodes. */
+  const someThread = async () => {
+    const counts = (await each('stats')).map((s) => s.churnable);
+    let i = Math.floor(Math.random() * sum(counts));
+    return threads[counts.findIndex((c) => (i -= c) < 0)]!;
+  };
   try {
-    const seeds: GridxNode[] = [];
-    for (let i = 0; i < Math.min(SEEDS, n); i++) {
-      const seed = make(seeds.map((x) => x.peerMesh!.multiaddrs[0]!));
-      await seed.start();
-      seeds.push(seed);
-    }
-    const seedAddrs = seeds.map((x) => x.peerMesh!.multiaddrs[0]!);
-    const viaSeed = () => make([seedAddrs[Math.floor(Math.random() * seedAddrs.length)]!]);
-    nodes.push(...seeds);
+    const heapBefore = sum(await each('heap'));
+    const rssBefore = process.memoryUsage().rss;
+    const seedAddrs: string[] = [];
+    for (let i = 0; i < Math.min(SEEDS, n); i++) seedAddrs.push(await threads[i % threads.length]!.call('seed', [...seedAddrs]));
     const t0 = performance.now();
-    const joiners = Array.from({ length: n - seeds.length }, viaSeed);
-    nodes.push(...joiners);
-    // At most 25 start at once: two hundred at once starve one event loop past fastify's plugin timeout.
-    const queue = [...joiners];
-    await pool(queue.length, 25, () => queue.shift()!.start());
+    const joiners = n - seedAddrs.length;
+    await Promise.all(threads.map((t, i) => t.call('join', { count: Math.floor(joiners / threads.length) + (i < joiners % threads.length ? 1 : 0), seedAddrs })));
     const started = performance.now() - t0;
-    const complete = () => nodes.filter((x) => x.peerMesh!.book.size >= n - 1).length;
-    while (complete() < n && performance.now() - t0 < 120_000) await sleep(20);
-    const formed = complete() === n ? performance.now() - t0 : undefined;
+    const complete = async () => sum(await each('complete', n - 1));
+    while ((await complete()) < n && performance.now() - t0 < 120_000) await sleep(20);
+    const held = await complete();
+    const formed = held === n ? performance.now() - t0 : undefined;
     console.log(
-      `\n  N=${n} (${seeds.length} seed${seeds.length > 1 ? 's' : ''}): joiners started within ${fmtMs(started)}; ` +
-        (formed ? `every node held every offer after ${fmtMs(formed)}` : `after 120 s ${complete()} of ${n} nodes held every offer`),
+      `\n  N=${n} (${seedAddrs.length} seed${seedAddrs.length > 1 ? 's' : ''}, ${threads.length} thread${threads.length > 1 ? 's' : ''}): joiners started within ${fmtMs(started)}; ` +
+        (formed ? `every node held every offer after ${fmtMs(formed)}` : `after 120 s ${held} of ${n} nodes held every offer`),
     );
     await sleep(5_000); // the joins' DHT queries and first republications settle
-    collectGarbage();
-    const after = process.memoryUsage();
-    const rssPerNode = (after.rss - before.rss) / n;
-    const heapPerNode = (after.heapUsed - before.heapUsed) / n;
+    const heapPerNode = (sum(await each('heap')) - heapBefore) / n;
+    const rssPerNode = (process.memoryUsage().rss - rssBefore) / n;
     console.log(`  memory per node: ${(rssPerNode / 2 ** 20).toFixed(2)} MiB resident, ${(heapPerNode / 2 ** 20).toFixed(2)} MiB JS heap (growth of this process / N)`);
 
-    const live = () => nodes.filter((x) => !gone.has(x));
-    const degree = live().reduce((sum, x) => sum + x.peerMesh!.connectedPeers, 0) / live().length;
+    const totals = async () => {
+      const stats = await each('stats');
+      return { live: sum(stats.map((s) => s.live)), connections: sum(stats.map((s) => s.connections)), bytes: sum(stats.map((s) => s.bytes)) };
+    };
+    const settled = await totals();
+    const degree = settled.connections / settled.live;
     console.log(`  connections per node: ${degree.toFixed(1)} on average`);
-    /** Over a window: bytes written per node per minute, this process's CPU (1 = one core busy), its event loop's p99 delay. */
+    /** Over a window: bytes written per node per minute, this process's CPU (1 = one core busy), the worst thread's event loop p99 delay. */
     const measure = async (during: Promise<unknown>) => {
-      const nodesBefore = live().length;
+      const before = await totals();
       const t = performance.now();
-      const start = meter.written;
       const cpu = process.cpuUsage();
-      const lag = monitorEventLoopDelay({ resolution: 10 });
-      lag.enable();
+      await each('lag', true);
       await during;
-      lag.disable();
+      const lagP99 = Math.max(...(await each('lag', false)));
       const { user, system } = process.cpuUsage(cpu);
       // The churn's stops and starts may outlast the window on a loaded machine: the time taken counts.
       const windowMs = performance.now() - t;
-      return {
-        bytes: (meter.written - start) / ((nodesBefore + live().length) / 2) / (windowMs / 60_000),
-        cpu: (user + system) / 1000 / windowMs,
-        lagP99: lag.percentile(99) / 1e6,
-      };
+      const after = await totals();
+      return { bytes: (after.bytes - before.bytes) / ((before.live + after.live) / 2) / (windowMs / 60_000), cpu: (user + system) / 1000 / windowMs, lagP99 };
     };
     const describe = (m: { bytes: number; cpu: number; lagP99: number }) =>
       `${(m.bytes / 1024).toFixed(1)} KiB written per node per minute (process CPU ${m.cpu.toFixed(2)} cores, event loop delay p99 ${m.lagP99.toFixed(0)} ms)`;
@@ -414,20 +403,9 @@ async function scale(n: number, meter: ByteMeter): Promise<void> {
     // A changed offer: a node re-signs (new seq); every other node's book is watched for it.
     const shares = { p50: [] as number[], p99: [] as number[], p100: [] as number[] };
     for (let c = 0; c < CHANGES; c++) {
-      const candidates = live().filter((x) => !seeds.includes(x));
-      const changer = candidates[Math.floor(Math.random() * candidates.length)]!;
-      const others = live().filter((x) => x !== changer);
-      const t = performance.now();
-      await changer.peerMesh!.publish();
-      const seq = changer.peerMesh!.signedOffer!.offer.seq;
-      const arrived = new Map<GridxNode, number>();
-      while (arrived.size < others.length && performance.now() - t < 10_000) {
-        for (const o of others) {
-          if (!arrived.has(o) && (o.peerMesh!.book.get(changer.id)?.seq ?? 0) >= seq) arrived.set(o, performance.now() - t);
-        }
-        await sleep(2);
-      }
-      const times = others.map((o) => arrived.get(o) ?? Infinity);
+      const { peerId, seq, at } = await (await someThread()).call('change');
+      const arrivals = (await each('watch', { peerId, seq, until: at + 10_000 })).flat();
+      const times = arrivals.map((x) => (x === null ? Infinity : x - at));
       shares.p50.push(reached(times, 0.5));
       shares.p99.push(reached(times, 0.99));
       shares.p100.push(reached(times, 1));
@@ -439,25 +417,23 @@ async function scale(n: number, meter: ByteMeter): Promise<void> {
         `target 99% < 1 s ${p.p99 < 1000 ? 'MET' : 'MISSED'} (99% per change: ${shares.p99.map((x) => (Number.isFinite(x) ? Math.round(x) : '∞')).join(' ')} ms)`,
     );
 
-    // Churn: 10% of the nodes leave and as many new ones join per minute, evenly spread.
+    // Churn: 10% of the nodes leave and as many new ones join per minute, evenly spread; a
+    // joiner starts in the leaver's thread.
     const events = Math.max(1, Math.round((n * 0.1 * WINDOW_S) / 60));
     const churning = (async () => {
       for (let e = 0; e < events; e++) {
         await sleep((WINDOW_S * 1000) / events / 2);
-        const leavers = live().filter((x) => !seeds.includes(x));
-        const leaver = leavers[Math.floor(Math.random() * leavers.length)]!;
-        gone.add(leaver);
-        await leaver.stop();
-        const joiner = viaSeed();
-        nodes.push(joiner);
-        await joiner.start();
+        const thread = await someThread();
+        await thread.call('leave');
+        await thread.call('join', { count: 1, seedAddrs });
         await sleep((WINDOW_S * 1000) / events / 2);
       }
     })();
     const churn = await measure(churning);
     console.log(`  churn, ${events} left and ${events} joined in ${WINDOW_S} s: ${describe(churn)}`);
     results[`scale_${n}`] = {
-      seeds: seeds.length,
+      seeds: seedAddrs.length,
+      threads: threads.length,
       formedMs: formed === undefined ? null : round(formed),
       connectionsPerNode: round(degree),
       cpuBusy: { rest: round(rest.cpu, 2), churn: round(churn.cpu, 2) },
@@ -467,7 +443,7 @@ async function scale(n: number, meter: ByteMeter): Promise<void> {
       changeReachedMs: Object.fromEntries(Object.entries(p).map(([k, v]) => [k, Number.isFinite(v) ? round(v) : null])),
     };
   } finally {
-    await Promise.all(nodes.filter((x) => !gone.has(x)).map((x) => x.stop()));
+    await Promise.all(threads.map((t) => t.close()));
   }
 }
 
@@ -506,11 +482,10 @@ async function main(): Promise<void> {
   }
   if (ONLY.has('forward')) await forwarding();
   if (ONLY.has('scale')) {
-    console.log(`\nscale: nodes in this process over loopback, joined through ${SEEDS} seed node(s):`);
-    const meter = new ByteMeter();
+    console.log(`\nscale: nodes in ${THREADS} thread(s) of this process over loopback, joined through ${SEEDS} seed node(s):`);
     for (const n of SCALE_SIZES) {
       // A size this machine cannot hold is reported, and the next size still runs.
-      await scale(n, meter).catch((err: unknown) => console.log(`\n  N=${n}: did not complete: ${err instanceof Error ? err.message : String(err)}`));
+      await scale(n).catch((err: unknown) => console.log(`\n  N=${n}: did not complete: ${err instanceof Error ? err.message : String(err)}`));
     }
   }
   if (ONLY.has('idle')) await idleMemory();
