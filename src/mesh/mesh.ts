@@ -30,6 +30,7 @@ import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
+import { isLoopback } from '../config/exposure.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -204,7 +205,7 @@ export class Mesh {
   private readonly readsBy: RecentEvents;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
-  /** Peers the upkeep failed to dial in the last offer ttl: not tried again before. */
+  /** Hosts (hostOf) the upkeep failed to dial in the last offer ttl: not tried again before. */
   private readonly unreachable: RecentEvents;
   private upkeeping = false;
   private readonly log: Logger;
@@ -627,8 +628,11 @@ export class Mesh {
   /**
    * Dials peers from the book at random, a few at a time, while this node has fewer than
    * TOPIC_PEERS connected peers on the offers topic. Only direct addresses: a peer behind
-   * NAT dials out itself, and a relay's slots are kept for jobs. A peer that does not answer
-   * is not tried again for an offer ttl.
+   * NAT dials out itself, and a relay's slots are kept for jobs. An offer names whatever
+   * addresses its signer likes, so the upkeep keeps to hosts (hostOf) that have not failed
+   * it within an offer ttl, dials no host twice in a round, and after a failed dial leaves
+   * every host it tried for an offer ttl: sybil offers naming one victim's address draw at
+   * most one connection attempt from each node per offer ttl, not one per sybil.
    */
   private async keepTopicPeers(): Promise<void> {
     const node = this.node;
@@ -636,19 +640,31 @@ export class Mesh {
     if (!node || !pubsub || this.stopped || this.upkeeping) return;
     const missing = TOPIC_PEERS - pubsub.getSubscribers(OFFERS_TOPIC).length;
     if (missing <= 0) return;
-    const direct = (o: Offer) => o.multiaddrs.some((a) => !a.includes('/p2p-circuit'));
-    const candidates = shuffled(this.book.offers().filter((o) => direct(o) && this.unreachable.count(o.peerId) === 0)).filter(
-      (o) => node.getConnections(peerIdFromString(o.peerId)).length === 0,
-    );
+    const round = new Set<string>();
+    const dials: { peer: PeerId; addrs: Multiaddr[]; hosts: string[] }[] = [];
+    for (const o of shuffled(this.book.offers())) {
+      if (dials.length === Math.min(missing, UPKEEP_DIALS)) break;
+      const peer = peerIdFromString(o.peerId);
+      if (node.getConnections(peer).length > 0) continue;
+      const targets = o.multiaddrs.flatMap((a) => {
+        const addr = parsed(a);
+        const host = addr && !a.includes('/p2p-circuit') ? hostOf(addr) : undefined;
+        return host === undefined || this.unreachable.count(host) > 0 || round.has(host) ? [] : [{ addr, host }];
+      });
+      if (targets.length === 0) continue;
+      const hosts = [...new Set(targets.map((t) => t.host))];
+      for (const host of hosts) round.add(host);
+      dials.push({ peer, addrs: targets.map((t) => withPeer(t.addr!, o.peerId)), hosts });
+    }
     this.upkeeping = true;
     try {
       await Promise.all(
-        candidates.slice(0, Math.min(missing, UPKEEP_DIALS)).map(async (o) => {
+        dials.map(async ({ peer, addrs, hosts }) => {
           try {
-            await node.dial(peerIdFromString(o.peerId), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+            await node.dial(addrs, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
           } catch (err) {
-            this.unreachable.record(o.peerId);
-            this.log.debug(`dialling ${o.peerId} for the offers topic failed: ${messageOf(err)}`);
+            for (const host of hosts) this.unreachable.record(host);
+            this.log.debug(`dialling ${peer.toString()} for the offers topic failed: ${messageOf(err)}`);
           }
         }),
       );
@@ -696,13 +712,7 @@ export class Mesh {
     this.options.onOffersChanged?.();
     const { offer } = after;
     if (before && before.offer.multiaddrs.join(' ') === offer.multiaddrs.join(' ')) return verdict;
-    const addrs = offer.multiaddrs.flatMap((a) => {
-      try {
-        return [multiaddr(a)];
-      } catch {
-        return [];
-      }
-    });
+    const addrs = offer.multiaddrs.flatMap((a) => parsed(a) ?? []);
     if (addrs.length > 0) await this.node?.peerStore.merge(peerIdFromString(offer.peerId), { multiaddrs: addrs }).catch(() => {});
     return verdict;
   }
@@ -848,6 +858,33 @@ async function listening<T>(options: { host: string; port: number }, start: () =
       { cause: err },
     );
   }
+}
+
+/** A multiaddr from an offer; undefined when it does not parse. */
+function parsed(addr: string): Multiaddr | undefined {
+  try {
+    return multiaddr(addr);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The host an address reaches, as the upkeep counts failures: its IP address or DNS name,
+ * whatever the port (sybils can name every port of one victim); on loopback, address and
+ * port, since a development mesh shares 127.0.0.1.
+ */
+function hostOf(addr: Multiaddr): string | undefined {
+  const components = addr.getComponents();
+  const host = components.find((c) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(c.name))?.value;
+  if (host === undefined || !isLoopback(host)) return host;
+  return `${host}:${components.find((c) => c.name === 'tcp')?.value ?? ''}`;
+}
+
+/** `addr` ending in /p2p/`peerId`, so a dial checks whom it reached. */
+function withPeer(addr: Multiaddr, peerId: string): Multiaddr {
+  const named = addr.getComponents().find((c) => c.name === 'p2p')?.value;
+  return named === peerId ? addr : (named === undefined ? addr : addr.decapsulateCode(421)).encapsulate(`/p2p/${peerId}`);
 }
 
 /** `items` in random order (Fisher–Yates). */
