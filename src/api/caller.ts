@@ -6,8 +6,8 @@
  * names no account counts against the address.
  */
 
-import net from 'node:net';
 import type { FastifyRequest } from 'fastify';
+import { addressGroup } from '../domain/addresses.js';
 import { hashKey } from '../ledger/accounts.js';
 import type { Accounts } from '../ledger/accounts.js';
 import { authorizationOf, tokenOf } from './auth.js';
@@ -45,18 +45,4 @@ export class CallerKeys {
     if (this.known.size > MAX_CACHED) this.known.delete(this.known.keys().next().value!);
     return account;
   }
-}
-
-/** The address, or for IPv6 its /64. */
-export function addressGroup(ip: string): string {
-  if (net.isIPv6(ip) && !ip.includes('.')) return `${expandIpv6(ip).slice(0, 4).join(':')}::/64`;
-  return ip;
-}
-
-function expandIpv6(ip: string): string[] {
-  const [head = '', tail] = ip.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const middle = tail === undefined ? [] : Array(8 - left.length - right.length).fill('0');
-  return [...left, ...middle, ...right].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
 }

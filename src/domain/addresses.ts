@@ -117,3 +117,15 @@ export function internalHostKind(host: string): InternalKind | undefined {
   if (name === 'localhost' || name.endsWith('.localhost')) return 'loopback';
   return internalAddressKind(name);
 }
+
+/**
+ * What an address counts as for limits per address: the address itself, or for IPv6 its /64
+ * (one host holds a whole /64, and would otherwise count as 2^64 addresses). An IPv4-mapped
+ * IPv6 address counts as its IPv4 address.
+ */
+export function addressGroup(ip: string): string {
+  const g = parseIPv6(ip);
+  if (!g) return ip;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+}

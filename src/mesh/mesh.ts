@@ -29,6 +29,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
+import { addressGroup } from '../domain/addresses.js';
 import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
 import { isLoopback } from '../config/exposure.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
@@ -203,6 +204,14 @@ export class Mesh {
   private readonly read = new Map<string, number>();
   /** Reads of this node's book by each peer in the last offer ttl (at most BOOK_READS_PER_TTL). */
   private readonly readsBy: RecentEvents;
+  /**
+   * Reads by each address (PeerGuard.addressOf) in the last offer ttl, at most as many as the
+   * peers it may connect at once may make (readsPerAddress): a fresh key is free, so the
+   * limit per peer alone let one address read the whole book for a few hundred bytes, over
+   * and over.
+   */
+  private readonly readsFrom: RecentEvents;
+  private readonly readsPerAddress: number;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
   /** Hosts (hostOf) the upkeep failed to dial in the last offer ttl: not tried again before. */
@@ -215,6 +224,7 @@ export class Mesh {
   constructor(private readonly options: MeshOptions) {
     this.book = new OfferBook(options.identity.peerId.toString());
     this.readsBy = new RecentEvents(options.offerTtlMs);
+    this.readsFrom = new RecentEvents(options.offerTtlMs);
     this.unreachable = new RecentEvents(options.offerTtlMs);
     this.log = options.log;
     // Without settings (a client, which serves nothing), the documented defaults.
@@ -224,6 +234,7 @@ export class Mesh {
       banMs: SETTINGS.banMs.default(),
     };
     this.guard = new PeerGuard({ ...guard, strikes: STRIKES, log: options.log });
+    this.readsPerAddress = guard.connectionsPerIp * BOOK_READS_PER_TTL;
   }
 
   get peerId(): string {
@@ -383,6 +394,7 @@ export class Mesh {
       const now = Date.now();
       for (const [peer, at] of this.read) if (now - at > options.offerTtlMs) this.read.delete(peer);
       this.readsBy.sweep(now);
+      this.readsFrom.sweep(now);
       this.accepted.sweep(now);
       this.unreachable.sweep(now);
     });
@@ -784,7 +796,12 @@ export class Mesh {
         // Refused, not an offence: an honest peer's retries under load can get here too.
         throw new Error(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
       }
+      const address = this.guard.addressOf(connection.remoteAddr);
+      if (address !== undefined && this.readsFrom.count(address) >= this.readsPerAddress) {
+        throw new Error(`${address} read this node's book more than ${this.readsPerAddress} times in ${this.options.offerTtlMs / 1000}s (${BOOK_READS_PER_TTL} per peer it may connect, mesh.connections_per_ip)`);
+      }
       this.readsBy.record(from);
+      if (address !== undefined) this.readsFrom.record(address);
       if (message.offer !== undefined) await this.handedOver(message.offer, from);
       await this.subscribed(connection.remotePeer);
       // `at` is this node's clock: a follow-up read asks for what came since.
@@ -870,14 +887,15 @@ function parsed(addr: string): Multiaddr | undefined {
 }
 
 /**
- * The host an address reaches, as the upkeep counts failures: its IP address or DNS name,
- * whatever the port (sybils can name every port of one victim); on loopback, address and
- * port, since a development mesh shares 127.0.0.1.
+ * The host an address reaches, as the upkeep counts failures: its IP address (IPv6: its
+ * /64) or DNS name, whatever the port (sybils can name every port of one victim); on
+ * loopback, address and port, since a development mesh shares 127.0.0.1.
  */
 function hostOf(addr: Multiaddr): string | undefined {
   const components = addr.getComponents();
   const host = components.find((c) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(c.name))?.value;
-  if (host === undefined || !isLoopback(host)) return host;
+  if (host === undefined) return undefined;
+  if (!isLoopback(host)) return addressGroup(host);
   return `${host}:${components.find((c) => c.name === 'tcp')?.value ?? ''}`;
 }
 

@@ -3,14 +3,15 @@
  * address holds open, a rate limit per peer on the streams it opens on each /gridx/*
  * protocol (a token bucket), and a ban for a while for a peer that keeps offending (floods
  * past its rate, or sends what the protocol cannot read): its connections are closed and
- * the connection gater refuses it, inbound and outbound, until the ban ends. Loopback
- * addresses are held to the rates but not to the per-IP cap: a development mesh on one
- * machine shares 127.0.0.1.
+ * the connection gater refuses it, inbound and outbound, until the ban ends. An IPv6 address
+ * counts as its /64. Loopback addresses are held to the rates but not to the per-IP cap: a
+ * development mesh on one machine shares 127.0.0.1.
  */
 
 import type { ConnectionGater, Libp2p, MultiaddrConnection, PeerId } from '@libp2p/interface';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { isLoopback } from '../config/exposure.js';
+import { addressGroup } from '../domain/addresses.js';
 import type { Logger } from '../logger.js';
 
 export interface PeerGuardOptions {
@@ -66,7 +67,7 @@ export class PeerGuard {
   attach(node: Libp2p): void {
     this.node = node;
     node.addEventListener('connection:open', (event) => {
-      const ip = ipOf(event.detail.remoteAddr);
+      const ip = this.addressOf(event.detail.remoteAddr);
       const waiting = ip === undefined ? undefined : this.pending.get(ip);
       if (!waiting || event.detail.direction !== 'inbound') return;
       waiting.shift();
@@ -142,12 +143,23 @@ export class PeerGuard {
     return false;
   }
 
-  private overIpCap(addr: Multiaddr): boolean {
+  /**
+   * What a connection from `addr` counts against in limits per address (addressGroup: IPv6
+   * by its /64); undefined for a relayed connection (the IP is the relay's) and, unless
+   * `capLoopback`, for loopback.
+   */
+  addressOf(addr: Multiaddr): string | undefined {
     const ip = ipOf(addr);
-    if (ip === undefined || (isLoopback(ip) && !this.options.capLoopback)) return false;
+    if (ip === undefined || (isLoopback(ip) && !this.options.capLoopback)) return undefined;
+    return addressGroup(ip);
+  }
+
+  private overIpCap(addr: Multiaddr): boolean {
+    const ip = this.addressOf(addr);
+    if (ip === undefined) return false;
     const now = this.now();
     const waiting = (this.pending.get(ip) ?? []).filter((at) => now - at < PENDING_MS);
-    const open = this.node?.getConnections().filter((c) => ipOf(c.remoteAddr) === ip).length ?? 0;
+    const open = this.node?.getConnections().filter((c) => this.addressOf(c.remoteAddr) === ip).length ?? 0;
     if (open + waiting.length >= this.options.connectionsPerIp) {
       this.pending.set(ip, waiting);
       this.options.log.debug(`refused a connection from ${ip}: it holds ${open + waiting.length} (mesh.connections_per_ip)`);

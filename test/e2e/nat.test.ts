@@ -21,6 +21,8 @@ import { CLI } from '../helpers/process.js';
 const API = 'http://127.0.0.1:8000';
 const P2P_PORT = 4001;
 const CLIENT = path.resolve('dist/src/sdk/client.js');
+const WIRE = path.resolve('dist/src/mesh/wire.js');
+const POLYFILLS = path.resolve('dist/src/polyfills.js');
 
 interface NsNode {
   ns: string;
@@ -181,4 +183,42 @@ rootOnly('nodes behind NAT on a simulated internet', () => {
     const lines = await inNamespace(home1.ns, `say(await client.submit({ image: ${JSON.stringify(LOCAL_IMAGE)}, command: 'echo back' }));`);
     expect(JSON.parse(lines[0]!)).toMatchObject({ status: 'completed', stdout: 'back\n', executedBy: home2.peerId });
   }, 120_000);
+
+  it('fresh keys behind one address read the public node\'s book no more than the peers that address may connect could: 4 reads each of 8', async () => {
+    /** `reads` reads of the public node's whole book from `ns`, each under a new key on a new connection. */
+    const readBook = async (ns: string, reads: number) => {
+      const lines = await inNamespace(
+        ns,
+        `await import(${JSON.stringify(POLYFILLS)});
+         const { createLibp2p } = await import('libp2p');
+         const { tcp } = await import('@libp2p/tcp');
+         const { noise } = await import('@chainsafe/libp2p-noise');
+         const { yamux } = await import('@chainsafe/libp2p-yamux');
+         const { multiaddr } = await import('@multiformats/multiaddr');
+         const { PROTOCOLS, jsonChannel } = await import(${JSON.stringify(WIRE)});
+         let served = 0;
+         for (let i = 0; i < ${reads}; i++) {
+           const node = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] });
+           try {
+             const channel = jsonChannel(await node.dialProtocol(multiaddr(${JSON.stringify(bootstrap)}), PROTOCOLS.offer, { signal: AbortSignal.timeout(5000) }));
+             await channel.write({ type: 'read' });
+             if ((await channel.read({ signal: AbortSignal.timeout(5000) }))?.type === 'page') served++;
+           } catch {
+             // Refused: the stream is reset.
+           } finally {
+             await node.stop();
+           }
+         }
+         say(served);`,
+      );
+      return Number(lines.at(-1));
+    };
+    // Home 1's node read the book too (when it met the public node again), under its address.
+    const served = await readBook(home1.ns, 40);
+    expect(served).toBeLessThanOrEqual(32);
+    expect(served).toBeGreaterThanOrEqual(24);
+    expect(pub.output()).toMatch(/100\.64\.1\.2 read this node's book more than 32 times in 30s/);
+    // Another address is not held to it.
+    expect(await readBook(home2.ns, 1)).toBe(1);
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { internalAddressKind, internalHostKind } from '../../src/domain/addresses.js';
+import { addressGroup, internalAddressKind, internalHostKind } from '../../src/domain/addresses.js';
 import { imageRefusal, registryRefusal } from '../../src/domain/image-policy.js';
 import { matchesImage, parseImagePattern, parseImageRef } from '../../src/domain/image-ref.js';
 import { pullRefusal } from '../../src/executor/docker/images.js';
@@ -202,6 +202,13 @@ describe('internal addresses', () => {
   it('names the localhost names as loopback', () => {
     expect(internalHostKind('LOCALHOST')).toBe('loopback');
     expect(internalHostKind('localhost.example.com')).toBeUndefined();
+  });
+
+  it('counts an IPv6 address as its /64 for limits per address, however it is written, and a mapped IPv4 address as that address', () => {
+    expect(addressGroup('2001:db8:0:1::5')).toBe('2001:db8:0:1::/64');
+    expect(addressGroup('2001:0DB8:0000:0001:ffff:ffff:ffff:ffff')).toBe('2001:db8:0:1::/64');
+    expect(addressGroup('::ffff:100.64.1.2')).toBe('100.64.1.2');
+    expect(addressGroup('100.64.1.2')).toBe('100.64.1.2');
   });
 });
 
