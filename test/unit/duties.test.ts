@@ -35,7 +35,10 @@ describe('singleton duties', () => {
     const pausedAt = performance.now();
     await eventually(async () => b.holds('settlement'), (held) => held, 3000);
     const tookOver = performance.now() - pausedAt;
-    expect(tookOver).toBeLessThan(600 + 600 / 3 + 200);
+    // The lease lapses at most a TTL after the pause and b tries every TTL/3; the rest is
+    // slack for a loaded machine (200 ms was 9 ms short once, in the full suite on 2 cores).
+    // Broken would be never, or only after a's renewals came back.
+    expect(tookOver).toBeLessThan(600 + 600 / 3 + 600);
     expect(a.holds('settlement')).toBe(false); // it gave up on its own clock before b could take it
     expect(b.fence('settlement')!.token).toBe(first.token + 1);
   });
