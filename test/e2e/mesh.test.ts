@@ -1,13 +1,9 @@
 /** A mesh of real node processes on loopback. */
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { type GossipSub, StrictNoSign, gossipsub } from '@libp2p/gossipsub';
-import { identify } from '@libp2p/identify';
+import type { GossipSub } from '@libp2p/gossipsub';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p, type Libp2p } from 'libp2p';
+import type { Libp2p } from 'libp2p';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
 import { OFFERS_TOPIC } from '../../src/mesh/mesh.js';
@@ -17,6 +13,7 @@ import { signedBytes } from '../../src/domain/result-digest.js';
 import { GridxClient } from '../../src/sdk/client.js';
 import { eventually } from '../helpers/docker.js';
 import { tempDir } from '../helpers/node.js';
+import { offersPeer } from '../helpers/peer.js';
 import { freePort, runCli, spawnNode, type NodeProcess } from '../helpers/process.js';
 
 const image = LOCAL_IMAGE;
@@ -145,18 +142,7 @@ describe('a five-node mesh of processes', () => {
     let attackerKey: Awaited<ReturnType<typeof generateKeyPair>>;
     const extras: Libp2p[] = [];
     const newPeer = async (privateKey?: typeof attackerKey) => {
-      const peer = await createLibp2p({
-        ...(privateKey ? { privateKey } : {}),
-        addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-        transports: [tcp()],
-        connectionEncrypters: [noise()],
-        streamMuxers: [yamux()],
-        services: {
-          identify: identify(),
-          pubsub: gossipsub({ globalSignaturePolicy: StrictNoSign, allowPublishToZeroTopicPeers: true, fallbackToFloodsub: false }),
-        },
-      });
-      peer.services.pubsub.subscribe(OFFERS_TOPIC);
+      const peer = await offersPeer(privateKey);
       extras.push(peer);
       return peer;
     };

@@ -4,21 +4,16 @@
  * address must not turn every node of the mesh into a dialler of that victim, once per sybil.
  */
 import net from 'node:net';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { type GossipSub, StrictNoSign, gossipsub } from '@libp2p/gossipsub';
-import { identify } from '@libp2p/identify';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
-import { createLibp2p, type Libp2p } from 'libp2p';
 import { afterEach, expect, it } from 'vitest';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { OFFERS_TOPIC } from '../../src/mesh/mesh.js';
 import { signOffer } from '../../src/mesh/offer-book.js';
 import { eventually } from '../helpers/docker.js';
 import { startMeshNode, type TestNode } from '../helpers/node.js';
+import { offersPeer } from '../helpers/peer.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -39,18 +34,8 @@ it('sybil offers naming one victim address draw one connection attempt from a no
   const target: TestNode = await startMeshNode({ executor: new NoopExecutor() });
   cleanups.push(() => target.stop());
   const startedAt = Date.now();
-  const attacker: Libp2p<{ pubsub: GossipSub }> = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: {
-      identify: identify(),
-      pubsub: gossipsub({ globalSignaturePolicy: StrictNoSign, allowPublishToZeroTopicPeers: true, fallbackToFloodsub: false }),
-    },
-  });
+  const attacker = await offersPeer();
   cleanups.push(async () => attacker.stop());
-  attacker.services.pubsub.subscribe(OFFERS_TOPIC);
   await attacker.dial(multiaddr(target.node.peerMesh!.multiaddrs[0]!));
   await eventually(async () => attacker.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), (ids) => ids.includes(target.node.id), 10_000);
 
