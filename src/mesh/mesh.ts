@@ -29,9 +29,8 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
-import { addressGroup } from '../domain/addresses.js';
+import { addressGroup, type InternalKind, internalAddressKind } from '../domain/addresses.js';
 import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
-import { isLoopback } from '../config/exposure.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -101,6 +100,8 @@ const TOPIC_PEERS = 8;
  */
 const UPKEEP_MS = 10_000;
 const UPKEEP_DIALS = 2;
+/** Failed upkeep dials at one IP address (IPv6: /64) within an offer ttl after which the upkeep leaves it. */
+const UPKEEP_HOST_FAILURES = 2;
 const JOB_DIAL_ATTEMPTS = 3;
 /**
  * How often a node that holds offers asks the DHT for providers it does not know (the
@@ -214,7 +215,7 @@ export class Mesh {
   private readonly readsPerAddress: number;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
-  /** Hosts (hostOf) the upkeep failed to dial in the last offer ttl: not tried again before. */
+  /** What the upkeep failed to dial in the last offer ttl (peer ids, and DialTarget's endpoints and hosts). */
   private readonly unreachable: RecentEvents;
   private upkeeping = false;
   private readonly log: Logger;
@@ -639,12 +640,19 @@ export class Mesh {
 
   /**
    * Dials peers from the book at random, a few at a time, while this node has fewer than
-   * TOPIC_PEERS connected peers on the offers topic. Only direct addresses: a peer behind
-   * NAT dials out itself, and a relay's slots are kept for jobs. An offer names whatever
-   * addresses its signer likes, so the upkeep keeps to hosts (hostOf) that have not failed
-   * it within an offer ttl, dials no host twice in a round, and after a failed dial leaves
-   * every host it tried for an offer ttl: sybil offers naming one victim's address draw at
-   * most one connection attempt from each node per offer ttl, not one per sybil.
+   * TOPIC_PEERS connected peers on the offers topic. An offer names whatever addresses its
+   * signer likes, so the upkeep dials one address per peer and round, and only:
+   * - a direct TCP address on an IP (no relay: a peer behind NAT dials out itself, and a
+   *   relay's slots are kept for jobs; no DNS name, which any number of names could alias);
+   * - of a kind this node already holds a connection on (public, private, loopback): a node
+   *   on the internet dials nothing on its own host or networks because an offer says so;
+   * - at most one per IP address (IPv6: /64; loopback: per port) in a round; none at an address that failed
+   *   within an offer ttl, nor at an IP with UPKEEP_HOST_FAILURES failed (loopback exempt:
+   *   a development mesh shares 127.0.0.1).
+   * A dial answered by another peer than the offer's means the offer lied (or is stale): that
+   * peer id is not tried again for an offer ttl, and the address that answered is not held
+   * against its host. Sybil offers naming one victim draw at most UPKEEP_HOST_FAILURES
+   * attempts per ttl from a node, and cannot make it shun an honest host.
    */
   private async keepTopicPeers(): Promise<void> {
     const node = this.node;
@@ -652,31 +660,34 @@ export class Mesh {
     if (!node || !pubsub || this.stopped || this.upkeeping) return;
     const missing = TOPIC_PEERS - pubsub.getSubscribers(OFFERS_TOPIC).length;
     if (missing <= 0) return;
+    const kinds = new Set(node.getConnections().flatMap((c) => dialTarget(c.remoteAddr)?.kind ?? []));
+    const dialable = (t: DialTarget) =>
+      kinds.has(t.kind) && this.unreachable.count(t.endpoint) === 0 && (t.kind === 'loopback' || this.unreachable.count(t.host) < UPKEEP_HOST_FAILURES);
     const round = new Set<string>();
-    const dials: { peer: PeerId; addrs: Multiaddr[]; hosts: string[] }[] = [];
+    const roundKey = (t: DialTarget) => (t.kind === 'loopback' ? t.endpoint : t.host);
+    const dials: { peerId: string; addr: Multiaddr; target: DialTarget }[] = [];
     for (const o of shuffled(this.book.offers())) {
       if (dials.length === Math.min(missing, UPKEEP_DIALS)) break;
-      const peer = peerIdFromString(o.peerId);
-      if (node.getConnections(peer).length > 0) continue;
-      const targets = o.multiaddrs.flatMap((a) => {
-        const addr = parsed(a);
-        const host = addr && !a.includes('/p2p-circuit') ? hostOf(addr) : undefined;
-        return host === undefined || this.unreachable.count(host) > 0 || round.has(host) ? [] : [{ addr, host }];
-      });
-      if (targets.length === 0) continue;
-      const hosts = [...new Set(targets.map((t) => t.host))];
-      for (const host of hosts) round.add(host);
-      dials.push({ peer, addrs: targets.map((t) => withPeer(t.addr!, o.peerId)), hosts });
+      if (this.unreachable.count(o.peerId) > 0 || node.getConnections(peerIdFromString(o.peerId)).length > 0) continue;
+      const target = o.multiaddrs.flatMap((a) => {
+        const t = dialTarget(parsed(a));
+        return t && dialable(t) && !round.has(roundKey(t)) ? [t] : [];
+      })[0];
+      if (!target) continue;
+      round.add(roundKey(target));
+      dials.push({ peerId: o.peerId, addr: withPeer(target.addr, o.peerId), target });
     }
     this.upkeeping = true;
     try {
       await Promise.all(
-        dials.map(async ({ peer, addrs, hosts }) => {
+        dials.map(async ({ peerId, addr, target }) => {
           try {
-            await node.dial(addrs, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+            await node.dial(addr, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
           } catch (err) {
-            for (const host of hosts) this.unreachable.record(host);
-            this.log.debug(`dialling ${peer.toString()} for the offers topic failed: ${messageOf(err)}`);
+            this.log.debug(`dialling ${peerId} at ${target.endpoint} for the offers topic failed: ${messageOf(err)}`);
+            if (answeredAsAnother(err)) return this.unreachable.record(peerId);
+            this.unreachable.record(target.endpoint);
+            this.unreachable.record(target.host);
           }
         }),
       );
@@ -886,23 +897,49 @@ function parsed(addr: string): Multiaddr | undefined {
   }
 }
 
-/**
- * The host an address reaches, as the upkeep counts failures: its IP address (IPv6: its
- * /64) or DNS name, whatever the port (sybils can name every port of one victim); on
- * loopback, address and port, since a development mesh shares 127.0.0.1.
- */
-function hostOf(addr: Multiaddr): string | undefined {
-  const components = addr.getComponents();
-  const host = components.find((c) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(c.name))?.value;
-  if (host === undefined) return undefined;
-  if (!isLoopback(host)) return addressGroup(host);
-  return `${host}:${components.find((c) => c.name === 'tcp')?.value ?? ''}`;
+/** Where the upkeep may dial: a TCP address on an IP, what kind of address it is, and its keys for failures. */
+interface DialTarget {
+  addr: Multiaddr;
+  kind: InternalKind | 'public';
+  /** The IP address (IPv6: its /64). */
+  host: string;
+  /** The IP address and port. */
+  endpoint: string;
 }
 
-/** `addr` ending in /p2p/`peerId`, so a dial checks whom it reached. */
+/** `addr` as the upkeep may dial it; undefined for a relayed, DNS, non-TCP or unspecified address. */
+function dialTarget(addr: Multiaddr | undefined): DialTarget | undefined {
+  const components = addr?.getComponents() ?? [];
+  if (components.some((c) => c.name === 'p2p-circuit')) return undefined;
+  const ip = components[0]?.name === 'ip4' || components[0]?.name === 'ip6' ? components[0].value : undefined;
+  const port = components[1]?.name === 'tcp' ? components[1].value : undefined;
+  if (ip === undefined || port === undefined) return undefined;
+  const kind = internalAddressKind(ip) ?? 'public';
+  if (kind === 'unspecified') return undefined;
+  return { addr: addr!, kind, host: addressGroup(ip), endpoint: `${ip}:${port}` };
+}
+
+/** `addr` ending in /p2p/`peerId` and naming no other peer, so a dial checks whom it reached. */
 function withPeer(addr: Multiaddr, peerId: string): Multiaddr {
-  const named = addr.getComponents().find((c) => c.name === 'p2p')?.value;
-  return named === peerId ? addr : (named === undefined ? addr : addr.decapsulateCode(421)).encapsulate(`/p2p/${peerId}`);
+  let bare = addr;
+  while (bare.getComponents().some((c) => c.name === 'p2p')) bare = bare.decapsulateCode(421);
+  return bare.encapsulate(`/p2p/${peerId}`);
+}
+
+/**
+ * Whether a dial reached a libp2p peer other than the one asked for. noise throws an
+ * UnexpectedPeerError, which libp2p's upgrader passes on as an EncryptionFailedError with
+ * the same message and no cause (any failure in that phase is one, a closed socket too).
+ */
+function answeredAsAnother(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown): boolean => {
+    if (!(e instanceof Error) || seen.has(e)) return false;
+    seen.add(e);
+    if (e.name === 'UnexpectedPeerError' || /identity key \S+ does not match expected/.test(e.message)) return true;
+    return walk(e.cause) || (e instanceof AggregateError && e.errors.some(walk));
+  };
+  return walk(err);
 }
 
 /** `items` in random order (Fisher–Yates). */
