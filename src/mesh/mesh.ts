@@ -39,7 +39,7 @@ import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, sig
 import { inOneWrite } from './one-write.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { RecentEvents } from './recent.js';
-import { type ConnectionType, type Reachability, type ReachabilityService, reachability } from './reachability.js';
+import { type ConnectionType, type Reachability, type ReachabilityService, reachability, relayOf } from './reachability.js';
 import { type JsonChannel, PROTOCOLS, ProtocolError, StreamEndedError, jsonChannel } from './wire.js';
 
 let key: Promise<CID> | undefined;
@@ -234,7 +234,7 @@ export class Mesh {
       streamsPerSecond: SETTINGS.peerStreamsPerSecond.default(),
       banMs: SETTINGS.banMs.default(),
     };
-    this.guard = new PeerGuard({ ...guard, strikes: STRIKES, log: options.log });
+    this.guard = new PeerGuard({ ...guard, strikes: STRIKES, log: options.log, relayAllowed: (relay) => this.reach?.reservedOn(relay) ?? false });
     this.readsPerAddress = guard.connectionsPerIp * BOOK_READS_PER_TTL;
   }
 
@@ -245,9 +245,13 @@ export class Mesh {
   /**
    * What peers may dial. A relay answers a reservation with all its addresses, loopback
    * included; a relayed address through the relay's loopback would lead a peer to itself.
+   * None through a relay this node did not choose (ReachabilityService.foreignRelay).
    */
   get multiaddrs(): string[] {
-    return (this.node?.getMultiaddrs().map(String) ?? []).filter((a) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(a));
+    return (this.node?.getMultiaddrs() ?? [])
+      .filter((a) => !this.reach?.foreignRelay(a))
+      .map(String)
+      .filter((a) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(a));
   }
 
   /** This node's offer as last signed and published; undefined before the first. */
@@ -807,7 +811,9 @@ export class Mesh {
         // Refused, not an offence: an honest peer's retries under load can get here too.
         throw new Error(`read this node's book more than ${BOOK_READS_PER_TTL} times in ${this.options.offerTtlMs / 1000}s`);
       }
-      const address = this.guard.addressOf(connection.remoteAddr);
+      // Through a relay, the relay stands for the address: peers it relays share its budget.
+      const relay = relayOf(connection.remoteAddr);
+      const address = relay === undefined ? this.guard.addressOf(connection.remoteAddr) : `relay ${relay}`;
       if (address !== undefined && this.readsFrom.count(address) >= this.readsPerAddress) {
         throw new Error(`${address} read this node's book more than ${this.readsPerAddress} times in ${this.options.offerTtlMs / 1000}s (${BOOK_READS_PER_TTL} per peer it may connect, mesh.connections_per_ip)`);
       }

@@ -25,6 +25,8 @@ export interface PeerGuardOptions {
   banMs: number;
   /** Hold loopback addresses to the per-IP cap too (tests). */
   capLoopback?: boolean;
+  /** Whether relayed connections may come through `relay` (one this node holds a slot on); none when absent. */
+  relayAllowed?: (relay: string) => boolean;
   log: Logger;
   now?: () => number;
 }
@@ -59,7 +61,9 @@ export class PeerGuard {
       denyInboundConnection: (maConn: MultiaddrConnection) => this.overIpCap(maConn.remoteAddr),
       denyInboundEncryptedConnection: (peer: PeerId) => this.isBanned(peer.toString()),
       denyDialPeer: (peer: PeerId) => this.isBanned(peer.toString()),
-      denyInboundRelayedConnection: (_relay: PeerId, peer: PeerId) => this.isBanned(peer.toString()),
+      // A relayed connection names its peer and its relay as the relay likes, and any connected
+      // peer can send one: only relays this node chose carry them.
+      denyInboundRelayedConnection: (relay: PeerId, peer: PeerId) => this.isBanned(peer.toString()) || !(this.options.relayAllowed?.(relay.toString()) ?? false),
     };
   }
 

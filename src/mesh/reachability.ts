@@ -61,6 +61,12 @@ export class ReachabilityService implements Startable {
   private own?: { list: net.BlockList; at: number };
   private readonly holePunched = new Set<string>();
   private relays = new Set<string>();
+  /**
+   * Relays this node chose to reserve a slot on (reserve()). libp2p's relay transport also
+   * starts listening on any connected peer that sends it a relayed connection (a STOP),
+   * slot or not: such relays are not this node's, and their addresses are not advertised.
+   */
+  private readonly chosen = new Set<string>();
   private readonly listeners: Array<[string, Listener]> = [];
 
   constructor(
@@ -80,6 +86,17 @@ export class ReachabilityService implements Startable {
   /** Peer ids of the relays this node holds a slot on. */
   get relayPeers(): string[] {
     return [...this.relays];
+  }
+
+  /** Whether `relay` is one this node chose to hold a slot on: relayed connections come only through those. */
+  reservedOn(relay: string): boolean {
+    return this.chosen.has(relay);
+  }
+
+  /** Whether `addr` is this node's own relayed address through a relay it did not choose. */
+  foreignRelay(addr: Multiaddr): boolean {
+    const relay = relayOf(addr);
+    return relay !== undefined && !this.chosen.has(relay);
   }
 
   /**
@@ -169,10 +186,14 @@ export class ReachabilityService implements Startable {
         if (!protocols.includes(RELAY_HOP_PROTOCOL)) continue;
         const base = connection.remoteAddr.getComponents().filter((c) => c.name !== 'p2p');
         const circuit = multiaddr(`${base.map((c) => `/${c.name}/${c.value}`).join('')}/p2p/${peer}/p2p-circuit`);
+        // Chosen before listening: the new address may be announced before listen() returns.
+        const known = this.chosen.has(peer.toString());
+        this.chosen.add(peer.toString());
         try {
           await this.components.transportManager.listen([circuit]);
           return;
         } catch (err) {
+          if (!known) this.chosen.delete(peer.toString());
           this.init.log.debug(`no slot on the relay ${peer}: ${(err as Error).message}`);
         }
       }
@@ -190,7 +211,7 @@ export class ReachabilityService implements Startable {
   }
 
   private addressesChanged(): void {
-    const now = new Set(this.components.addressManager.getAddresses().flatMap((a) => relayOf(a) ?? []));
+    const now = new Set(this.components.addressManager.getAddresses().flatMap((a) => relayOf(a) ?? []).filter((r) => this.chosen.has(r)));
     for (const relay of now) if (!this.relays.has(relay)) this.init.log.info(`reachable through the relay ${relay}`);
     for (const relay of this.relays) {
       if (now.has(relay)) continue;
@@ -225,7 +246,7 @@ export class ReachabilityService implements Startable {
 }
 
 /** The peer id of the relay a /p2p-circuit address goes through. */
-function relayOf(addr: Multiaddr): string | undefined {
+export function relayOf(addr: Multiaddr): string | undefined {
   const components = addr.getComponents();
   const circuit = components.findIndex((c) => c.name === 'p2p-circuit');
   if (circuit < 1) return undefined;

@@ -1,13 +1,22 @@
 /**
- * Hostile peer: offers name whatever addresses their signer likes, and a node dials peers
- * from its book to keep its topic links (the upkeep). Sybil offers all naming one victim's
- * address must not turn every node of the mesh into a dialler of that victim, once per sybil;
- * nor may sybil offers naming an honest node's address make the upkeep shun that node.
+ * Hostile peers on the mesh, and what they can make a node do.
+ * - Offers name whatever addresses their signer likes, and a node dials peers from its book
+ *   to keep its topic links (the upkeep). Sybil offers all naming one victim's address must
+ *   not turn every node of the mesh into a dialler of that victim, once per sybil; nor may
+ *   sybil offers naming an honest node's address make the upkeep shun that node.
+ * - A relayed connection names its peer as the relay likes: a node takes them only through
+ *   relays it chose, so a peer cannot reach it under fresh keys through its own relay.
  */
 import net from 'node:net';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
 import { afterEach, expect, it } from 'vitest';
 import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { OFFERS_TOPIC } from '../../src/mesh/mesh.js';
@@ -70,3 +79,38 @@ it('sybil offers naming a victim draw one connection attempt from a node, not on
   // The node is fine.
   expect((await target.client.status()).status).toBe('idle');
 }, 60_000);
+
+it('a node takes relayed connections only through relays it chose, and advertises no other', async () => {
+  const target = await startMeshNode({ executor: new NoopExecutor() });
+  cleanups.push(() => target.stop());
+  // A relay the target never chose to hold a slot on.
+  const relay = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), relay: circuitRelayServer({ reservations: { maxReservations: 16 } }) },
+  });
+  cleanups.push(async () => relay.stop());
+  const relayAddr = relay.getMultiaddrs()[0]!;
+  const t = target.node.peerMesh!.libp2p;
+  await t.dial(relayAddr);
+  // What libp2p's relay transport does when any connected peer sends it a relayed
+  // connection (a STOP), slot or not: it listens on that peer as a relay, and so takes a slot.
+  const { transportManager } = (t as unknown as { components: { transportManager: { listen: (addrs: unknown[]) => Promise<void> } } }).components;
+  await transportManager.listen([relayAddr.encapsulate('/p2p-circuit')]);
+  await eventually(async () => t.getMultiaddrs().map(String), (addrs) => addrs.some((a) => a.includes(`${relay.peerId}/p2p-circuit`)), 10_000);
+  // Not this node's relay: not in its offer, nor in /status.
+  expect(target.node.peerMesh!.multiaddrs.some((a) => a.includes('/p2p-circuit'))).toBe(false);
+  expect((await target.client.status()).reachability?.relays ?? []).toEqual([]);
+
+  // A stranger under a fresh key dials the node through that relay: refused.
+  const stranger = await createLibp2p({ transports: [tcp(), circuitRelayTransport()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } });
+  cleanups.push(async () => stranger.stop());
+  const dialled = await stranger.dial(multiaddr(`${relayAddr.toString()}/p2p-circuit/p2p/${target.node.id}`), { signal: AbortSignal.timeout(10_000) }).then(
+    () => 'connected',
+    () => 'refused',
+  );
+  expect(dialled).toBe('refused');
+  expect(t.getConnections(stranger.peerId)).toEqual([]);
+}, 30_000);
