@@ -215,6 +215,8 @@ export class Mesh {
   private readonly readsPerAddress: number;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
+  /** Offers of each node being checked now (validate()). */
+  private readonly checking = new Map<string, number>();
   /** What the upkeep failed to dial in the last offer ttl (peer ids, and DialTarget's endpoints and hosts). */
   private readonly unreachable: RecentEvents;
   private upkeeping = false;
@@ -765,10 +767,21 @@ export class Mesh {
       return reject('not JSON');
     }
     const owner = typeof signed?.offer?.peerId === 'string' ? signed.offer.peerId : '';
-    if (this.accepted.count(owner) >= OFFERS_PER_PEER_PER_SECOND) {
+    // gossipsub validates the messages of a burst at once: those still being checked count
+    // too, or a burst would pass the count before any was recorded.
+    const checking = this.checking.get(owner) ?? 0;
+    if (this.accepted.count(owner) + checking >= OFFERS_PER_PEER_PER_SECOND) {
       return peer === owner ? reject(`more than ${OFFERS_PER_PEER_PER_SECOND} offers a second`) : TopicValidatorResult.Ignore;
     }
-    const verdict = await this.admit(signed);
+    this.checking.set(owner, checking + 1);
+    let verdict: OfferVerdict;
+    try {
+      verdict = await this.admit(signed);
+    } finally {
+      const left = this.checking.get(owner)! - 1;
+      if (left === 0) this.checking.delete(owner);
+      else this.checking.set(owner, left);
+    }
     if (verdict === 'forged' || verdict === 'malformed') return reject(`a ${verdict} offer for ${owner}`);
     if (verdict !== 'accepted') return TopicValidatorResult.Ignore;
     this.accepted.record(owner);

@@ -114,3 +114,41 @@ it('a node takes relayed connections only through relays it chose, and advertise
   expect(dialled).toBe('refused');
   expect(t.getConnections(stranger.peerId)).toEqual([]);
 }, 30_000);
+
+it('a burst of offers from one node is held to ten a second however fast it comes: no more are passed on', async () => {
+  const target = await startMeshNode({ executor: new NoopExecutor() });
+  cleanups.push(() => target.stop());
+  const targetAddr = multiaddr(target.node.peerMesh!.multiaddrs[0]!);
+  // An observer in the target's topic mesh counts what the target passes on.
+  const observer = await offersPeer();
+  cleanups.push(async () => observer.stop());
+  const key = await generateKeyPair('Ed25519');
+  const flooder = await offersPeer(key);
+  cleanups.push(async () => flooder.stop());
+  const owner = flooder.peerId.toString();
+  let passedOn = 0;
+  observer.services.pubsub.addEventListener('message', (event) => {
+    const signed = JSON.parse(new TextDecoder().decode(event.detail.data)) as { offer?: { peerId?: string } };
+    if (signed.offer?.peerId === owner) passedOn++;
+  });
+  await observer.dial(targetAddr);
+  // In the mesh, not only subscribed: messages are passed on to mesh peers (getMeshPeers is not in the exported type).
+  const meshPeers = () => (observer.services.pubsub as unknown as { getMeshPeers(topic: string): string[] }).getMeshPeers(OFFERS_TOPIC);
+  await eventually(async () => meshPeers().map(String), (ids) => ids.includes(target.node.id), 10_000);
+  await flooder.dial(targetAddr);
+  await eventually(async () => flooder.services.pubsub.getSubscribers(OFFERS_TOPIC).map(String), (ids) => ids.includes(target.node.id), 10_000);
+
+  // Forty offers of its own, signed beforehand, sent at once; each names another address, so
+  // each is new terms, whose check waits on the peer store, where the burst's checks interleave.
+  const template = target.node.peerMesh!.signedOffer!.offer;
+  const now = Date.now();
+  const burst = await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      signOffer({ ...template, peerId: owner, apiUrl: 'http://127.0.0.1:9', multiaddrs: [`/ip4/127.0.0.1/tcp/${1000 + i}`], seq: now + i, issuedAt: now, expiresAt: now + 60_000 }, key),
+    ),
+  );
+  await Promise.all(burst.map((signed) => flooder.services.pubsub.publish(OFFERS_TOPIC, new TextEncoder().encode(JSON.stringify(signed))).catch(() => {})));
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  expect(passedOn).toBeGreaterThan(0);
+  expect(passedOn).toBeLessThanOrEqual(10);
+}, 30_000);
