@@ -102,6 +102,10 @@ const UPKEEP_MS = 10_000;
 const UPKEEP_DIALS = 2;
 /** Failed upkeep dials at one IP address (IPv6: /64) within an offer ttl after which the upkeep leaves it. */
 const UPKEEP_HOST_FAILURES = 2;
+/** The same on loopback, where a development mesh lives, each node on its own port. */
+const UPKEEP_LOOPBACK_FAILURES = 8;
+/** Which of a peer's addresses the upkeep dials first. */
+const KIND_ORDER: readonly (InternalKind | 'public')[] = ['public', 'private', 'link-local', 'loopback'];
 const JOB_DIAL_ATTEMPTS = 3;
 /**
  * How often a node that holds offers asks the DHT for providers it does not know (the
@@ -215,11 +219,11 @@ export class Mesh {
   private readonly readsPerAddress: number;
   /** Offers of each node accepted from the topic in the last second (at most OFFERS_PER_PEER_PER_SECOND). */
   private readonly accepted = new RecentEvents(1000);
-  /** Offers of each node being checked now (validate()). */
-  private readonly checking = new Map<string, number>();
   /** What the upkeep failed to dial in the last offer ttl (peer ids, and DialTarget's endpoints and hosts). */
   private readonly unreachable: RecentEvents;
   private upkeeping = false;
+  /** Endpoints where the upkeep reached another peer than it asked for, and which (for an offer ttl). */
+  private readonly answeredAs = new Map<string, { peerId: string; at: number }>();
   private readonly log: Logger;
   private readonly guard: PeerGuard;
   private reach?: ReachabilityService;
@@ -648,17 +652,18 @@ export class Mesh {
    * Dials peers from the book at random, a few at a time, while this node has fewer than
    * TOPIC_PEERS connected peers on the offers topic. An offer names whatever addresses its
    * signer likes, so the upkeep dials one address per peer and round, and only:
-   * - a direct TCP address on an IP (no relay: a peer behind NAT dials out itself, and a
-   *   relay's slots are kept for jobs; no DNS name, which any number of names could alias);
-   * - of a kind this node already holds a connection on (public, private, loopback): a node
-   *   on the internet dials nothing on its own host or networks because an offer says so;
-   * - at most one per IP address (IPv6: /64; loopback: per port) in a round; none at an address that failed
-   *   within an offer ttl, nor at an IP with UPKEEP_HOST_FAILURES failed (loopback exempt:
-   *   a development mesh shares 127.0.0.1).
-   * A dial answered by another peer than the offer's means the offer lied (or is stale): that
-   * peer id is not tried again for an offer ttl, and the address that answered is not held
-   * against its host. Sybil offers naming one victim draw at most UPKEEP_HOST_FAILURES
-   * attempts per ttl from a node, and cannot make it shun an honest host.
+   * - a plain TCP address on an IP (/ip4|ip6/…/tcp/…): no relay (a peer behind NAT dials out
+   *   itself, and a relay's slots are kept for jobs), no DNS name (any number of names can
+   *   alias one victim), nothing libp2p would refuse without dialling;
+   * - of a kind (public, private, loopback) this node has dialled out on itself, public
+   *   first: a node on the internet dials nothing on its own host or networks because an
+   *   offer says so, nor because a proxy's connections reach it from a private address;
+   * - at most one per IP (IPv6: /64; loopback: per port) in a round; none at an IP and port
+   *   that failed within an offer ttl, or that answered as another peer than this one; none at
+   *   an IP with UPKEEP_HOST_FAILURES failures (loopback: UPKEEP_LOOPBACK_FAILURES).
+   * A dial answered by another peer counts against the offer, not the address, and the
+   * address is then dialled for the peer that answered only. Sybil offers naming a victim
+   * draw at most UPKEEP_HOST_FAILURES attempts from a node per offer ttl.
    */
   private async keepTopicPeers(): Promise<void> {
     const node = this.node;
@@ -666,32 +671,43 @@ export class Mesh {
     if (!node || !pubsub || this.stopped || this.upkeeping) return;
     const missing = TOPIC_PEERS - pubsub.getSubscribers(OFFERS_TOPIC).length;
     if (missing <= 0) return;
-    const kinds = new Set(node.getConnections().flatMap((c) => dialTarget(c.remoteAddr)?.kind ?? []));
-    const dialable = (t: DialTarget) =>
-      kinds.has(t.kind) && this.unreachable.count(t.endpoint) === 0 && (t.kind === 'loopback' || this.unreachable.count(t.host) < UPKEEP_HOST_FAILURES);
+    const now = Date.now();
+    for (const [endpoint, { at }] of this.answeredAs) if (now - at >= this.options.offerTtlMs) this.answeredAs.delete(endpoint);
+    const kinds = new Set(node.getConnections().flatMap((c) => (c.direction === 'outbound' ? (dialTarget(c.remoteAddr)?.kind ?? []) : [])));
+    const dialable = (t: DialTarget, peerId: string) =>
+      kinds.has(t.kind) &&
+      (this.answeredAs.get(t.endpoint)?.peerId ?? peerId) === peerId &&
+      this.unreachable.count(t.endpoint) === 0 &&
+      this.unreachable.count(t.host) < (t.kind === 'loopback' ? UPKEEP_LOOPBACK_FAILURES : UPKEEP_HOST_FAILURES);
     const round = new Set<string>();
     const roundKey = (t: DialTarget) => (t.kind === 'loopback' ? t.endpoint : t.host);
-    const dials: { peerId: string; addr: Multiaddr; target: DialTarget }[] = [];
+    const dials: { peerId: string; target: DialTarget }[] = [];
     for (const o of shuffled(this.book.offers())) {
       if (dials.length === Math.min(missing, UPKEEP_DIALS)) break;
-      if (this.unreachable.count(o.peerId) > 0 || node.getConnections(peerIdFromString(o.peerId)).length > 0) continue;
-      const target = o.multiaddrs.flatMap((a) => {
-        const t = dialTarget(parsed(a));
-        return t && dialable(t) && !round.has(roundKey(t)) ? [t] : [];
-      })[0];
+      if (this.unreachable.count(o.peerId) > 0 || this.guard.isBanned(o.peerId)) continue;
+      if (node.getConnections(peerIdFromString(o.peerId)).length > 0) continue;
+      const target = o.multiaddrs
+        .flatMap((a) => {
+          const t = dialTarget(parsed(a));
+          return t && dialable(t, o.peerId) && !round.has(roundKey(t)) ? [t] : [];
+        })
+        .sort((a, b) => KIND_ORDER.indexOf(a.kind) - KIND_ORDER.indexOf(b.kind))[0];
       if (!target) continue;
       round.add(roundKey(target));
-      dials.push({ peerId: o.peerId, addr: withPeer(target.addr, o.peerId), target });
+      dials.push({ peerId: o.peerId, target });
     }
     this.upkeeping = true;
     try {
       await Promise.all(
-        dials.map(async ({ peerId, addr, target }) => {
+        dials.map(async ({ peerId, target }) => {
           try {
-            await node.dial(addr, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+            await node.dial(withPeer(target.addr, peerId), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
           } catch (err) {
             this.log.debug(`dialling ${peerId} at ${target.endpoint} for the offers topic failed: ${messageOf(err)}`);
-            if (answeredAsAnother(err)) return this.unreachable.record(peerId);
+            const other = answeredBy(err);
+            if (other !== undefined) this.answeredAs.set(target.endpoint, { peerId: other, at: Date.now() });
+            // The offer lied (or is stale), or libp2p refused before any packet: not the address's fault.
+            if (other !== undefined || notDialled(err)) return this.unreachable.record(peerId);
             this.unreachable.record(target.endpoint);
             this.unreachable.record(target.host);
           }
@@ -731,10 +747,10 @@ export class Mesh {
    * (onOffersChanged: the dispatcher reads its queue again), and only new addresses the
    * peer store; at 10,000 nodes a node takes a thousand offers a second.
    */
-  private async admit(raw: unknown): Promise<OfferVerdict> {
+  private async admit(raw: unknown, limit?: (peerId: string) => boolean): Promise<OfferVerdict> {
     const id = String((raw as SignedOffer | null)?.offer?.peerId);
     const before = this.book.held(id);
-    const verdict = await this.book.consider(raw);
+    const verdict = await this.book.consider(raw, Date.now(), limit);
     if (verdict !== 'accepted') return verdict;
     const after = this.book.held(id);
     if (!after || before?.terms === after.terms) return verdict;
@@ -767,24 +783,20 @@ export class Mesh {
       return reject('not JSON');
     }
     const owner = typeof signed?.offer?.peerId === 'string' ? signed.offer.peerId : '';
-    // gossipsub validates the messages of a burst at once: those still being checked count
-    // too, or a burst would pass the count before any was recorded.
-    const checking = this.checking.get(owner) ?? 0;
-    if (this.accepted.count(owner) + checking >= OFFERS_PER_PEER_PER_SECOND) {
-      return peer === owner ? reject(`more than ${OFFERS_PER_PEER_PER_SECOND} offers a second`) : TopicValidatorResult.Ignore;
-    }
-    this.checking.set(owner, checking + 1);
-    let verdict: OfferVerdict;
-    try {
-      verdict = await this.admit(signed);
-    } finally {
-      const left = this.checking.get(owner)! - 1;
-      if (left === 0) this.checking.delete(owner);
-      else this.checking.set(owner, left);
-    }
+    const flooding = () => (peer === owner ? reject(`more than ${OFFERS_PER_PEER_PER_SECOND} offers a second`) : TopicValidatorResult.Ignore);
+    // Before the signature check, to spare it; then counted for good where the book takes the
+    // offer: gossipsub checks a burst's messages at once, and each would pass a count taken
+    // here before the first was recorded. Only checked, new offers count, so offers that
+    // merely claim a node (unsigned, replayed) cannot use up its allowance.
+    if (this.accepted.count(owner) >= OFFERS_PER_PEER_PER_SECOND) return flooding();
+    const verdict = await this.admit(signed, (id) => {
+      if (this.accepted.count(id) >= OFFERS_PER_PEER_PER_SECOND) return false;
+      this.accepted.record(id);
+      return true;
+    });
+    if (verdict === 'limited') return flooding();
     if (verdict === 'forged' || verdict === 'malformed') return reject(`a ${verdict} offer for ${owner}`);
     if (verdict !== 'accepted') return TopicValidatorResult.Ignore;
-    this.accepted.record(owner);
     return TopicValidatorResult.Accept;
   }
 
@@ -926,10 +938,10 @@ interface DialTarget {
   endpoint: string;
 }
 
-/** `addr` as the upkeep may dial it; undefined for a relayed, DNS, non-TCP or unspecified address. */
+/** `addr` as the upkeep may dial it: /ip4|ip6/…/tcp/…, a /p2p/… at most after; undefined for anything else, or an unspecified IP. */
 function dialTarget(addr: Multiaddr | undefined): DialTarget | undefined {
   const components = addr?.getComponents() ?? [];
-  if (components.some((c) => c.name === 'p2p-circuit')) return undefined;
+  if (components.length > 3 || (components.length === 3 && components[2]!.name !== 'p2p')) return undefined;
   const ip = components[0]?.name === 'ip4' || components[0]?.name === 'ip6' ? components[0].value : undefined;
   const port = components[1]?.name === 'tcp' ? components[1].value : undefined;
   if (ip === undefined || port === undefined) return undefined;
@@ -946,19 +958,26 @@ function withPeer(addr: Multiaddr, peerId: string): Multiaddr {
 }
 
 /**
- * Whether a dial reached a libp2p peer other than the one asked for. noise throws an
- * UnexpectedPeerError, which libp2p's upgrader passes on as an EncryptionFailedError with
- * the same message and no cause (any failure in that phase is one, a closed socket too).
+ * The peer id that answered a dial meant for another: noise throws an UnexpectedPeerError
+ * ("Payload identity key <id> does not match expected …"), which libp2p's upgrader passes
+ * on as an EncryptionFailedError with the same message and no cause. Undefined otherwise.
  */
-function answeredAsAnother(err: unknown): boolean {
-  const seen = new Set<unknown>();
-  const walk = (e: unknown): boolean => {
-    if (!(e instanceof Error) || seen.has(e)) return false;
-    seen.add(e);
-    if (e.name === 'UnexpectedPeerError' || /identity key \S+ does not match expected/.test(e.message)) return true;
-    return walk(e.cause) || (e instanceof AggregateError && e.errors.some(walk));
-  };
-  return walk(err);
+function answeredBy(err: unknown): string | undefined {
+  return causes(err)
+    .map((e) => /identity key (\S+) does not match expected/.exec(e.message)?.[1])
+    .find((id) => id !== undefined);
+}
+
+/** Whether libp2p refused a dial before sending anything: no address it can dial, or the gater. */
+function notDialled(err: unknown): boolean {
+  return causes(err).some((e) => ['NoValidAddressesError', 'DialDeniedError', 'InvalidMultiaddrError', 'InvalidParametersError', 'InvalidPeerIdError'].includes(e.name));
+}
+
+/** `err` and what it wraps (cause, AggregateError's errors). */
+function causes(err: unknown, seen = new Set<unknown>()): Error[] {
+  if (!(err instanceof Error) || seen.has(err)) return [];
+  seen.add(err);
+  return [err, ...causes(err.cause, seen), ...(err instanceof AggregateError ? err.errors.flatMap((e: unknown) => causes(e, seen)) : [])];
 }
 
 /** `items` in random order (Fisher–Yates). */

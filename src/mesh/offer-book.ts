@@ -10,7 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import type { JobSpec } from '../domain/job.js';
 import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, malformedOffer, offerBytes, offerTerms, rankOffers } from '../domain/offer.js';
 
-export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self' | 'full';
+export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'malformed' | 'self' | 'full' | 'limited';
 
 /** Peers a book holds by default: far past a mesh that one gossip topic serves well. */
 export const OFFER_BOOK_CAPACITY = 10_000;
@@ -61,8 +61,12 @@ export class OfferBook {
     private readonly capacity = OFFER_BOOK_CAPACITY,
   ) {}
 
-  /** Takes an offer from the network; the verdict says whether it got in and why not. */
-  async consider(signed: unknown, now = Date.now()): Promise<OfferVerdict> {
+  /**
+   * Takes an offer from the network; the verdict says whether it got in and why not.
+   * `limit`, asked only for a checked, new offer and at once (nothing else runs between it and
+   * the book taking the offer), says whether its node may have one more taken now.
+   */
+  async consider(signed: unknown, now = Date.now(), limit?: (peerId: string) => boolean): Promise<OfferVerdict> {
     const s = signed as SignedOffer;
     if (s === null || typeof s !== 'object' || malformedOffer(s.offer) !== undefined) return 'malformed';
     const { offer } = s;
@@ -76,6 +80,7 @@ export class OfferBook {
     if (!(await verifyOffer(s))) return 'forged';
     // Checked again: another copy may have been accepted while the signature was checked.
     if (replayed()) return 'replayed';
+    if (limit && !limit(offer.peerId)) return 'limited';
     if (!this.entries.has(offer.peerId) && !this.makeRoom(offer, now)) return 'full';
     this.seen.set(offer.peerId, { seq: offer.seq, expiresAt: Math.max(offer.expiresAt, this.seen.get(offer.peerId)?.expiresAt ?? 0) });
     const previous = this.entries.get(offer.peerId);

@@ -26,6 +26,7 @@ export type ConnectionType = 'direct' | 'relayed' | 'hole-punched';
 
 /** The protocol a circuit relay v2 server answers (@libp2p/circuit-relay-v2's RELAY_V2_HOP_CODEC). */
 export const RELAY_HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop';
+const RELAY_STOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/stop';
 
 type Listener = (event: CustomEvent) => void;
 
@@ -62,9 +63,9 @@ export class ReachabilityService implements Startable {
   private readonly holePunched = new Set<string>();
   private relays = new Set<string>();
   /**
-   * Relays this node chose to reserve a slot on (reserve()). libp2p's relay transport also
-   * starts listening on any connected peer that sends it a relayed connection (a STOP),
-   * slot or not: such relays are not this node's, and their addresses are not advertised.
+   * Relays this node chose to reserve a slot on (reserve()); only these carry relayed
+   * connections to it (onlyChosenRelays(), and the peer guard's gater), and only their
+   * circuit addresses are advertised.
    */
   private readonly chosen = new Set<string>();
   private readonly listeners: Array<[string, Listener]> = [];
@@ -128,6 +129,28 @@ export class ReachabilityService implements Startable {
     // The relay server registered its protocol as it started; in auto it waits for proof.
     if (this.init.mode === 'auto') await this.components.registrar.unhandle(RELAY_HOP_PROTOCOL);
     this.serving = this.init.mode === 'on';
+    await this.onlyChosenRelays();
+  }
+
+  /**
+   * The relay transport takes a relayed connection (a STOP) from any connected peer, and
+   * before reading it listens on that peer as a relay, taking a slot there: a peer could
+   * give this node its own relay, with addresses of its choosing. Its handler is wrapped so
+   * that STOPs from relays this node did not choose are reset unread.
+   */
+  private async onlyChosenRelays(): Promise<void> {
+    const { registrar } = this.components;
+    if (!registrar.getProtocols().includes(RELAY_STOP_PROTOCOL)) return;
+    const { handler, options } = registrar.getHandler(RELAY_STOP_PROTOCOL);
+    await registrar.unhandle(RELAY_STOP_PROTOCOL);
+    await registrar.handle(
+      RELAY_STOP_PROTOCOL,
+      (stream, connection) => {
+        if (this.chosen.has(connection.remotePeer.toString())) return handler(stream, connection);
+        stream.abort(new Error('relayed connections come only through relays this node chose'));
+      },
+      options,
+    );
   }
 
   stop(): void {

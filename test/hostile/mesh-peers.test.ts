@@ -44,7 +44,11 @@ it('sybil offers naming a victim draw one connection attempt from a node, not on
   // An honest node the target has never met; its signed offer reaches the target by gossip, late.
   const honest = await startMeshNode({ executor: new NoopExecutor() });
   cleanups.push(() => honest.stop());
-  const target: TestNode = await startMeshNode({ executor: new NoopExecutor() });
+  // The target joins through a seed, as nodes do: the upkeep dials only kinds of address
+  // (here loopback) the node has dialled out on itself.
+  const seed = await startMeshNode({ executor: new NoopExecutor() });
+  cleanups.push(() => seed.stop());
+  const target: TestNode = await startMeshNode({ executor: new NoopExecutor(), bootstrap: [seed.node.peerMesh!.multiaddrs[0]!] });
   cleanups.push(() => target.stop());
   const startedAt = Date.now();
   const attacker = await offersPeer();
@@ -65,8 +69,8 @@ it('sybil offers naming a victim draw one connection attempt from a node, not on
   }
   await eventually(async () => sybils.filter((id) => target.node.peerMesh!.book.get(id)).length, (n) => n === sybils.length, 10_000);
 
-  // The node holds one topic peer (the attacker) of the eight it keeps: its upkeep dials
-  // every 10 s, one address per IP and port a round. Two rounds try the two sybils that name
+  // The node holds two topic peers (the seed, the attacker) of the eight it keeps: its
+  // upkeep dials every 10 s, one address per IP and port a round. Two rounds try the two sybils that name
   // the honest node's address (answered by the wrong peer); then the honest node's own offer
   // comes, and the third round dials it: its address was not held against it.
   const at = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, startedAt + ms - Date.now())));
@@ -151,4 +155,23 @@ it('a burst of offers from one node is held to ten a second however fast it come
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   expect(passedOn).toBeGreaterThan(0);
   expect(passedOn).toBeLessThanOrEqual(10);
+}, 30_000);
+
+it('a peer that sends a relayed connection from a relay the node never chose gets no slot of it', async () => {
+  const target = await startMeshNode({ executor: new NoopExecutor() });
+  cleanups.push(() => target.stop());
+  // A peer that serves as a relay, and tells the node a connection comes through it (a STOP).
+  const relay = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), relay: circuitRelayServer({ reservations: { maxReservations: 16 } }) },
+  });
+  cleanups.push(async () => relay.stop());
+  const stream = await relay.dialProtocol(multiaddr(target.node.peerMesh!.multiaddrs[0]!), '/libp2p/circuit/relay/0.2.0/stop');
+  // libp2p's own handler would now listen on the relay, taking a slot there, before reading anything.
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  expect(target.node.peerMesh!.libp2p.getMultiaddrs().map(String).filter((a) => a.includes('/p2p-circuit'))).toEqual([]);
+  expect(stream.status).not.toBe('open');
 }, 30_000);
