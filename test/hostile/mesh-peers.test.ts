@@ -26,6 +26,19 @@ import { startMeshNode, type TestNode } from '../helpers/node.js';
 import { offersPeer } from '../helpers/peer.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
+
+/** A started peer on loopback that relays (circuit relay v2 server), stopped after the test. */
+async function relayPeer() {
+  const relay = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), relay: circuitRelayServer({ reservations: { maxReservations: 16 } }) },
+  });
+  cleanups.push(async () => relay.stop());
+  return relay;
+}
 afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((f) => f()));
 });
@@ -88,14 +101,7 @@ it('a node takes relayed connections only through relays it chose, and advertise
   const target = await startMeshNode({ executor: new NoopExecutor() });
   cleanups.push(() => target.stop());
   // A relay the target never chose to hold a slot on.
-  const relay = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify(), relay: circuitRelayServer({ reservations: { maxReservations: 16 } }) },
-  });
-  cleanups.push(async () => relay.stop());
+  const relay = await relayPeer();
   const relayAddr = relay.getMultiaddrs()[0]!;
   const t = target.node.peerMesh!.libp2p;
   await t.dial(relayAddr);
@@ -161,14 +167,7 @@ it('a peer that sends a relayed connection from a relay the node never chose get
   const target = await startMeshNode({ executor: new NoopExecutor() });
   cleanups.push(() => target.stop());
   // A peer that serves as a relay, and tells the node a connection comes through it (a STOP).
-  const relay = await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify(), relay: circuitRelayServer({ reservations: { maxReservations: 16 } }) },
-  });
-  cleanups.push(async () => relay.stop());
+  const relay = await relayPeer();
   const stream = await relay.dialProtocol(multiaddr(target.node.peerMesh!.multiaddrs[0]!), '/libp2p/circuit/relay/0.2.0/stop');
   // libp2p's own handler would now listen on the relay, taking a slot there, before reading anything.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
