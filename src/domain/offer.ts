@@ -97,6 +97,9 @@ export function rankOffers(offers: Offer[], spec: JobSpec): Offer[] {
     .sort((a, b) => cached(b) - cached(a) || b.slots.free - a.slots.free || a.price - b.price);
 }
 
+/** Addresses an offer may name; peers drop an offer with more as malformed. */
+export const MAX_OFFER_ADDRS = 32;
+
 /** Structural check of an offer received from the network; the reason when malformed. */
 export function malformedOffer(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object') return 'not an object';
@@ -104,7 +107,7 @@ export function malformedOffer(value: unknown): string | undefined {
   if (o.v !== 1) return 'unknown version';
   if (typeof o.peerId !== 'string' || o.peerId.length > 128) return 'bad peerId';
   if (typeof o.apiUrl !== 'string' || !/^https?:\/\//.test(o.apiUrl) || o.apiUrl.length > 512) return 'bad apiUrl';
-  if (!Array.isArray(o.multiaddrs) || o.multiaddrs.length > 32 || !o.multiaddrs.every((a) => typeof a === 'string')) {
+  if (!Array.isArray(o.multiaddrs) || o.multiaddrs.length > MAX_OFFER_ADDRS || !o.multiaddrs.every((a) => typeof a === 'string')) {
     return 'bad multiaddrs';
   }
   if (o.status !== 'idle' && o.status !== 'busy') return 'bad status';

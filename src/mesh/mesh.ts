@@ -30,7 +30,7 @@ import { createLibp2p } from 'libp2p';
 import { CID } from 'multiformats/cid';
 import { sha256 } from 'multiformats/hashes/sha2';
 import { addressGroup, type InternalKind, internalAddressKind } from '../domain/addresses.js';
-import { MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
+import { MAX_OFFER_ADDRS, MAX_OFFER_TTL_MS, type Offer, type SignedOffer, offerTerms } from '../domain/offer.js';
 import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -254,10 +254,7 @@ export class Mesh {
    * None through a relay this node did not choose (ReachabilityService.foreignRelay).
    */
   get multiaddrs(): string[] {
-    return (this.node?.getMultiaddrs() ?? [])
-      .filter((a) => !this.reach?.foreignRelay(a))
-      .map(String)
-      .filter((a) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(a));
+    return advertised((this.node?.getMultiaddrs() ?? []).filter((a) => !this.reach?.foreignRelay(a)));
   }
 
   /** This node's offer as last signed and published; undefined before the first. */
@@ -917,6 +914,27 @@ async function listening<T>(options: { host: string; port: number }, start: () =
       { cause: err },
     );
   }
+}
+
+/**
+ * The addresses a node puts in its offer, from those libp2p lists: none relayed through a
+ * relay's loopback (it would lead a peer to itself); those peers elsewhere can use first
+ * (public, then relayed, private, link-local, loopback), at most MAX_OFFER_ADDRS: a node
+ * listening on every interface of a host with many (Docker makes one per network) would
+ * otherwise sign an offer every peer drops as malformed.
+ */
+export function advertised(addrs: readonly Multiaddr[]): string[] {
+  const rank = (a: Multiaddr) => {
+    if (a.getComponents().some((c) => c.name === 'p2p-circuit')) return 0.5;
+    const i = KIND_ORDER.indexOf(internalAddressKind(a.getComponents()[0]?.value ?? '') ?? 'public');
+    return i < 0 ? KIND_ORDER.length : i;
+  };
+  return addrs
+    .map((a) => ({ a, text: String(a), rank: rank(a) }))
+    .filter(({ text }) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(text))
+    .sort((x, y) => x.rank - y.rank)
+    .slice(0, MAX_OFFER_ADDRS)
+    .map(({ text }) => text);
 }
 
 /** A multiaddr from an offer; undefined when it does not parse. */

@@ -1,7 +1,9 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { describe, expect, it } from 'vitest';
-import { type Offer, canonicalJson, misfit, rankOffers } from '../../src/domain/offer.js';
+import { MAX_OFFER_ADDRS, type Offer, canonicalJson, misfit, rankOffers } from '../../src/domain/offer.js';
+import { multiaddr } from '@multiformats/multiaddr';
+import { advertised } from '../../src/mesh/mesh.js';
 import { OfferBook, signOffer, verifyOffer } from '../../src/mesh/offer-book.js';
 import { SPEC } from '../helpers/fixtures.js';
 
@@ -161,5 +163,26 @@ describe('offers', () => {
     expect(misfit({ ...SPEC, resources: { cpus: 1, memoryBytes: 1, gpus: 1 }, timeoutMs: 1 }, limits)).toContain('gpus');
     expect(misfit({ ...SPEC, resources: { cpus: 1, memoryBytes: 1, gpus: 0 }, timeoutMs: 1 }, limits)).toBeUndefined();
     expect(rankOffers([], SPEC)).toEqual([]);
+  });
+});
+
+describe("a node's own offer addresses", () => {
+  it('fit the cap peers hold offers to, the ones peers elsewhere can use first, and never a relay\'s loopback', () => {
+    const self = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq';
+    const relay = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo';
+    // A host with many Docker networks, listening on all of them.
+    const bridges = Array.from({ length: 40 }, (_, i) => `/ip4/172.${17 + Math.floor(i / 200)}.${i}.1/tcp/4001/p2p/${self}`);
+    const all = [
+      `/ip4/127.0.0.1/tcp/4001/p2p/${self}`,
+      ...bridges,
+      `/ip4/127.0.0.1/tcp/4001/p2p/${relay}/p2p-circuit/p2p/${self}`,
+      `/ip4/203.0.113.9/tcp/4001/p2p/${relay}/p2p-circuit/p2p/${self}`,
+      `/ip4/198.51.100.7/tcp/4001/p2p/${self}`,
+    ].map((a) => multiaddr(a));
+    const addrs = advertised(all);
+    expect(addrs).toHaveLength(MAX_OFFER_ADDRS);
+    // 198.51.100.0/24 is documentation space, which addresses.ts counts as public.
+    expect(addrs.slice(0, 2)).toEqual([`/ip4/198.51.100.7/tcp/4001/p2p/${self}`, `/ip4/203.0.113.9/tcp/4001/p2p/${relay}/p2p-circuit/p2p/${self}`]);
+    expect(addrs.some((a) => a.startsWith('/ip4/127.'))).toBe(false);
   });
 });
