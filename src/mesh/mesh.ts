@@ -482,9 +482,10 @@ export class Mesh {
     if (Date.now() - this.publishedAt < MIN_PUBLISH_INTERVAL_MS) return this.requestPublish();
     try {
       const fields = await this.options.describe();
-      if (options.onlyIfChanged && this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs: this.multiaddrs })) return;
+      const multiaddrs = this.multiaddrs;
+      if (options.onlyIfChanged && this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs })) return;
       this.publishedAt = Date.now();
-      this.own = await this.sign({ ...fields, multiaddrs: this.multiaddrs }, this.ttlMs());
+      this.own = await this.sign({ ...fields, multiaddrs }, this.ttlMs());
       await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
@@ -930,7 +931,7 @@ export function advertised(addrs: readonly Multiaddr[]): string[] {
     return i < 0 ? KIND_ORDER.length : i;
   };
   return addrs
-    .map((a) => ({ a, text: String(a), rank: rank(a) }))
+    .map((a) => ({ text: String(a), rank: rank(a) }))
     .filter(({ text }) => !/^\/ip(4\/127\.|6\/::1\/).*\/p2p-circuit/.test(text))
     .sort((x, y) => x.rank - y.rank)
     .slice(0, MAX_OFFER_ADDRS)
