@@ -35,7 +35,7 @@ import { type RelayMode, SETTINGS } from '../config/schema.js';
 import { GridxError, messageOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Identity } from './identity.js';
-import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, signOffer } from './offer-book.js';
+import { MAX_OFFER_BYTES, OFFER_BOOK_CAPACITY, OfferBook, type OfferVerdict, fitted, signOffer } from './offer-book.js';
 import { inOneWrite } from './one-write.js';
 import { PeerGuard, type PeerGuardOptions } from './peer-guard.js';
 import { RecentEvents } from './recent.js';
@@ -492,12 +492,18 @@ export class Mesh {
     }
   }
 
-  /** This node's offer of `fields`, with the next seq, living `ttlMs` from now, signed. */
+  /**
+   * This node's offer of `fields`, with the next seq, living `ttlMs` from now, signed; with
+   * fewer cached images if all of them would make it too big for peers to take.
+   */
   private async sign(fields: OfferFields & Pick<Offer, 'multiaddrs'>, ttlMs: number): Promise<SignedOffer> {
     const now = Date.now();
     this.seq = Math.max(this.seq + 1, now);
     const offer: Offer = { ...fields, v: 1, peerId: this.peerId, seq: this.seq, issuedAt: now, expiresAt: now + ttlMs };
-    return signOffer(offer, this.options.identity.privateKey);
+    const fit = fitted(offer);
+    if (fit === undefined) throw new Error(`this node's offer is over ${MAX_OFFER_BYTES} bytes even without cached images; peers would drop it`);
+    if (fit !== offer) this.log.debug(`the offer names ${fit.images.length} of ${offer.images.length} cached images: all of them would make it over ${MAX_OFFER_BYTES} bytes`);
+    return signOffer(fit, this.options.identity.privateKey);
   }
 
   /** Opens a /gridx/job stream to `peerId`, dialling the addresses from its offer. */

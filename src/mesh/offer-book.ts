@@ -14,10 +14,27 @@ export type OfferVerdict = 'accepted' | 'replayed' | 'expired' | 'forged' | 'mal
 
 /** Peers a book holds by default: far past a mesh that one gossip topic serves well. */
 export const OFFER_BOOK_CAPACITY = 10_000;
-/** Largest signed offer, as JSON: an honest one is under a kilobyte, 256 cached image names included well under this. */
+/** Largest signed offer, as JSON: an honest one is about a kilobyte; one naming many long image names sheds some to stay under it (fitted). */
 export const MAX_OFFER_BYTES = 32 * 1024;
 /** How far ahead of this node's clock an offer may say it was issued. */
 const CLOCK_SKEW_MS = 60_000;
+
+/** An Ed25519 signature in base64, as a signed offer carries it: a stand-in to size an offer before it is signed. */
+const SIGNATURE_STAND_IN = 'x'.repeat(88);
+
+/**
+ * `offer` cut to fit MAX_OFFER_BYTES once signed, which every peer drops past: its cached
+ * images, the one list that grows with the host, go from the end until it fits. Undefined
+ * when it cannot fit even with none.
+ */
+export function fitted(offer: Offer): Offer | undefined {
+  const fits = (o: Offer) => Buffer.byteLength(JSON.stringify({ offer: o, signature: SIGNATURE_STAND_IN })) <= MAX_OFFER_BYTES;
+  for (let n = offer.images.length; n >= 0; n--) {
+    const cut = n === offer.images.length ? offer : { ...offer, images: offer.images.slice(0, n) };
+    if (fits(cut)) return cut;
+  }
+  return undefined;
+}
 
 export async function signOffer(offer: Offer, key: PrivateKey): Promise<SignedOffer> {
   const signature = await key.sign(offerBytes(offer));

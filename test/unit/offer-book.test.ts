@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_OFFER_ADDRS, type Offer, canonicalJson, misfit, rankOffers } from '../../src/domain/offer.js';
 import { multiaddr } from '@multiformats/multiaddr';
 import { advertised } from '../../src/mesh/mesh.js';
-import { OfferBook, signOffer, verifyOffer } from '../../src/mesh/offer-book.js';
+import { MAX_OFFER_BYTES, OfferBook, fitted, signOffer, verifyOffer } from '../../src/mesh/offer-book.js';
 import { SPEC } from '../helpers/fixtures.js';
 
 async function peer() {
@@ -81,6 +81,22 @@ describe('offers', () => {
     const padded = { ...(await signOffer(offer(id), key)), junk: 'y'.repeat(1000) };
     expect(await book.consider(padded)).toBe('accepted');
     expect(book.signedOffers()[0]).toEqual({ offer: padded.offer, signature: padded.signature });
+  });
+
+  it("a node's own offer sheds cached images until peers take it, the first ones kept", async () => {
+    const { key, id } = await peer();
+    // Docker allows names of 255 characters and tags of 128, and a ref may add a digest.
+    const images = Array.from({ length: 64 }, (_, i) => `${'n'.repeat(250)}-${String(i).padStart(4, '0')}:${'t'.repeat(128)}@sha256:${'0'.repeat(64)}`);
+    const multiaddrs = Array.from({ length: MAX_OFFER_ADDRS }, (_, i) => `/ip4/10.0.${i}.2/tcp/8468/p2p/${id}/p2p-circuit/p2p/${id}`);
+    const whole = offer(id, { images, multiaddrs });
+    expect(await new OfferBook('self').consider(await signOffer(whole, key))).toBe('malformed');
+    const fit = fitted(whole)!;
+    expect(fit.images.length).toBeGreaterThan(0);
+    expect(fit.images.length).toBeLessThan(images.length);
+    expect(fit.images).toEqual(images.slice(0, fit.images.length));
+    expect(await new OfferBook('self').consider(await signOffer(fit, key))).toBe('accepted');
+    expect(fitted(offer(id))).toEqual(offer(id, { seq: expect.any(Number) as number, issuedAt: expect.any(Number) as number, expiresAt: expect.any(Number) as number }));
+    expect(fitted(offer(id, { apiUrl: `http://${'a'.repeat(MAX_OFFER_BYTES)}` }))).toBeUndefined();
   });
 
   it('drops offers once they expire', async () => {
