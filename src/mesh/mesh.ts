@@ -207,6 +207,13 @@ export class Mesh {
    * not on every connection: the DHT opens and drops connections all the time.
    */
   private readonly read = new Map<string, number>();
+  /**
+   * Since when this node has had no peer (its link went down, or every peer left); undefined
+   * while it has one. Back, it reads the book of the first peer it meets, as a newcomer does:
+   * it missed what the mesh published meanwhile, and the mesh what it published. Otherwise
+   * both would learn it only at each offer's next re-signing, up to 20 min on a large mesh.
+   */
+  private cutOffSince?: number;
   /** Reads of this node's book by each peer in the last offer ttl (at most BOOK_READS_PER_TTL). */
   private readonly readsBy: RecentEvents;
   /**
@@ -370,10 +377,21 @@ export class Mesh {
       pubsub.topicValidators.set(OFFERS_TOPIC, (peer, message) => this.validate(peer.toString(), message));
       pubsub.subscribe(OFFERS_TOPIC);
     }
+    node.addEventListener('peer:disconnect', () => {
+      if (this.stopped || node.getPeers().length > 0 || this.cutOffSince !== undefined) return;
+      this.cutOffSince = Date.now();
+      this.log.warn('no peer left: cut off from the mesh until one is back');
+    });
     node.addEventListener('peer:identify', (event) => {
       const { peerId, protocols, connection } = event.detail;
       if (!protocols.includes(PROTOCOLS.offer)) return;
       const id = peerId.toString();
+      if (this.cutOffSince !== undefined && !options.client) {
+        this.log.info(`back in touch with the mesh after ${Math.round((Date.now() - this.cutOffSince) / 1000)} s without a peer: reading the book of ${id}`);
+        this.cutOffSince = undefined;
+        void this.readBook(peerId);
+        return;
+      }
       // A client holds no book worth keeping: it reads the book of every peer it meets.
       const wanted = () => (options.client || !this.book.get(id)) && Date.now() - (this.read.get(id) ?? -Infinity) > options.offerTtlMs;
       // The side that dialled reads; the other only if the dialler's offer did not come

@@ -3,7 +3,8 @@
  * and two home nodes, each home behind its own NAT router, with the same private range in
  * both homes. The home nodes join through the public node, which relays for them; a job
  * sent to one runs on the other through the relay, its logs live; and when the relay dies
- * the home nodes say so, and take up a slot again once it is back.
+ * the home nodes say so, and take up a slot again once it is back. A home cut off from the
+ * internet for a while catches up as soon as it is back, not at the next re-signing.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -221,4 +222,61 @@ rootOnly('nodes behind NAT on a simulated internet', () => {
     // Another address is not held to it.
     expect(await readBook(home2.ns, 1)).toBe(1);
   }, 60_000);
+});
+
+rootOnly('a home node cut off from the internet, and back', () => {
+  let internet: SimulatedInternet;
+  let pub: NsNode;
+  let home1: NsNode;
+  let home2: NsNode;
+  /** Offers live 10 min and are re-signed every 3 or so: anything sooner came from the catch-up. */
+  const env = { GRIDX_OFFER_TTL: '600s', GRIDX_MESH_ACCEPT: 'none' };
+  const busy = (list: PeerList, of: NsNode) => list.peers.find((p) => p.peerId === of.peerId)?.offer.status === 'busy';
+  /** Takes `node`'s one slot with a job pinned to it, so its offer says busy. */
+  const occupy = (node: NsNode) =>
+    inNamespace(
+      node.ns,
+      `const job = await client.submit({ image: ${JSON.stringify(LOCAL_IMAGE)}, command: ['sleep', '600'], pin: true }, { wait: false });
+       while ((await client.get(job.id)).status !== 'running') await new Promise((r) => setTimeout(r, 100));`,
+    );
+
+  beforeAll(async () => {
+    internet = buildInternet(2);
+    pub = await startNode(internet.publicNs, tempDir(), [], env);
+    const bootstrap = `/ip4/${internet.publicIp}/tcp/${P2P_PORT}/p2p/${pub.peerId}`;
+    [home1, home2] = await Promise.all([0, 1].map((i) => startNode(internet.homeNs[i]!, tempDir(), ['--bootstrap', bootstrap], env))) as [NsNode, NsNode];
+  }, 60_000);
+
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      for (const [name, node] of [['public', pub], ['home 1', home1], ['home 2', home2]] as const) {
+        console.log(`--- ${name} node's last lines:\n${node?.output().split('\n').slice(-25).join('\n')}`);
+      }
+    });
+  });
+
+  afterAll(async () => {
+    await Promise.all([home1, home2, pub].map(stop));
+    internet?.remove();
+  });
+
+  it('what changed on either side while it was away reaches the other side as soon as it is back', async () => {
+    await eventually(() => peers(home1), (l) => relayedOffer(l, home2) !== undefined, 30_000);
+    internet.cutHome(0, true);
+    try {
+      // Both ends notice once the connection monitor's pings go unanswered (10 s apart, 15 s to answer).
+      await eventually(() => status(home1), (s) => s.connections === 0, 60_000);
+      expect(home1.output()).toMatch('no peer left: cut off from the mesh');
+      await Promise.all([occupy(home1), occupy(home2)]);
+      await eventually(() => peers(pub), (l) => busy(l, home2), 10_000);
+      expect(busy(await peers(home1), home2)).toBe(false);
+    } finally {
+      internet.cutHome(0, false);
+    }
+    // Without the catch-up, each side would learn of the other's job only when it re-signs its offer, minutes from now.
+    await eventually(() => peers(home1), (l) => busy(l, home2), 45_000);
+    await eventually(() => peers(pub), (l) => busy(l, home1), 10_000);
+    await eventually(() => peers(home2), (l) => busy(l, home1), 10_000);
+    expect(home1.output()).toMatch(`back in touch with the mesh after`);
+  }, 180_000);
 });

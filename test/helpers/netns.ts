@@ -18,6 +18,11 @@ export interface SimulatedInternet {
   /** Namespaces of the home hosts; home i is at 10.0.0.(i + 2) behind its router. */
   homeNs: string[];
   homeIp: (i: number) => string;
+  /**
+   * Cuts home i off the internet (its router drops every packet it would forward, as a dead
+   * line does: no error comes back), or joins it again.
+   */
+  cutHome: (i: number, cut: boolean) => void;
   remove: () => void;
 }
 
@@ -110,5 +115,6 @@ export function buildInternet(homes: number): SimulatedInternet {
     remove();
     throw new Error(`building the simulated internet failed: ${(err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message}`);
   }
-  return { publicNs, publicIp: '100.64.0.2', homeNs, homeIp: (i) => `10.0.0.${i + 2}`, remove };
+  const cutHome = (i: number, cut: boolean) => inNs(ns(`r${i + 1}`), 'iptables', cut ? '-I' : '-D', 'FORWARD', ...(cut ? ['1'] : []), '-j', 'DROP');
+  return { publicNs, publicIp: '100.64.0.2', homeNs, homeIp: (i) => `10.0.0.${i + 2}`, cutHome, remove };
 }
