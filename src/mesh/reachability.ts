@@ -63,9 +63,9 @@ export class ReachabilityService implements Startable {
   private readonly holePunched = new Set<string>();
   private relays = new Set<string>();
   /**
-   * Relays this node chose to reserve a slot on (reserve()); only these carry relayed
-   * connections to it (onlyChosenRelays(), and the peer guard's gater), and only their
-   * circuit addresses are advertised.
+   * Relays this node chose to reserve a slot on (reserve()), until it loses the slot; only
+   * these carry relayed connections to it (onlyChosenRelays(), and the peer guard's gater),
+   * and only their circuit addresses are advertised.
    */
   private readonly chosen = new Set<string>();
   private readonly listeners: Array<[string, Listener]> = [];
@@ -238,6 +238,8 @@ export class ReachabilityService implements Startable {
     for (const relay of now) if (!this.relays.has(relay)) this.init.log.info(`reachable through the relay ${relay}`);
     for (const relay of this.relays) {
       if (now.has(relay)) continue;
+      // Chosen again (reserve()) if it is still the one to take: until then it carries nothing.
+      this.chosen.delete(relay);
       this.init.log.warn(
         now.size > 0
           ? `lost the relay ${relay}; still reachable through ${[...now].join(', ')}`
