@@ -199,6 +199,13 @@ export class Mesh {
   private timers: NodeJS.Timeout[] = [];
   private publishTimer?: NodeJS.Timeout;
   private publishedAt = 0;
+  /**
+   * Whether this node's last offer reached no peer: published before any peer on the topic
+   * was known (a node just started, or its first offer changed as it met the mesh). It goes
+   * again as soon as one is; else peers would hold the offer before it, or none, until the
+   * next re-signing (tens of seconds to minutes), and lose the node if that one expired.
+   */
+  private unheard = false;
   private stopped = false;
   private discoveredAt = 0;
   /**
@@ -376,6 +383,9 @@ export class Mesh {
       const pubsub = this.pubsub!;
       pubsub.topicValidators.set(OFFERS_TOPIC, (peer, message) => this.validate(peer.toString(), message));
       pubsub.subscribe(OFFERS_TOPIC);
+      pubsub.addEventListener('subscription-change', (event) => {
+        if (this.unheard && event.detail.subscriptions.some((s) => s.topic === OFFERS_TOPIC && s.subscribe)) this.requestPublish();
+      });
     }
     node.addEventListener('peer:disconnect', () => {
       if (this.stopped || node.getPeers().length > 0 || this.cutOffSince !== undefined) return;
@@ -501,10 +511,12 @@ export class Mesh {
     try {
       const fields = await this.options.describe();
       const multiaddrs = this.multiaddrs;
-      if (options.onlyIfChanged && this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs })) return;
+      const same = this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs });
+      if (options.onlyIfChanged && same && !this.unheard) return;
       this.publishedAt = Date.now();
       this.own = await this.sign({ ...fields, multiaddrs }, this.ttlMs());
-      await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
+      const { recipients } = await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
+      this.unheard = recipients.length === 0;
     } catch (err) {
       this.log.warn(`publishing the offer failed: ${messageOf(err)}`);
     }
@@ -646,7 +658,8 @@ export class Mesh {
     try {
       stream = await this.openStream(peer, PROTOCOLS.offer, AbortSignal.timeout(BOOK_TIMEOUT_MS));
       const channel = jsonChannel(stream);
-      const request = { type: 'read', ...(since === undefined && this.own ? { offer: this.own } : {}), ...(since === undefined ? {} : { since }) };
+      const handedOver = since === undefined ? this.own : undefined;
+      const request = { type: 'read', ...(handedOver ? { offer: handedOver } : {}), ...(since === undefined ? {} : { since }) };
       await channel.write(request, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       let at: unknown;
       for (let pages = 1; ; pages++) {
@@ -658,6 +671,8 @@ export class Mesh {
         if (pages === MAX_BOOK_PAGES) throw new ProtocolError(`a book of more than ${MAX_BOOK_PAGES} pages`);
       }
       await stream.close();
+      // The peer has published it for this node: no need to publish it again.
+      if (handedOver !== undefined && handedOver === this.own) this.unheard = false;
       if (since === undefined && !this.options.client && typeof at === 'number') this.later(FOLLOW_UP_MS, () => this.readBook(peer, 1, at as number));
     } catch (err) {
       stream?.abort(err as Error);

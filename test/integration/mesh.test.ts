@@ -2,8 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LOCAL_IMAGE } from '../../src/executor/docker/engine.js';
+import { multiaddr } from '@multiformats/multiaddr';
+import { NoopExecutor } from '../../src/executor/noop/noop-executor.js';
 import { eventually } from '../helpers/docker.js';
 import { fundedAccount, startMeshNode, tempDir, type TestNode } from '../helpers/node.js';
+import { offersPeer } from '../helpers/peer.js';
 
 const image = LOCAL_IMAGE;
 const nodes: TestNode[] = [];
@@ -128,4 +131,26 @@ describe('mesh (in-process nodes, real Docker)', () => {
       small.client.submit({ image, command: 'true', resources: { memory: '256m' }, pin: true }),
     ).rejects.toThrow(/more than this node allows per job \(64m\)/);
   });
+
+  it('an offer published before the node knew any peer on the topic goes again once one subscribes, not at the next re-signing', async () => {
+    // Alone, its offer reaches nobody. A peer that only listens on the topic (no book to
+    // read, nothing handed over) then joins: it gets the offer within a second or so; the
+    // next re-signing comes 8 s or more after the first (a third of the 30 s ttl).
+    const lone = await startMeshNode({ executor: new NoopExecutor() });
+    nodes.push(lone);
+    const listener = await offersPeer();
+    try {
+      const heard: string[] = [];
+      listener.services.pubsub.addEventListener('message', (event) => {
+        heard.push(String((JSON.parse(new TextDecoder().decode(event.detail.data)) as { offer?: { peerId?: string } }).offer?.peerId));
+      });
+      const joined = Date.now();
+      await listener.dial(multiaddr(lone.node.peerMesh!.multiaddrs[0]!));
+      await eventually(async () => heard, (ids) => ids.includes(lone.node.id), 5_000);
+      expect(Date.now() - joined).toBeLessThan(5_000);
+    } finally {
+      await listener.stop();
+    }
+  });
 });
+
