@@ -73,6 +73,14 @@ const BOOK_READS_PER_TTL = 4;
  * two were still exchanging subscriptions), and would wait for its next publication.
  */
 const FOLLOW_UP_MS = 1_000;
+/**
+ * And once more, this share of an offer ttl after that: a node hears the topic from all
+ * sides only once its own links are made (the upkeep, 10 s apart), and a node joining with
+ * many others at once misses much before that, the re-signings of its fellow joiners among
+ * them. Their first offers, signed before they knew the mesh, live 30 s: without this, a
+ * joiner lost each such peer for tens of seconds at its first offer's expiry.
+ */
+const LATE_FOLLOW_UP = 0.5;
 /** How long a read waits for the reader's subscription to the topic (subscribed()). */
 const SUBSCRIPTION_WAIT_MS = 1_000;
 /** Offers of one peer accepted in a second; past it they are dropped (and their publisher, if it sent them itself, offends). */
@@ -648,9 +656,10 @@ export class Mesh {
 
   /**
    * Reads `peer`'s book: one request, answered in pages of BOOK_PAGE offers. This node's own
-   * offer goes with the request; the peer publishes it on the topic if it is new there.
+   * offer goes with the request; the peer publishes it on the topic if it is new there. Then,
+   * FOLLOW_UP_MS later and LATE_FOLLOW_UP of a ttl after that, what came to the peer since.
    */
-  private async readBook(peer: PeerId, attempt = 1, since?: number): Promise<void> {
+  private async readBook(peer: PeerId, attempt = 1, since?: number, followUp = 0): Promise<void> {
     if (!this.node || this.stopped) return;
     const id = peer.toString();
     this.read.set(id, Date.now());
@@ -673,7 +682,8 @@ export class Mesh {
       await stream.close();
       // The peer has published it for this node: no need to publish it again.
       if (handedOver !== undefined && handedOver === this.own) this.unheard = false;
-      if (since === undefined && !this.options.client && typeof at === 'number') this.later(FOLLOW_UP_MS, () => this.readBook(peer, 1, at as number));
+      const next = [FOLLOW_UP_MS, this.options.offerTtlMs * LATE_FOLLOW_UP][followUp];
+      if (next !== undefined && !this.options.client && typeof at === 'number') this.later(next, () => this.readBook(peer, 1, at as number, followUp + 1));
     } catch (err) {
       stream?.abort(err as Error);
       if (this.stopped) return;
@@ -681,7 +691,7 @@ export class Mesh {
       // A busy peer can miss the first read; else this node would wait for every offer's next publication.
       // A peer that sent what it should not is not asked again.
       const hostile = err instanceof ProtocolError && !(err instanceof StreamEndedError);
-      if (attempt < BOOK_ATTEMPTS && !hostile) this.later(500 * attempt, () => this.readBook(peer, attempt + 1, since));
+      if (attempt < BOOK_ATTEMPTS && !hostile) this.later(500 * attempt, () => this.readBook(peer, attempt + 1, since, followUp));
     }
   }
 
