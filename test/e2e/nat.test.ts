@@ -94,6 +94,23 @@ async function stop(node: NsNode | undefined): Promise<void> {
 
 const rootOnly = canBuildNamespaces() ? describe : describe.skip;
 
+/** A suite's hooks: the nodes' last lines when a test fails; the nodes stopped and the namespaces removed at the end. */
+function afterwards(current: () => { internet?: SimulatedInternet; pub?: NsNode; home1?: NsNode; home2?: NsNode }): void {
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      const { pub, home1, home2 } = current();
+      for (const [name, node] of [['public', pub], ['home 1', home1], ['home 2', home2]] as const) {
+        console.log(`--- ${name} node's last lines:\n${node?.output().split('\n').slice(-25).join('\n')}`);
+      }
+    });
+  });
+  afterAll(async () => {
+    const { internet, pub, home1, home2 } = current();
+    await Promise.all([home1, home2, pub].map(stop));
+    internet?.remove();
+  });
+}
+
 rootOnly('nodes behind NAT on a simulated internet', () => {
   let internet: SimulatedInternet;
   let pub: NsNode;
@@ -117,18 +134,7 @@ rootOnly('nodes behind NAT on a simulated internet', () => {
     ]);
   }, 60_000);
 
-  beforeEach(({ onTestFailed }) => {
-    onTestFailed(() => {
-      for (const [name, node] of [['public', pub], ['home 1', home1], ['home 2', home2]] as const) {
-        console.log(`--- ${name} node's last lines:\n${node?.output().split('\n').slice(-25).join('\n')}`);
-      }
-    });
-  });
-
-  afterAll(async () => {
-    await Promise.all([home1, home2, pub].map(stop));
-    internet?.remove();
-  });
+  afterwards(() => ({ internet, pub, home1, home2 }));
 
   it('the public node relays; each home node holds a slot on it, and they see each other\'s offers with the relayed address', async () => {
     const p = await eventually(() => status(pub), (s) => s.reachability?.relaying === true, 30_000);
@@ -247,18 +253,7 @@ rootOnly('a home node cut off from the internet, and back', () => {
     [home1, home2] = await Promise.all([0, 1].map((i) => startNode(internet.homeNs[i]!, tempDir(), ['--bootstrap', bootstrap], env))) as [NsNode, NsNode];
   }, 60_000);
 
-  beforeEach(({ onTestFailed }) => {
-    onTestFailed(() => {
-      for (const [name, node] of [['public', pub], ['home 1', home1], ['home 2', home2]] as const) {
-        console.log(`--- ${name} node's last lines:\n${node?.output().split('\n').slice(-25).join('\n')}`);
-      }
-    });
-  });
-
-  afterAll(async () => {
-    await Promise.all([home1, home2, pub].map(stop));
-    internet?.remove();
-  });
+  afterwards(() => ({ internet, pub, home1, home2 }));
 
   it('what changed on either side while it was away reaches the other side as soon as it is back', async () => {
     await eventually(() => peers(home1), (l) => relayedOffer(l, home2) !== undefined, 30_000);
