@@ -223,8 +223,8 @@ export class Mesh {
    */
   private readonly read = new Map<string, number>();
   /**
-   * Since when this node has had no peer (its link went down, or every peer left); undefined
-   * while it has one. Back, it reads the book of the first peer it meets, as a newcomer does:
+   * Since when this node has had no peer (its link went down, or every peer left), until it
+   * has read a book again. Back, it reads the book of the peers it meets, as a newcomer does:
    * it missed what the mesh published meanwhile, and the mesh what it published. Otherwise
    * both would learn it only at each offer's next re-signing, up to 20 min on a large mesh.
    */
@@ -396,7 +396,7 @@ export class Mesh {
       });
     }
     node.addEventListener('peer:disconnect', () => {
-      if (this.stopped || node.getPeers().length > 0 || this.cutOffSince !== undefined) return;
+      if (this.stopped || options.client || node.getPeers().length > 0 || this.cutOffSince !== undefined) return;
       this.cutOffSince = Date.now();
       this.log.warn('no peer left: cut off from the mesh until one is back');
     });
@@ -404,9 +404,9 @@ export class Mesh {
       const { peerId, protocols, connection } = event.detail;
       if (!protocols.includes(PROTOCOLS.offer)) return;
       const id = peerId.toString();
-      if (this.cutOffSince !== undefined && !options.client) {
+      // Until one such read succeeds, every peer that comes is read (a hostile first one may answer nothing).
+      if (this.cutOffSince !== undefined) {
         this.log.info(`back in touch with the mesh after ${Math.round((Date.now() - this.cutOffSince) / 1000)} s without a peer: reading the book of ${id}`);
-        this.cutOffSince = undefined;
         void this.readBook(peerId);
         return;
       }
@@ -519,7 +519,9 @@ export class Mesh {
     try {
       const fields = await this.options.describe();
       const multiaddrs = this.multiaddrs;
-      const same = this.own && offerTerms(this.own.offer) === offerTerms({ ...this.own.offer, ...fields, multiaddrs });
+      // As it would be signed: an offer that sheds images to fit differs from `fields` in them.
+      const candidate = this.own && fitted({ ...this.own.offer, ...fields, multiaddrs });
+      const same = candidate !== undefined && offerTerms(this.own!.offer) === offerTerms(candidate);
       if (options.onlyIfChanged && same && !this.unheard) return;
       this.publishedAt = Date.now();
       this.own = await this.sign({ ...fields, multiaddrs }, this.ttlMs());
@@ -662,13 +664,15 @@ export class Mesh {
   private async readBook(peer: PeerId, attempt = 1, since?: number, followUp = 0): Promise<void> {
     if (!this.node || this.stopped) return;
     const id = peer.toString();
+    // A follow-up only over a connection there is: a peer gone since is not dialled again at
+    // the addresses it gave (that is the upkeep's to do, by its rules).
+    if (since !== undefined && this.node.getConnections(peer).length === 0) return;
     this.read.set(id, Date.now());
     let stream: Stream | undefined;
     try {
       stream = await this.openStream(peer, PROTOCOLS.offer, AbortSignal.timeout(BOOK_TIMEOUT_MS));
       const channel = jsonChannel(stream);
-      const handedOver = since === undefined ? this.own : undefined;
-      const request = { type: 'read', ...(handedOver ? { offer: handedOver } : {}), ...(since === undefined ? {} : { since }) };
+      const request = { type: 'read', ...(since === undefined && this.own ? { offer: this.own } : {}), ...(since === undefined ? {} : { since }) };
       await channel.write(request, { signal: AbortSignal.timeout(BOOK_TIMEOUT_MS) });
       let at: unknown;
       for (let pages = 1; ; pages++) {
@@ -680,8 +684,7 @@ export class Mesh {
         if (pages === MAX_BOOK_PAGES) throw new ProtocolError(`a book of more than ${MAX_BOOK_PAGES} pages`);
       }
       await stream.close();
-      // The peer has published it for this node: no need to publish it again.
-      if (handedOver !== undefined && handedOver === this.own) this.unheard = false;
+      if (since === undefined) this.cutOffSince = undefined;
       const next = [FOLLOW_UP_MS, this.options.offerTtlMs * LATE_FOLLOW_UP][followUp];
       if (next !== undefined && !this.options.client && typeof at === 'number') this.later(next, () => this.readBook(peer, 1, at as number, followUp + 1));
     } catch (err) {
@@ -1080,7 +1083,9 @@ function gossipOptions(): Parameters<typeof gossipsub>[0] {
     ignoreDuplicatePublishError: true,
     runOnLimitedConnection: true,
     allowedTopics: [OFFERS_TOPIC],
-    maxInboundDataLength: MAX_OFFER_BYTES,
+    // A frame carries an offer (the validator holds it to MAX_OFFER_BYTES) with gossipsub's
+    // framing and any control messages sent along: an offer just under the cap must pass.
+    maxInboundDataLength: MAX_OFFER_BYTES + 16 * 1024,
     idontwantMinDataSize: 16 * 1024,
     D: GOSSIP_D,
     Dlo: GOSSIP_D / 2,

@@ -63,7 +63,7 @@ export class ReachabilityService implements Startable {
   private readonly holePunched = new Set<string>();
   private relays = new Set<string>();
   /**
-   * Relays this node chose to reserve a slot on (reserve()), until it loses the slot; only
+   * Relays this node chose to reserve a slot on (reserve()), until its connection to them ends; only
    * these carry relayed connections to it (onlyChosenRelays(), and the peer guard's gater),
    * and only their circuit addresses are advertised.
    */
@@ -117,6 +117,10 @@ export class ReachabilityService implements Startable {
     on('connection:open', (event) => this.opened(event.detail));
     on('connection:close', (event) => {
       this.holePunched.delete(event.detail.id);
+      // A slot lives on the connection to its relay: with the last one gone, the relay is
+      // chosen again only if reserve() takes it again.
+      const { remotePeer, id } = event.detail;
+      if (!this.components.connectionManager.getConnections(remotePeer).some((c) => c.id !== id && c.status === 'open')) this.chosen.delete(remotePeer.toString());
       this.evaluate();
     });
     on('self:peer:update', () => this.addressesChanged());
@@ -238,8 +242,6 @@ export class ReachabilityService implements Startable {
     for (const relay of now) if (!this.relays.has(relay)) this.init.log.info(`reachable through the relay ${relay}`);
     for (const relay of this.relays) {
       if (now.has(relay)) continue;
-      // Chosen again (reserve()) if it is still the one to take: until then it carries nothing.
-      this.chosen.delete(relay);
       this.init.log.warn(
         now.size > 0
           ? `lost the relay ${relay}; still reachable through ${[...now].join(', ')}`
