@@ -398,7 +398,7 @@ export class Mesh {
     node.addEventListener('peer:disconnect', () => {
       if (this.stopped || options.client || node.getPeers().length > 0 || this.cutOffSince !== undefined) return;
       this.cutOffSince = Date.now();
-      this.log.warn('no peer left: cut off from the mesh until one is back');
+      this.log.info('no peer left: cut off from the mesh until one is back');
     });
     node.addEventListener('peer:identify', (event) => {
       const { peerId, protocols, connection } = event.detail;
