@@ -520,9 +520,11 @@ export class Mesh {
       const fields = await this.options.describe();
       const multiaddrs = this.multiaddrs;
       // As it would be signed: an offer that sheds images to fit differs from `fields` in them.
-      const candidate = this.own && fitted({ ...this.own.offer, ...fields, multiaddrs });
-      const same = candidate !== undefined && offerTerms(this.own!.offer) === offerTerms(candidate);
-      if (options.onlyIfChanged && same && !this.unheard) return;
+      const unchanged = (own: Offer) => {
+        const candidate = fitted({ ...own, ...fields, multiaddrs });
+        return candidate !== undefined && offerTerms(own) === offerTerms(candidate);
+      };
+      if (options.onlyIfChanged && !this.unheard && this.own && unchanged(this.own.offer)) return;
       this.publishedAt = Date.now();
       this.own = await this.sign({ ...fields, multiaddrs }, this.ttlMs());
       const { recipients } = await this.pubsub!.publish(OFFERS_TOPIC, offerMessage(this.own));
